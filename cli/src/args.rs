@@ -1,0 +1,303 @@
+//! The command line as clap sees it: subcommands, flags, their help texts, and the parsers for
+//! values whose syntax clap cannot know (`--shape 64x48`, `--threads N ≥ 1`). Anything that needs
+//! the spec or a file to judge is left to the commands.
+
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use multiproj_compiler::{DType, Order};
+
+/// The spec language in brief; shown by `multiproj --help`.
+const LANGUAGE: &str = "\
+A spec names one norm per level of a tree of aggregates, outermost level first:
+
+    spec   := level ( \"of\" level )* ( \"<=\" R )?
+    level  := norm \"over\" axes
+    norm   := l1 | l2 | linf
+    axes   := dimN | dimsA..B (inclusive) | dimsA.. (to the last axis) | dimsA,B,...
+
+The levels' axes must be disjoint and cover every axis of the tensor. The innermost level
+reduces each group (e.g. each row) to one number; the next level reduces those, and so on.
+Projecting onto the ball of radius R of that multi-level norm zeroes, clips, scales or shrinks
+whole groups: structured sparsity in linear time.
+
+Example: `l1 over dim0 of linf over dim1` is the bi-level l1,inf norm of a matrix, the sum
+over rows of each row's largest |entry|; projecting a weight matrix onto its ball removes the
+weakest rows entirely:
+
+    multiproj project 'l1 over dim0 of linf over dim1' w.npy --radius 1 --output w1.npy --stats";
+
+/// Exit codes, shown after every help text.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  a data or I/O failure (unreadable or malformed .npy file, NaN or inf in the data, ...)
+  2  a bad spec or bad arguments
+  3  an internal error: a bug in multiproj (please report it)";
+
+/// multiproj: project tensors onto multi-level norm balls.
+#[derive(Debug, Parser)]
+#[command(
+    name = "multiproj",
+    version,
+    about = "Project tensors in .npy files onto multi-level norm balls (l1, l2, linf per level)",
+    long_about = LANGUAGE,
+    after_help = EXIT_CODES,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Project a tensor onto the ball of a multi-level norm and write the result.
+    #[command(
+        long_about = "Project a tensor onto the ball of radius R of a multi-level norm.\n\n\
+            The result keeps the input's shape, dtype (f32 or f64) and memory order (C or \
+            Fortran). It is written to a temporary file next to --output and renamed onto it \
+            on success: a failed run leaves no output and never touches the input. With \
+            --in-place the input file itself is overwritten; nothing is written if the data \
+            holds NaN or inf.",
+        after_help = concat!(
+            "Examples:\n",
+            "  multiproj project 'l1 over dim0 of linf over dim1' w.npy --radius 1 -o w1.npy\n",
+            "  multiproj project 'l1 over dim0 of l2 over dims1.. <= 0.5' w.npy --in-place --json\n\n",
+            "Exit codes: 0 success, 1 data or I/O failure, 2 bad spec or arguments, 3 internal error"
+        )
+    )]
+    Project(ProjectArgs),
+
+    /// Print the multi-level norm of a tensor.
+    #[command(
+        long_about = "Print the multi-level norm of a tensor: the number alone, in shortest \
+            round-trip form. A radius in the spec is ignored.",
+        after_help = concat!(
+            "Example:\n",
+            "  multiproj norm 'l1 over dim0 of linf over dim1' w.npy\n\n",
+            "Exit codes: 0 success, 1 data or I/O failure, 2 bad spec or arguments, 3 internal error"
+        )
+    )]
+    Norm(NormArgs),
+
+    /// Show how a spec is understood: syntax tree, and with --shape the IR, levels and plan.
+    #[command(after_help = concat!(
+        "Example:\n",
+        "  multiproj explain 'l1 over dim0 of linf over dims1..' --shape 64x48x3 --order f\n\n",
+        "Exit codes: 0 success, 2 bad spec or arguments, 3 internal error"
+    ))]
+    Explain(ExplainArgs),
+
+    /// Check that a spec is well formed and say which tensors it fits.
+    #[command(after_help = concat!(
+        "Example:\n",
+        "  multiproj check 'l1 over dim0 of linf over dim1'\n\n",
+        "Exit codes: 0 the spec is valid, 2 it is not, 3 internal error"
+    ))]
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(
+    ArgGroup::new("target")
+        .required(true)
+        .multiple(false)
+        .args(["output", "in_place"])
+))]
+pub struct ProjectArgs {
+    /// The projection spec, e.g. 'l1 over dim0 of linf over dim1' (quote it).
+    #[arg(value_name = "SPEC")]
+    pub spec: String,
+
+    /// The tensor to project: a .npy file holding little-endian f32 or f64.
+    #[arg(value_name = "INPUT.npy")]
+    pub input: PathBuf,
+
+    /// Where to write the result (replaced atomically if it exists).
+    #[arg(short, long, value_name = "OUT.npy")]
+    pub output: Option<PathBuf>,
+
+    /// Overwrite INPUT.npy with the result instead of writing a new file.
+    #[arg(long)]
+    pub in_place: bool,
+
+    /// The radius of the ball: a finite number ≥ 0. Required unless the spec ends in `<= R`.
+    #[arg(short, long, value_name = "R", allow_negative_numbers = true)]
+    pub radius: Option<f64>,
+
+    /// The backend that runs the passes over the data [default: the interpreter, until the jit
+    /// backend is built].
+    #[arg(long, value_name = "BACKEND", value_parser = ["jit", "interp"])]
+    pub backend: Option<String>,
+
+    /// Number of threads (at least 1) [default: one per core].
+    #[arg(long, value_name = "N", value_parser = parse_threads)]
+    pub threads: Option<usize>,
+
+    /// Run both backends and fail if they disagree (needs the jit backend).
+    #[arg(long)]
+    pub verify: bool,
+
+    /// Print statistics: norms before and after, what happened to the groups, nonzeros, time
+    /// per stage.
+    #[arg(long)]
+    pub stats: bool,
+
+    /// Print the statistics as one JSON object on stdout (implies --stats).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NormArgs {
+    /// The spec whose norm to compute, e.g. 'l1 over dim0 of linf over dim1'.
+    #[arg(value_name = "SPEC")]
+    pub spec: String,
+
+    /// The tensor: a .npy file holding little-endian f32 or f64.
+    #[arg(value_name = "INPUT.npy")]
+    pub input: PathBuf,
+
+    /// Print one JSON object: {"norm": …, "spec": …, "shape": …, "dtype": …}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The spec to explain.
+    #[arg(value_name = "SPEC")]
+    pub spec: String,
+
+    /// A tensor shape such as 64x48 (extents joined by `x`); shows the IR, the normalized
+    /// levels and the plan for it.
+    #[arg(long, value_name = "SHAPE", value_parser = parse_shape)]
+    pub shape: Option<Shape>,
+
+    /// Element type of the tensor.
+    #[arg(long, value_enum, default_value_t = DTypeArg::F64, requires = "shape")]
+    pub dtype: DTypeArg,
+
+    /// Memory order of the tensor: c (row-major) or f (Fortran, column-major).
+    #[arg(long, value_enum, default_value_t = OrderArg::C, requires = "shape")]
+    pub order: OrderArg,
+
+    /// Also show the Cranelift IR of the compiled kernels (needs the jit backend).
+    #[arg(long)]
+    pub clif: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The spec to check.
+    #[arg(value_name = "SPEC")]
+    pub spec: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DTypeArg {
+    F64,
+    F32,
+}
+
+impl From<DTypeArg> for DType {
+    fn from(d: DTypeArg) -> Self {
+        match d {
+            DTypeArg::F64 => DType::F64,
+            DTypeArg::F32 => DType::F32,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OrderArg {
+    C,
+    F,
+}
+
+impl From<OrderArg> for Order {
+    fn from(o: OrderArg) -> Self {
+        match o {
+            OrderArg::C => Order::C,
+            OrderArg::F => Order::F,
+        }
+    }
+}
+
+/// The extents of `--shape`. A newtype so that clap takes it as one value, not a list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shape(pub Vec<usize>);
+
+/// `--threads`: a positive integer.
+fn parse_threads(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("the number of threads must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err("expected a whole number of threads, at least 1".to_owned()),
+    }
+}
+
+/// `--shape`: extents joined by `x`, such as `64x48` or `10x3x3`. Zero extents are syntax the
+/// checker rejects with its own message (an empty tensor), so they pass here.
+pub(crate) fn parse_shape(text: &str) -> Result<Shape, String> {
+    const FORM: &str = "a shape is extents joined by `x`, such as 64x48 or 10x3x3";
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(format!("the shape is empty; {FORM}"));
+    }
+    text.split(['x', 'X'])
+        .map(|part| {
+            let part = part.trim();
+            if part.is_empty() {
+                return Err(format!("an extent is missing; {FORM}"));
+            }
+            if !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("`{part}` is not an extent; {FORM}"));
+            }
+            part.parse::<usize>()
+                .map_err(|_| format!("the extent {part} is too large"))
+        })
+        .collect::<Result<Vec<usize>, String>>()
+        .and_then(|shape| {
+            if shape.len() > multiproj_compiler::MAX_RANK {
+                Err(format!(
+                    "{} axes are too many: a tensor has at most {}",
+                    shape.len(),
+                    multiproj_compiler::MAX_RANK
+                ))
+            } else {
+                Ok(Shape(shape))
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn shapes() {
+        assert_eq!(parse_shape("64x48"), Ok(Shape(vec![64, 48])));
+        assert_eq!(parse_shape("7"), Ok(Shape(vec![7])));
+        assert_eq!(parse_shape("0x3"), Ok(Shape(vec![0, 3])));
+        assert!(parse_shape("64xx").is_err());
+        assert!(parse_shape("").is_err());
+        assert!(parse_shape("a").is_err());
+        assert!(parse_shape("-1x2").is_err());
+        assert!(parse_shape("99999999999999999999999").is_err());
+    }
+
+    #[test]
+    fn threads() {
+        assert_eq!(parse_threads("4"), Ok(4));
+        assert!(parse_threads("0").is_err());
+        assert!(parse_threads("-1").is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! The `multiproj` command-line interface.

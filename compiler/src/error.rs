@@ -1,0 +1,164 @@
+//! Errors of the check stage: a spec that cannot be bound to a tensor, or a bad radius.
+//! Every error that is about a place in the spec carries its span and renders with the spec
+//! underlined.
+
+use miette::{Diagnostic, NamedSource, SourceSpan};
+use multiproj_grammar::Span;
+use thiserror::Error;
+
+fn src(source: &str) -> NamedSource<String> {
+    NamedSource::new("spec", source.to_string())
+}
+
+#[derive(Debug, Error, Diagnostic)]
+pub enum CheckError {
+    #[error("axis {axis} is out of range for a rank-{rank} tensor")]
+    #[diagnostic(
+        code(multiproj::check::axis_out_of_range),
+        help("{}", axis_range_help(*rank))
+    )]
+    AxisOutOfRange {
+        axis: usize,
+        rank: usize,
+        #[source_code]
+        src: NamedSource<String>,
+        #[label("no axis {axis} here")]
+        span: SourceSpan,
+    },
+
+    #[error("axis {axis} is used twice")]
+    #[diagnostic(
+        code(multiproj::check::axis_used_twice),
+        help("the levels' axis sets must be disjoint: each axis belongs to exactly one level")
+    )]
+    AxisUsedTwice {
+        axis: usize,
+        #[source_code]
+        src: NamedSource<String>,
+        #[label("first use")]
+        first: SourceSpan,
+        #[label("used again here")]
+        second: SourceSpan,
+    },
+
+    #[error("axis {axis} of a rank-{rank} tensor is not covered")]
+    #[diagnostic(
+        code(multiproj::check::axis_not_covered),
+        help("every axis must belong to exactly one level; add axis {axis} to a level (e.g. `dims A,B` or `dims A..`)")
+    )]
+    AxisNotCovered {
+        axis: usize,
+        rank: usize,
+        #[source_code]
+        src: NamedSource<String>,
+        #[label("these levels leave axis {axis} out")]
+        span: SourceSpan,
+    },
+
+    #[error("this level names no axis: {reason}")]
+    #[diagnostic(code(multiproj::check::empty_level))]
+    EmptyLevel {
+        reason: String,
+        #[source_code]
+        src: NamedSource<String>,
+        #[label("empty")]
+        span: SourceSpan,
+    },
+
+    #[error("the radius is given twice: `<= {in_spec}` in the spec and {at_run_time} at run time")]
+    #[diagnostic(
+        code(multiproj::check::radius_given_twice),
+        help("drop one of them: either fix the radius in the spec or pass it at run time")
+    )]
+    RadiusGivenTwice {
+        in_spec: f64,
+        at_run_time: f64,
+        #[source_code]
+        src: NamedSource<String>,
+        #[label("radius fixed here")]
+        span: SourceSpan,
+    },
+
+    #[error("invalid radius {value}: a radius must be a finite, non-negative number")]
+    #[diagnostic(code(multiproj::check::invalid_radius))]
+    InvalidRadius {
+        value: f64,
+        #[source_code]
+        src: NamedSource<String>,
+        #[label("not a valid radius")]
+        span: Option<SourceSpan>,
+    },
+
+    #[error("no radius: the spec has no `<= R` and none was given at run time")]
+    #[diagnostic(
+        code(multiproj::check::missing_radius),
+        help("add `<= R` to the spec or pass a radius (`--radius R` on the command line)")
+    )]
+    MissingRadius,
+
+    #[error("the tensor has no elements (shape {shape:?})")]
+    #[diagnostic(code(multiproj::check::empty_tensor))]
+    EmptyTensor { shape: Vec<usize> },
+}
+
+fn axis_range_help(rank: usize) -> String {
+    match rank {
+        0 => "the tensor is a scalar: it has no axes".to_string(),
+        1 => "the tensor has one axis: 0".to_string(),
+        r => format!("the tensor has axes 0 to {}", r - 1),
+    }
+}
+
+impl CheckError {
+    pub(crate) fn out_of_range(source: &str, axis: usize, rank: usize, span: Span) -> Self {
+        CheckError::AxisOutOfRange {
+            axis,
+            rank,
+            src: src(source),
+            span: span.into(),
+        }
+    }
+
+    pub(crate) fn used_twice(source: &str, axis: usize, first: Span, second: Span) -> Self {
+        CheckError::AxisUsedTwice {
+            axis,
+            src: src(source),
+            first: first.into(),
+            second: second.into(),
+        }
+    }
+
+    pub(crate) fn not_covered(source: &str, axis: usize, rank: usize, span: Span) -> Self {
+        CheckError::AxisNotCovered {
+            axis,
+            rank,
+            src: src(source),
+            span: span.into(),
+        }
+    }
+
+    pub(crate) fn empty_level(source: &str, reason: String, span: Span) -> Self {
+        CheckError::EmptyLevel {
+            reason,
+            src: src(source),
+            span: span.into(),
+        }
+    }
+
+    pub(crate) fn invalid_radius(source: &str, value: f64, span: Option<Span>) -> Self {
+        CheckError::InvalidRadius {
+            value,
+            src: src(source),
+            span: span.map(Into::into),
+        }
+    }
+
+    pub(crate) fn radius_twice(source: &str, in_spec: f64, at_run_time: f64, span: Span) -> Self {
+        CheckError::RadiusGivenTwice {
+            in_spec,
+            at_run_time,
+            src: src(source),
+            span: span.into(),
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! The checked IR: a spec bound to one tensor. Every axis is resolved to a number, every level
+//! knows its axis set, and the sets are known to be disjoint and to cover the tensor.
+
+use std::fmt;
+
+use multiproj_grammar::{Norm, Span, Spanned};
+
+use crate::tensor::TensorInfo;
+
+/// One level of the checked spec: a norm over a sorted, non-empty set of axes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IrLevel {
+    pub norm: Norm,
+    /// Sorted ascending, never empty.
+    pub axes: Vec<usize>,
+    /// Where the level was written; for merged levels, the span covering all of them.
+    pub span: Span,
+}
+
+impl IrLevel {
+    /// Number of entries of one group at this level: the product of its axes' extents.
+    pub fn extent(&self, shape: &[usize]) -> usize {
+        self.axes.iter().map(|&a| shape[a]).product()
+    }
+}
+
+/// Axis sets print as `{0}`, `{1,2}`.
+pub(crate) struct AxisSet<'a>(pub &'a [usize]);
+
+impl fmt::Display for AxisSet<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("{")?;
+        for (i, a) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{a}")?;
+        }
+        f.write_str("}")
+    }
+}
+
+impl fmt::Display for IrLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} over {}", self.norm, AxisSet(&self.axes))
+    }
+}
+
+/// A spec bound to a tensor: levels outermost first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ir {
+    /// The spec text (spans point into it).
+    pub source: String,
+    pub tensor: TensorInfo,
+    pub levels: Vec<IrLevel>,
+    /// The radius fixed in the spec, already known to be finite and non-negative.
+    pub radius: Option<Spanned<f64>>,
+}
+
+/// Writes the multi-level norm as nested norms, innermost applied to `Y`:
+/// `l1{0}( linf{1}( Y ) )`.
+pub(crate) fn write_norm_formula(f: &mut fmt::Formatter<'_>, levels: &[IrLevel]) -> fmt::Result {
+    for l in levels {
+        write!(f, "{}{}( ", l.norm, AxisSet(&l.axes))?;
+    }
+    f.write_str("Y")?;
+    for _ in levels {
+        f.write_str(" )")?;
+    }
+    Ok(())
+}
+
+pub(crate) fn write_radius(f: &mut fmt::Formatter<'_>, radius: &Option<Spanned<f64>>) -> fmt::Result {
+    match radius {
+        Some(r) => write!(f, "radius {} (fixed in the spec)", r.node),
+        None => f.write_str("radius R (given at run time)"),
+    }
+}
+
+impl fmt::Display for Ir {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "ir for {}", self.tensor)?;
+        f.write_str("  norm(Y) = ")?;
+        write_norm_formula(f, &self.levels)?;
+        writeln!(f)?;
+        for (j, l) in self.levels.iter().enumerate() {
+            let extents: Vec<String> = l
+                .axes
+                .iter()
+                .map(|&a| self.tensor.shape[a].to_string())
+                .collect();
+            writeln!(
+                f,
+                "  level {}: {:<4} over axes {:<10} extent {:<12} @{}",
+                j + 1,
+                l.norm.to_string(),
+                AxisSet(&l.axes).to_string(),
+                format!("{} = {}", extents.join("x"), l.extent(&self.tensor.shape)),
+                l.span
+            )?;
+        }
+        f.write_str("  ")?;
+        write_radius(f, &self.radius)?;
+        writeln!(f)
+    }
+}

@@ -1,0 +1,20 @@
+//! The multiproj compiler: binds a parsed spec to a tensor ([`check`]), normalizes its levels
+//! with named rewrite rules ([`normalize`]), and plans the passes over the data ([`plan()`]).
+//!
+//! The stages gate each other: [`plan()`] takes an [`Ir`], which only [`check`] produces, so an
+//! unchecked spec cannot reach a backend.
+
+mod check;
+mod error;
+mod ir;
+pub mod normalize;
+mod plan;
+pub mod tensor;
+
+pub use check::{MAX_RANK, RankReq, check, check_shapeless, resolve_radius};
+pub use error::CheckError;
+pub use ir::{Ir, IrLevel};
+pub use multiproj_grammar::{Norm, Span, Spanned};
+pub use normalize::{Normalized, normalize};
+pub use plan::{ApplyOp, Loop, Plan, PlanLevel, Split, Stage, plan};
+pub use tensor::{DType, Order, TensorInfo};

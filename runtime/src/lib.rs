@@ -1,0 +1,15 @@
+//! The multiproj runtime: tensors in `.npy` files (memory-mapped, C and Fortran order, f32 and
+//! f64), the ball projections used on aggregates, the shared solve, and the backends that
+//! execute a [`multiproj_compiler::Plan`].
+
+pub mod balls;
+pub mod element;
+pub mod error;
+pub mod exec;
+pub mod interp;
+pub mod npy;
+pub mod solve;
+
+pub use element::Element;
+pub use error::DataError;
+pub use exec::{Backend, BackendError, Report, norm, project, project_in_place};

@@ -1,0 +1,1095 @@
+//! Tensors in `.npy` files, memory-mapped: [`NpyInput`] (read-only), [`NpyInPlace`]
+//! (read-write, for `--in-place`) and [`NpyOutput`] (a new file written atomically), all
+//! exposing the data as ndarray views ([`TensorView`], [`TensorViewMut`]) in the file's own
+//! memory order, C or Fortran, `f64` or `f32`.
+//!
+//! Headers are parsed and written by `ndarray-npy`; this module decides what multiproj accepts
+//! (little-endian `<f8`/`<f4`, exact file length, non-empty) and turns every refusal into a
+//! [`DataError`] that names the file. Zero-rank (scalar) arrays open fine; whether a spec can be
+//! applied to one is the checker's call.
+//!
+//! The header is parsed once, at open. Views are rebuilt from the remembered shape and data
+//! offset (with `ndarray-npy`'s [`ViewElement`], which checks length and alignment) instead of
+//! re-parsing the mapped header each time, so a header rewritten under us by another process
+//! cannot change the shape of a view.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use memmap2::{Mmap, MmapMut};
+use multiproj_compiler::{DType, Order, TensorInfo};
+use ndarray::{ArrayViewD, ArrayViewMutD, Dimension, IxDyn, ShapeBuilder};
+use ndarray_npy::npy::header::{Header, Layout, ParseHeaderError, ReadHeaderError};
+use ndarray_npy::{ViewDataError, ViewElement, ViewMutElement, WritableElement};
+
+use crate::DataError;
+
+const MAGIC: &[u8] = b"\x93NUMPY";
+
+/// A read-only view of a tensor's data, in the file's memory order.
+#[derive(Clone, Debug)]
+pub enum TensorView<'a> {
+    F32(ArrayViewD<'a, f32>),
+    F64(ArrayViewD<'a, f64>),
+}
+
+/// A writable view of a tensor's data, in the file's memory order.
+#[derive(Debug)]
+pub enum TensorViewMut<'a> {
+    F32(ArrayViewMutD<'a, f32>),
+    F64(ArrayViewMutD<'a, f64>),
+}
+
+impl TensorView<'_> {
+    /// Shape, strides (in elements, as ndarray reports them) and dtype.
+    pub fn info(&self) -> TensorInfo {
+        match self {
+            TensorView::F32(a) => info_of(a.shape(), a.strides(), DType::F32),
+            TensorView::F64(a) => info_of(a.shape(), a.strides(), DType::F64),
+        }
+    }
+
+    pub fn dtype(&self) -> DType {
+        match self {
+            TensorView::F32(_) => DType::F32,
+            TensorView::F64(_) => DType::F64,
+        }
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            TensorView::F32(a) => a.shape(),
+            TensorView::F64(a) => a.shape(),
+        }
+    }
+
+    /// `Err(NonFinite)` naming the first NaN or ±inf in C (row-major) index order.
+    ///
+    /// The scan runs in memory order; only when it finds something is the tensor searched again
+    /// in index order, so that the reported index does not depend on the file's layout.
+    pub fn check_finite(&self) -> Result<(), DataError> {
+        match self {
+            TensorView::F32(a) => first_non_finite(a),
+            TensorView::F64(a) => first_non_finite(a),
+        }
+    }
+}
+
+impl TensorViewMut<'_> {
+    pub fn info(&self) -> TensorInfo {
+        self.view().info()
+    }
+
+    pub fn dtype(&self) -> DType {
+        match self {
+            TensorViewMut::F32(_) => DType::F32,
+            TensorViewMut::F64(_) => DType::F64,
+        }
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            TensorViewMut::F32(a) => a.shape(),
+            TensorViewMut::F64(a) => a.shape(),
+        }
+    }
+
+    /// A read-only view of the same data.
+    pub fn view(&self) -> TensorView<'_> {
+        match self {
+            TensorViewMut::F32(a) => TensorView::F32(a.view()),
+            TensorViewMut::F64(a) => TensorView::F64(a.view()),
+        }
+    }
+
+    /// Copies `src` element by element (by index, whatever the two memory orders are).
+    /// Shapes and dtypes must match exactly: ndarray would otherwise broadcast a smaller source.
+    pub fn assign(&mut self, src: &TensorView<'_>) -> Result<(), DataError> {
+        if self.shape() != src.shape() {
+            return Err(DataError::ShapeMismatch {
+                expected: src.shape().to_vec(),
+                found: self.shape().to_vec(),
+            });
+        }
+        match (self, src) {
+            (TensorViewMut::F32(d), TensorView::F32(s)) => d.assign(s),
+            (TensorViewMut::F64(d), TensorView::F64(s)) => d.assign(s),
+            (d, s) => {
+                return Err(DataError::DTypeMismatch {
+                    expected: s.dtype(),
+                    found: d.dtype(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn info_of(shape: &[usize], strides: &[isize], dtype: DType) -> TensorInfo {
+    TensorInfo {
+        shape: shape.to_vec(),
+        strides: strides.to_vec(),
+        dtype,
+    }
+}
+
+fn first_non_finite<T: Copy + Into<f64>>(a: &ArrayViewD<'_, T>) -> Result<(), DataError> {
+    let finite = |x: &T| (*x).into().is_finite();
+    let all_finite = match a.as_slice_memory_order() {
+        Some(s) => s.iter().all(finite),
+        None => a.iter().all(finite),
+    };
+    if all_finite {
+        return Ok(());
+    }
+    match a.indexed_iter().find(|(_, x)| !finite(x)) {
+        Some((index, &value)) => Err(DataError::NonFinite {
+            index: index.as_array_view().to_vec(),
+            value: value.into(),
+        }),
+        None => Err(DataError::Internal(
+            "a non-finite value was seen in memory order but not in index order".into(),
+        )),
+    }
+}
+
+/// What the header says, checked against the bytes: enough to rebuild a view without
+/// re-parsing.
+#[derive(Clone, Debug)]
+struct Stored {
+    /// Kept whole because `ViewElement` wants the header's type descriptor.
+    header: Header,
+    dtype: DType,
+    data_offset: usize,
+    len: usize,
+}
+
+impl Stored {
+    /// Parses and checks the header of the mapped file `bytes`, in the order a user would fix
+    /// things: is it an .npy at all, is the dtype usable, does the length match, is there data.
+    fn parse(path: &Path, bytes: &[u8]) -> Result<Self, DataError> {
+        let not_npy = |reason: String| DataError::NotNpy {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if bytes.is_empty() {
+            return Err(not_npy("the file is empty".into()));
+        }
+        if !bytes.starts_with(MAGIC) {
+            return Err(not_npy(if bytes.starts_with(b"PK\x03\x04") {
+                "it is a zip archive (an .npz?); save the array alone with numpy.save".into()
+            } else {
+                "it does not start with the .npy magic string \\x93NUMPY".into()
+            }));
+        }
+        let mut rest = bytes;
+        let header = Header::from_reader(&mut rest).map_err(|e| match e {
+            ReadHeaderError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                not_npy("its header is cut short".into())
+            }
+            ReadHeaderError::Io(e) => not_npy(format!("its header cannot be read ({e})")),
+            ReadHeaderError::Parse(ParseHeaderError::Version { major, minor }) => not_npy(format!(
+                "it uses .npy format version {major}.{minor}, which multiproj does not know"
+            )),
+            ReadHeaderError::Parse(e) => not_npy(format!("its header cannot be parsed ({e})")),
+        })?;
+        let data_offset = bytes.len() - rest.len();
+
+        let dtype = match header.type_descriptor.as_string().map(String::as_str) {
+            Some("<f8") => DType::F64,
+            Some("<f4") => DType::F32,
+            other => {
+                return Err(DataError::UnsupportedDtype {
+                    path: path.to_path_buf(),
+                    descr: match other {
+                        Some(s) => s.to_owned(),
+                        // A structured dtype: show the Python literal from the header.
+                        None => header.type_descriptor.to_string(),
+                    },
+                });
+            }
+        };
+
+        let too_large = || DataError::TooLarge {
+            what: format!("'{}'", path.display()),
+            shape: header.shape.clone(),
+        };
+        let len = element_count(&header.shape, dtype).ok_or_else(too_large)?;
+        let data_bytes = len * dtype.size();
+        let expected = data_offset.checked_add(data_bytes).ok_or_else(too_large)?;
+        if bytes.len() < expected {
+            return Err(DataError::Truncated {
+                path: path.to_path_buf(),
+                expected_bytes: expected as u64,
+                actual_bytes: bytes.len() as u64,
+            });
+        }
+        if bytes.len() > expected {
+            return Err(DataError::ExtraBytes {
+                path: path.to_path_buf(),
+                extra: (bytes.len() - expected) as u64,
+            });
+        }
+        if len == 0 {
+            return Err(DataError::Empty {
+                what: format!("'{}'", path.display()),
+                shape: header.shape,
+            });
+        }
+        Ok(Stored {
+            header,
+            dtype,
+            data_offset,
+            len,
+        })
+    }
+
+    /// The header of a new file.
+    fn new_output(
+        target: &Path,
+        dtype: DType,
+        shape: &[usize],
+        order: Order,
+    ) -> Result<(Self, Vec<u8>), DataError> {
+        let header = Header {
+            type_descriptor: match dtype {
+                DType::F64 => f64::type_descriptor(),
+                DType::F32 => f32::type_descriptor(),
+            },
+            layout: match order {
+                Order::F => Layout::Fortran,
+                Order::C | Order::Strided => Layout::Standard,
+            },
+            shape: shape.to_vec(),
+        };
+        let bytes = header.to_bytes().map_err(|e| {
+            DataError::Internal(format!(
+                "cannot format an .npy header for shape {shape:?}: {e}"
+            ))
+        })?;
+        let too_large = || DataError::TooLarge {
+            what: format!("the output '{}'", target.display()),
+            shape: shape.to_vec(),
+        };
+        let len = element_count(shape, dtype).ok_or_else(too_large)?;
+        bytes
+            .len()
+            .checked_add(len * dtype.size())
+            .ok_or_else(too_large)?;
+        let stored = Stored {
+            header,
+            dtype,
+            data_offset: bytes.len(),
+            len,
+        };
+        Ok((stored, bytes))
+    }
+
+    fn total_bytes(&self) -> usize {
+        self.data_offset + self.len * self.dtype.size()
+    }
+
+    fn order(&self) -> Order {
+        if self.header.layout.is_fortran() {
+            Order::F
+        } else {
+            Order::C
+        }
+    }
+
+    fn dim(&self) -> ndarray::Shape<IxDyn> {
+        IxDyn(&self.header.shape).set_f(self.header.layout.is_fortran())
+    }
+
+    /// The view of the data in `bytes` (the whole file). Fails only on misalignment (checked
+    /// once, at open; the mapping's address and length never change afterwards) or a
+    /// non-native byte order.
+    fn try_view<'a>(&self, path: &Path, bytes: &'a [u8]) -> Result<TensorView<'a>, DataError> {
+        let data = &bytes[self.data_offset..];
+        let descr = &self.header.type_descriptor;
+        let err = |e| self.view_error(path, e);
+        Ok(match self.dtype {
+            DType::F64 => TensorView::F64(
+                ArrayViewD::from_shape(
+                    self.dim(),
+                    f64::bytes_as_slice(data, descr, self.len).map_err(err)?,
+                )
+                .map_err(|e| DataError::Internal(format!("npy view: {e}")))?,
+            ),
+            DType::F32 => TensorView::F32(
+                ArrayViewD::from_shape(
+                    self.dim(),
+                    f32::bytes_as_slice(data, descr, self.len).map_err(err)?,
+                )
+                .map_err(|e| DataError::Internal(format!("npy view: {e}")))?,
+            ),
+        })
+    }
+
+    fn try_view_mut<'a>(
+        &self,
+        path: &Path,
+        bytes: &'a mut [u8],
+    ) -> Result<TensorViewMut<'a>, DataError> {
+        let data = &mut bytes[self.data_offset..];
+        let descr = &self.header.type_descriptor;
+        let err = |e| self.view_error(path, e);
+        Ok(match self.dtype {
+            DType::F64 => TensorViewMut::F64(
+                ArrayViewMutD::from_shape(
+                    self.dim(),
+                    f64::bytes_as_mut_slice(data, descr, self.len).map_err(err)?,
+                )
+                .map_err(|e| DataError::Internal(format!("npy view: {e}")))?,
+            ),
+            DType::F32 => TensorViewMut::F32(
+                ArrayViewMutD::from_shape(
+                    self.dim(),
+                    f32::bytes_as_mut_slice(data, descr, self.len).map_err(err)?,
+                )
+                .map_err(|e| DataError::Internal(format!("npy view: {e}")))?,
+            ),
+        })
+    }
+
+    fn view_error(&self, path: &Path, e: ViewDataError) -> DataError {
+        match e {
+            ViewDataError::Misaligned => DataError::Misaligned {
+                path: path.to_path_buf(),
+                offset: self.data_offset,
+                align: self.dtype.size(),
+            },
+            // Only on a big-endian machine, where '<f8' is foreign.
+            ViewDataError::NonNativeEndian => DataError::UnsupportedDtype {
+                path: path.to_path_buf(),
+                descr: self.header.type_descriptor.to_string(),
+            },
+            e => DataError::Internal(format!(
+                "viewing '{}' after its header was checked: {e}",
+                path.display()
+            )),
+        }
+    }
+}
+
+/// Number of elements, if it and its size in bytes fit in `isize` (ndarray's limit).
+fn element_count(shape: &[usize], dtype: DType) -> Option<usize> {
+    let len = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))?;
+    let bytes = len.checked_mul(dtype.size())?;
+    (bytes <= isize::MAX as usize).then_some(len)
+}
+
+fn io_error(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> DataError {
+    let path = path.to_path_buf();
+    move |source| DataError::Io {
+        path,
+        action,
+        source,
+    }
+}
+
+/// Refuses directories before mapping: mmap on one fails with an unhelpful "No such device".
+fn check_regular_file(path: &Path, file: &File) -> Result<(), DataError> {
+    let meta = file
+        .metadata()
+        .map_err(io_error(path, "read the metadata of"))?;
+    if meta.is_dir() {
+        return Err(DataError::NotNpy {
+            path: path.to_path_buf(),
+            reason: "it is a directory".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The message for a `try_view` that succeeded at open and failed later, which the fixed
+/// address and length of the mapping rule out.
+const VIEW_INVARIANT: &str =
+    "the view was checked at open and the mapping's address and length cannot change";
+
+/// An `.npy` file mapped read-only.
+#[derive(Debug)]
+pub struct NpyInput {
+    map: Mmap,
+    stored: Stored,
+    path: PathBuf,
+}
+
+impl NpyInput {
+    /// Opens and maps `path`, checking the header, the dtype (`<f8` or `<f4`), the file length
+    /// and that the tensor has elements.
+    pub fn open(path: &Path) -> Result<Self, DataError> {
+        let file = File::open(path).map_err(io_error(path, "open"))?;
+        check_regular_file(path, &file)?;
+        // SAFETY: the mapping is only read, through `&[u8]` and views borrowed from `self`.
+        // Another process could still modify or truncate the file while it is mapped; Rust
+        // cannot rule that out. We assume it does not — the usual contract of mmap'd tensor
+        // files (NumPy's mmap_mode, too). If it happens, values read may be torn or change
+        // mid-run (every bit pattern is a valid f32/f64, so this yields wrong numbers, not
+        // invalid ones) and a truncation makes reads past the new end fault with SIGBUS. The
+        // shape and offset are remembered from open, so header changes cannot alter a view.
+        let map = unsafe { Mmap::map(&file) }.map_err(io_error(path, "memory-map"))?;
+        let stored = Stored::parse(path, &map)?;
+        stored.try_view(path, &map)?;
+        Ok(NpyInput {
+            map,
+            stored,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.stored.dtype
+    }
+
+    /// The order the header declares (`fortran_order`), which the output keeps.
+    pub fn order(&self) -> Order {
+        self.stored.order()
+    }
+
+    pub fn info(&self) -> TensorInfo {
+        self.view().info()
+    }
+
+    pub fn view(&self) -> TensorView<'_> {
+        self.stored
+            .try_view(&self.path, &self.map)
+            .expect(VIEW_INVARIANT)
+    }
+}
+
+/// An `.npy` file mapped read-write: the projection overwrites the input (`--in-place`).
+#[derive(Debug)]
+pub struct NpyInPlace {
+    map: MmapMut,
+    stored: Stored,
+    path: PathBuf,
+}
+
+impl NpyInPlace {
+    /// Opens `path` for reading and writing and maps it, with the checks of [`NpyInput::open`].
+    pub fn open(path: &Path) -> Result<Self, DataError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io_error(path, "open for writing"))?;
+        check_regular_file(path, &file)?;
+        // SAFETY: as in `NpyInput::open`, we assume no other process modifies or truncates the
+        // file while it is mapped (a truncation would make accesses fault with SIGBUS;
+        // concurrent writes would race with ours and leave a mix of values, never invalid
+        // ones, since every bit pattern is a valid float). Within this process the map is
+        // reached only through `&mut self`, so our own views never alias.
+        let mut map = unsafe { MmapMut::map_mut(&file) }.map_err(io_error(path, "memory-map"))?;
+        let stored = Stored::parse(path, &map)?;
+        stored.try_view_mut(path, &mut map)?;
+        Ok(NpyInPlace {
+            map,
+            stored,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.stored.dtype
+    }
+
+    pub fn order(&self) -> Order {
+        self.stored.order()
+    }
+
+    pub fn info(&self) -> TensorInfo {
+        self.view().info()
+    }
+
+    pub fn view(&self) -> TensorView<'_> {
+        self.stored
+            .try_view(&self.path, &self.map)
+            .expect(VIEW_INVARIANT)
+    }
+
+    pub fn view_mut(&mut self) -> TensorViewMut<'_> {
+        self.stored
+            .try_view_mut(&self.path, &mut self.map)
+            .expect(VIEW_INVARIANT)
+    }
+
+    /// Writes the changes back to the file and waits for the write to finish, so that an I/O
+    /// error (a full disk, a vanished network share) is reported instead of lost.
+    pub fn flush(self) -> Result<(), DataError> {
+        self.map.flush().map_err(io_error(&self.path, "write"))
+    }
+}
+
+/// A new `.npy` file, built in a temporary file next to its target and renamed onto the target
+/// by [`commit`](Self::commit). Dropped without `commit`, it removes the temporary file: a
+/// failed run leaves neither a partial output nor a changed target.
+#[derive(Debug)]
+pub struct NpyOutput {
+    // Declared before `temp` so that it is unmapped before the file is deleted (which Windows
+    // requires).
+    map: MmapMut,
+    temp: tempfile::NamedTempFile,
+    stored: Stored,
+    target: PathBuf,
+}
+
+impl NpyOutput {
+    /// Creates a temporary file `.multiproj-*.npy.tmp` in `target`'s directory (so the final
+    /// rename stays within one filesystem and is atomic), writes the header for `dtype`,
+    /// `shape` and `order` (`Order::Strided` is written in C order), sizes the file and maps it.
+    /// The data starts zeroed.
+    pub fn create(
+        target: &Path,
+        dtype: DType,
+        shape: &[usize],
+        order: Order,
+    ) -> Result<Self, DataError> {
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let (stored, header) = Stored::new_output(target, dtype, shape, order)?;
+
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".multiproj-").suffix(".npy.tmp");
+        // The file becomes the user's output: give it the mode a newly created file gets
+        // (0o666 less the umask), not tempfile's private 0o600.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o666));
+        }
+        let mut temp = builder
+            .tempfile_in(dir)
+            .map_err(io_error(dir, "create a temporary file in"))?;
+        temp.as_file_mut()
+            .write_all(&header)
+            .map_err(io_error(target, "write the header of"))?;
+        // The data region is left sparse; pages are allocated as the map is written. On a full
+        // disk that write faults (SIGBUS) instead of returning an error — the price of writing
+        // through a map; preallocating would mean writing every byte twice.
+        temp.as_file()
+            .set_len(stored.total_bytes() as u64)
+            .map_err(io_error(target, "allocate space for"))?;
+        // SAFETY: the file was just created by us with a fresh random name (O_EXCL) and is
+        // reached only through this struct, so the only writer is this process, through `&mut
+        // self`. Another process would have to find and open the hidden temporary file on
+        // purpose to modify or truncate it; we assume none does (truncation would fault with
+        // SIGBUS; writes would only mix values).
+        let mut map =
+            unsafe { MmapMut::map_mut(temp.as_file()) }.map_err(io_error(target, "memory-map"))?;
+        stored.try_view_mut(target, &mut map)?;
+        Ok(NpyOutput {
+            map,
+            temp,
+            stored,
+            target: target.to_path_buf(),
+        })
+    }
+
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    pub fn info(&self) -> TensorInfo {
+        self.view().info()
+    }
+
+    pub fn view(&self) -> TensorView<'_> {
+        self.stored
+            .try_view(&self.target, &self.map)
+            .expect(VIEW_INVARIANT)
+    }
+
+    /// The output's data, in the requested shape and order.
+    pub fn view_mut(&mut self) -> TensorViewMut<'_> {
+        self.stored
+            .try_view_mut(&self.target, &mut self.map)
+            .expect(VIEW_INVARIANT)
+    }
+
+    /// Flushes the data to disk and renames the file onto the target, replacing any file
+    /// there. On error the temporary file is removed and the target is left as it was.
+    pub fn commit(self) -> Result<(), DataError> {
+        let NpyOutput {
+            map, temp, target, ..
+        } = self;
+        map.flush().map_err(io_error(&target, "write"))?;
+        drop(map);
+        // Durable before visible: after a crash the target is the old file or the whole new one.
+        temp.as_file()
+            .sync_all()
+            .map_err(io_error(&target, "write"))?;
+        temp.persist(&target).map_err(|e| DataError::Io {
+            path: target,
+            action: "rename a temporary file onto",
+            source: e.error,
+        })?;
+        Ok(())
+    }
+}
+
+/// Writes `view` to `target` atomically (see [`NpyOutput`]), in Fortran order if the view is
+/// Fortran-contiguous and not C-contiguous, in C order otherwise.
+pub fn write_npy_atomic(target: &Path, view: TensorView<'_>) -> Result<(), DataError> {
+    let order = match view.info().order() {
+        Order::F => Order::F,
+        Order::C | Order::Strided => Order::C,
+    };
+    let mut out = NpyOutput::create(target, view.dtype(), view.shape(), order)?;
+    out.view_mut().assign(&view)?;
+    out.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{ArrayD, s};
+    use ndarray_npy::{read_npy, write_npy};
+    use std::fs;
+
+    const SHAPES: &[&[usize]] = &[&[7], &[3, 5], &[2, 3, 4], &[2, 1, 3, 2], &[1, 6]];
+
+    fn sample(shape: &[usize], fortran: bool) -> ArrayD<f64> {
+        let mut k = 0.0;
+        let mut a = ArrayD::zeros(IxDyn(shape).set_f(fortran));
+        // Distinct values in index order, so any transposition shows.
+        for x in a.iter_mut() {
+            k += 1.0;
+            *x = k * 0.5 - 3.0;
+        }
+        a
+    }
+
+    /// An .npy file with a hand-written header, for dtypes ndarray-npy would not write.
+    fn raw_npy(descr: &str, shape: &[usize], data_len: usize) -> Vec<u8> {
+        let shape = match shape {
+            [n] => format!("({n},)"),
+            _ => format!(
+                "({})",
+                shape
+                    .iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        let unpadded = MAGIC.len() + 4 + dict.len() + 1;
+        let header_len = dict.len() + 1 + (64 - unpadded % 64) % 64;
+        let mut out = MAGIC.to_vec();
+        out.extend([1, 0]);
+        out.extend((header_len as u16).to_le_bytes());
+        out.extend(dict.bytes());
+        out.resize(MAGIC.len() + 4 + header_len - 1, b' ');
+        out.push(b'\n');
+        out.resize(out.len() + data_len, 0);
+        out
+    }
+
+    fn open_err(bytes: &[u8]) -> DataError {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.npy");
+        fs::write(&path, bytes).unwrap();
+        let err = NpyInput::open(&path).unwrap_err();
+        // The read-write path makes the same decisions.
+        assert_eq!(
+            NpyInPlace::open(&path).unwrap_err().to_string(),
+            err.to_string()
+        );
+        err
+    }
+
+    #[test]
+    fn opens_what_ndarray_npy_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        for &shape in SHAPES {
+            for fortran in [false, true] {
+                let a = sample(shape, fortran);
+                let p64 = dir.path().join("a64.npy");
+                let p32 = dir.path().join("a32.npy");
+                write_npy(&p64, &a).unwrap();
+                write_npy(&p32, &a.mapv(|x| x as f32)).unwrap();
+
+                let f = NpyInput::open(&p64).unwrap();
+                let TensorView::F64(v) = f.view() else {
+                    panic!("dtype")
+                };
+                assert_eq!(v, a);
+                assert_eq!(v.strides(), a.strides());
+                assert_eq!(f.order(), if fortran { Order::F } else { Order::C });
+                assert_eq!(f.info(), info_of(a.shape(), a.strides(), DType::F64));
+                assert_eq!(f.dtype(), DType::F64);
+                assert_eq!(f.path(), p64);
+
+                let f = NpyInput::open(&p32).unwrap();
+                let TensorView::F32(v) = f.view() else {
+                    panic!("dtype")
+                };
+                assert_eq!(v, a.mapv(|x| x as f32));
+                assert_eq!(f.info().dtype, DType::F32);
+                assert_eq!(f.info().strides, a.strides());
+            }
+        }
+    }
+
+    #[test]
+    fn output_round_trip_in_both_orders() {
+        let dir = tempfile::tempdir().unwrap();
+        for &shape in SHAPES {
+            for order in [Order::C, Order::F] {
+                let a = sample(shape, order == Order::F);
+                let target = dir.path().join("out.npy");
+                for dtype in [DType::F64, DType::F32] {
+                    let mut out = NpyOutput::create(&target, dtype, shape, order).unwrap();
+                    assert_eq!(out.target(), target);
+                    assert_eq!(out.info(), TensorInfo::with_order(shape, dtype, order));
+                    let a32 = a.mapv(|x| x as f32);
+                    let src = match dtype {
+                        DType::F64 => TensorView::F64(a.view()),
+                        DType::F32 => TensorView::F32(a32.view()),
+                    };
+                    out.view_mut().assign(&src).unwrap();
+                    out.commit().unwrap();
+                    match dtype {
+                        DType::F64 => assert_eq!(read_npy::<_, ArrayD<f64>>(&target).unwrap(), a),
+                        DType::F32 => assert_eq!(read_npy::<_, ArrayD<f32>>(&target).unwrap(), a32),
+                    }
+                    let back = NpyInput::open(&target).unwrap();
+                    assert_eq!(back.order(), order);
+                    assert_eq!(back.info().strides, a.strides());
+                }
+            }
+        }
+        // Only the target is left: no temporary files.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn dropping_an_output_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.npy");
+        let mut out = NpyOutput::create(&target, DType::F64, &[4, 4], Order::C).unwrap();
+        let TensorViewMut::F64(mut v) = out.view_mut() else {
+            panic!("dtype")
+        };
+        v.fill(1.0);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        drop(out);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+
+        // An existing target is untouched until commit, and untouched if there is none.
+        fs::write(&target, b"old").unwrap();
+        drop(NpyOutput::create(&target, DType::F32, &[2], Order::C).unwrap());
+        assert_eq!(fs::read(&target).unwrap(), b"old");
+    }
+
+    #[test]
+    fn output_files_get_ordinary_permissions() {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let dir = tempfile::tempdir().unwrap();
+            let plain = dir.path().join("plain");
+            fs::write(&plain, b"").unwrap();
+            let target = dir.path().join("out.npy");
+            NpyOutput::create(&target, DType::F64, &[1], Order::C)
+                .unwrap()
+                .commit()
+                .unwrap();
+            let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&target), mode(&plain));
+        }
+    }
+
+    #[test]
+    fn write_npy_atomic_keeps_the_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("w.npy");
+        let f = sample(&[3, 4], true);
+        write_npy_atomic(&target, TensorView::F64(f.view())).unwrap();
+        let back = NpyInput::open(&target).unwrap();
+        assert_eq!(back.order(), Order::F);
+        assert_eq!(read_npy::<_, ArrayD<f64>>(&target).unwrap(), f);
+
+        // A strided view (every other column) is written in C order.
+        let c = sample(&[3, 4], false);
+        let strided = c.slice(s![.., ..;2]).into_dyn();
+        write_npy_atomic(&target, TensorView::F64(strided.view())).unwrap();
+        let back = NpyInput::open(&target).unwrap();
+        assert_eq!(back.order(), Order::C);
+        assert_eq!(read_npy::<_, ArrayD<f64>>(&target).unwrap(), strided);
+    }
+
+    #[test]
+    fn in_place_writes_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.npy");
+        let a = sample(&[2, 3], true);
+        write_npy(&path, &a.mapv(|x| x as f32)).unwrap();
+        let mut f = NpyInPlace::open(&path).unwrap();
+        assert_eq!(f.order(), Order::F);
+        assert_eq!(f.info().dtype, DType::F32);
+        assert_eq!(f.path(), path);
+        let TensorViewMut::F32(mut v) = f.view_mut() else {
+            panic!("dtype")
+        };
+        v.mapv_inplace(|x| 2.0 * x);
+        f.flush().unwrap();
+        assert_eq!(
+            read_npy::<_, ArrayD<f32>>(&path).unwrap(),
+            a.mapv(|x| 2.0 * x as f32)
+        );
+    }
+
+    #[test]
+    fn scalars_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.npy");
+        write_npy(&path, &ndarray::arr0(2.5f64)).unwrap();
+        let f = NpyInput::open(&path).unwrap();
+        assert_eq!(f.info().shape, Vec::<usize>::new());
+        let TensorView::F64(v) = f.view() else {
+            panic!("dtype")
+        };
+        assert_eq!(v.iter().copied().collect::<Vec<_>>(), [2.5]);
+    }
+
+    #[test]
+    fn truncated_and_extra_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.npy");
+        write_npy(&path, &sample(&[4, 4], false)).unwrap();
+        let full = fs::read(&path).unwrap();
+        assert_eq!(full.len(), 128 + 16 * 8);
+
+        match open_err(&full[..full.len() - 3]) {
+            DataError::Truncated {
+                expected_bytes: 256,
+                actual_bytes: 253,
+                ..
+            } => {}
+            e => panic!("{e:?}"),
+        }
+        let mut longer = full.clone();
+        longer.extend([0; 5]);
+        let e = open_err(&longer);
+        assert!(matches!(e, DataError::ExtraBytes { extra: 5, .. }), "{e:?}");
+        assert!(
+            e.to_string()
+                .ends_with("has 5 unexpected bytes after the data its header describes")
+        );
+
+        // Cut inside the header.
+        let e = open_err(&full[..20]);
+        assert!(
+            e.to_string()
+                .ends_with("is not a .npy file: its header is cut short"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn not_npy_files() {
+        for (bytes, reason) in [
+            (&b""[..], "the file is empty"),
+            (
+                b"hello world",
+                "it does not start with the .npy magic string",
+            ),
+            (b"PK\x03\x04rest", "it is a zip archive"),
+        ] {
+            let e = open_err(bytes);
+            assert!(matches!(e, DataError::NotNpy { .. }), "{e:?}");
+            assert!(e.to_string().contains(reason), "{e}");
+        }
+        let mut bad_version = raw_npy("<f8", &[1], 8);
+        bad_version[6] = 9;
+        assert!(
+            open_err(&bad_version)
+                .to_string()
+                .contains("format version 9.0")
+        );
+        let mut bad_dict = raw_npy("<f8", &[1], 8);
+        bad_dict[10] = b'[';
+        assert!(
+            open_err(&bad_dict)
+                .to_string()
+                .contains("its header cannot be parsed")
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let e = NpyInput::open(dir.path()).unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("is not a .npy file: it is a directory"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unsupported_dtypes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.npy");
+        write_npy(&path, &ndarray::arr1(&[1i64, 2, 3])).unwrap();
+        let e = NpyInput::open(&path).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "'{}' has dtype '<i8'; multiproj reads little-endian float64 ('<f8') and float32 ('<f4')",
+                path.display()
+            )
+        );
+
+        let e = open_err(&raw_npy(">f8", &[2, 2], 32));
+        assert!(matches!(&e, DataError::UnsupportedDtype { descr, .. } if descr == ">f8"));
+        assert!(e.to_string().contains("'>f8', which is big-endian"), "{e}");
+        assert!(
+            open_err(&raw_npy(">f4", &[3], 12))
+                .to_string()
+                .contains("big-endian")
+        );
+
+        let e = open_err(&raw_npy("|O", &[2], 16));
+        assert!(
+            matches!(&e, DataError::UnsupportedDtype { descr, .. } if descr == "|O"),
+            "{e:?}"
+        );
+        let e = open_err(&raw_npy("<c16", &[2], 32));
+        assert!(e.to_string().contains("dtype '<c16'"), "{e}");
+    }
+
+    #[test]
+    fn empty_tensors_are_refused() {
+        let e = open_err(&raw_npy("<f8", &[3, 0], 0));
+        assert!(
+            matches!(&e, DataError::Empty { shape, .. } if shape == &[3, 0]),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string().ends_with("has no elements (shape [3, 0])"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn misaligned_data_is_refused() {
+        // A valid header whose length is not a multiple of 8 (numpy.save never writes one).
+        let mut bytes = raw_npy("<f8", &[2], 0);
+        let dict_end = bytes.len() - 1;
+        bytes.insert(dict_end, b' ');
+        let header_len = (bytes.len() - 10) as u16;
+        bytes[8..10].copy_from_slice(&header_len.to_le_bytes());
+        bytes.extend([0; 16]);
+        let e = open_err(&bytes);
+        assert!(
+            matches!(
+                e,
+                DataError::Misaligned {
+                    offset: 65,
+                    align: 8,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn io_errors_name_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        let e = NpyInput::open(&missing.join("x.npy")).unwrap_err();
+        assert!(matches!(&e, DataError::Io { action: "open", .. }), "{e:?}");
+
+        let e =
+            NpyOutput::create(&missing.join("out.npy"), DType::F64, &[2], Order::C).unwrap_err();
+        match &e {
+            DataError::Io { path, action, .. } => {
+                assert_eq!(path, &missing);
+                assert_eq!(*action, "create a temporary file in");
+            }
+            e => panic!("{e:?}"),
+        }
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "could not create a temporary file in '{}'",
+                missing.display()
+            )
+        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+
+        // Renaming onto a directory fails at commit and cleans up the temporary file.
+        let sub = dir.path().join("sub");
+        fs::create_dir(&sub).unwrap();
+        fs::write(sub.join("keep"), b"").unwrap();
+        let out = NpyOutput::create(&sub, DType::F64, &[2], Order::C).unwrap();
+        let e = out.commit().unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                DataError::Io {
+                    action: "rename a temporary file onto",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn finite_check_reports_the_first_index_in_c_order() {
+        let mut a = sample(&[3, 4], true);
+        a[[2, 0]] = f64::INFINITY;
+        a[[1, 3]] = f64::NAN;
+        let e = TensorView::F64(a.view()).check_finite().unwrap_err();
+        assert_eq!(e.to_string(), "the input holds NaN at index [1, 3]");
+        let b = a.mapv(|x| x as f32);
+        let e = TensorView::F32(b.slice(s![2.., ..]).into_dyn())
+            .check_finite()
+            .unwrap_err();
+        assert_eq!(e.to_string(), "the input holds +inf at index [0, 0]");
+        assert!(
+            TensorView::F64(sample(&[2, 2], false).view())
+                .check_finite()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn assign_checks_shape_and_dtype() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut out =
+            NpyOutput::create(&dir.path().join("o.npy"), DType::F64, &[2, 3], Order::C).unwrap();
+        let small = sample(&[3], false);
+        let e = out
+            .view_mut()
+            .assign(&TensorView::F64(small.view()))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the output has shape [2, 3], but the result has shape [3]"
+        );
+        let f32s = sample(&[2, 3], false).mapv(|x| x as f32);
+        let e = out
+            .view_mut()
+            .assign(&TensorView::F32(f32s.view()))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the output has dtype f64, but the result has dtype f32"
+        );
+    }
+}

@@ -1,0 +1,269 @@
+//! # multiproj
+//!
+//! A compiler for **multi-level norm-ball projections** of tensors (Perez & Barlaud,
+//! arXiv 2405.02086; Barlaud, Perez & Marmorat, arXiv 2407.16293). A spec such as
+//! `l1 over dim0 of linf over dim1` names one norm per level of a tree of aggregates; projecting
+//! onto the ball of that multi-level norm zeroes whole rows, columns or channels of a tensor
+//! (structured sparsity) in linear time.
+//!
+//! Compile a spec once, then project as many tensors as you like — of any shape the spec fits,
+//! f32 or f64, any memory layout. Plans are cached per layout.
+//!
+//! ```
+//! use multiproj::Projection;
+//! use ndarray::array;
+//!
+//! // The bi-level l1,∞ projection: rows are the groups.
+//! let proj = Projection::compile("l1 over dim0 of linf over dim1")?.with_radius(1.0)?;
+//! let w = array![[3.0, -1.0, 0.5], [0.1, 0.2, -0.1], [-2.0, 2.5, 1.0]];
+//! let x = proj.project(&w)?;
+//!
+//! // The result lies in the ball: the sum over rows of each row's max |x| is at most 1.
+//! assert!(proj.norm(&x)? <= 1.0 + 1e-12);
+//! // The weak middle row is gone entirely.
+//! assert!(x.row(1).iter().all(|&v| v == 0.0));
+//!
+//! // In place, e.g. inside a training loop; nothing is recompiled for the same layout.
+//! let mut w2 = w.clone();
+//! let report = proj.project_in_place(&mut w2)?;
+//! assert_eq!(w2, x);
+//! assert_eq!(report.zeroed, 1);
+//! # Ok::<(), multiproj::Error>(())
+//! ```
+//!
+//! The pipeline is public for tools that want its stages: [`grammar::parse`] → [`compiler::check`]
+//! → [`compiler::plan()`] → [`runtime::project`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use ndarray::{Array, ArrayBase, Data, DataMut, Dimension, IxDyn};
+
+pub use multiproj_compiler as compiler;
+pub use multiproj_grammar as grammar;
+pub use multiproj_runtime as runtime;
+
+pub use multiproj_compiler::{CheckError, DType, Norm, Order, Plan, TensorInfo};
+pub use multiproj_grammar::{ParseError, Spec};
+pub use multiproj_runtime::{Backend, DataError, Element, Report};
+
+/// Everything that can go wrong, by stage.
+/// Renders with miette, spec errors with the spec underlined.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The spec does not parse.
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// The spec does not fit the tensor, or the radius is invalid, missing or given twice.
+    #[error(transparent)]
+    Check(#[from] CheckError),
+    /// The data cannot be projected (NaN or infinity, a shape mismatch, I/O).
+    #[error(transparent)]
+    Data(#[from] DataError),
+}
+
+impl Error {
+    fn inner(&self) -> &dyn miette::Diagnostic {
+        match self {
+            Error::Parse(e) => e,
+            Error::Check(e) => e,
+            Error::Data(e) => e,
+        }
+    }
+}
+
+impl miette::Diagnostic for Error {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.inner().code()
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.inner().help()
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.inner().source_code()
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        self.inner().labels()
+    }
+}
+
+/// A compiled spec: parse once, project many tensors. `Send + Sync`; share it across threads.
+#[derive(Debug)]
+pub struct Projection {
+    spec: Spec,
+    radius: Option<f64>,
+    backend: Backend,
+    plans: Mutex<HashMap<TensorInfo, Arc<Plan>>>,
+}
+
+impl Clone for Projection {
+    fn clone(&self) -> Self {
+        Projection {
+            spec: self.spec.clone(),
+            radius: self.radius,
+            backend: self.backend,
+            plans: Mutex::new(self.plans.lock().map(|p| p.clone()).unwrap_or_default()),
+        }
+    }
+}
+
+impl Projection {
+    /// Parses `spec` and checks everything that does not depend on a tensor's shape.
+    pub fn compile(spec: &str) -> Result<Self, Error> {
+        let spec = grammar::parse(spec)?;
+        compiler::check_shapeless(&spec)?;
+        let radius = spec.radius.as_ref().map(|r| r.node);
+        Ok(Projection {
+            spec,
+            radius,
+            backend: Backend::default(),
+            plans: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Sets the radius. An error if the spec already fixes one (`<= R`) or if `radius` is not
+    /// a finite, non-negative number.
+    pub fn with_radius(mut self, radius: f64) -> Result<Self, Error> {
+        self.radius = Some(compiler::resolve_radius(
+            &self.spec.source,
+            self.spec.radius.as_ref(),
+            Some(radius),
+        )?);
+        Ok(self)
+    }
+
+    /// Chooses the backend that runs the passes over the data.
+    pub fn with_backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    pub fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
+    /// The radius projections run with, if one is set.
+    pub fn radius(&self) -> Option<f64> {
+        self.radius
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The plan for a tensor layout, from the cache or freshly checked and planned.
+    pub fn plan_for(&self, tensor: &TensorInfo) -> Result<Arc<Plan>, Error> {
+        if let Some(p) = self.lock_plans().get(tensor) {
+            return Ok(p.clone());
+        }
+        let ir = compiler::check(&self.spec, tensor)?;
+        let plan = Arc::new(compiler::plan(&ir));
+        self.lock_plans().insert(tensor.clone(), plan.clone());
+        Ok(plan)
+    }
+
+    /// Number of layouts planned so far (each planned once).
+    pub fn cached_plans(&self) -> usize {
+        self.lock_plans().len()
+    }
+
+    fn lock_plans(&self) -> std::sync::MutexGuard<'_, HashMap<TensorInfo, Arc<Plan>>> {
+        // A poisoned cache only means another thread panicked while inserting a plan; the map
+        // itself is always in a consistent state, so keep using it.
+        self.plans.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn radius_or_err(&self) -> Result<f64, Error> {
+        self.radius.ok_or(Error::Check(CheckError::MissingRadius))
+    }
+
+    /// Projects `x` onto the ball and returns the result as a new array with the same shape and
+    /// the same memory order of axes as `x`.
+    pub fn project<T, S, D>(&self, x: &ArrayBase<S, D>) -> Result<Array<T, D>, Error>
+    where
+        T: Element,
+        S: Data<Elem = T>,
+        D: Dimension,
+    {
+        Ok(self.project_with_report(x)?.0)
+    }
+
+    /// Like [`Projection::project`], also returning what happened to the groups.
+    pub fn project_with_report<T, S, D>(
+        &self,
+        x: &ArrayBase<S, D>,
+    ) -> Result<(Array<T, D>, Report), Error>
+    where
+        T: Element,
+        S: Data<Elem = T>,
+        D: Dimension,
+    {
+        let radius = self.radius_or_err()?;
+        let x = x.view().into_dyn();
+        let plan = self.plan_for(&tensor_info(&x))?;
+        let mut out = alloc_output::<T>(&plan);
+        let report = runtime::project(&plan, &x, &mut out.view_mut(), radius, self.backend)?;
+        let out = out
+            .into_dimensionality::<D>()
+            .map_err(|e| DataError::Internal(format!("output rank: {e}")))?;
+        Ok((out, report))
+    }
+
+    /// Projects `x` in place. Groups inside their ball are not written. If the data holds a
+    /// NaN or an infinity, nothing is written and an error is returned.
+    pub fn project_in_place<T, S, D>(&self, x: &mut ArrayBase<S, D>) -> Result<Report, Error>
+    where
+        T: Element,
+        S: DataMut<Elem = T>,
+        D: Dimension,
+    {
+        let radius = self.radius_or_err()?;
+        let mut x = x.view_mut().into_dyn();
+        let plan = self.plan_for(&tensor_info(&x.view()))?;
+        Ok(runtime::project_in_place(&plan, &mut x, radius, self.backend)?)
+    }
+
+    /// The multi-level norm of `x` (no radius needed).
+    pub fn norm<T, S, D>(&self, x: &ArrayBase<S, D>) -> Result<f64, Error>
+    where
+        T: Element,
+        S: Data<Elem = T>,
+        D: Dimension,
+    {
+        let x = x.view().into_dyn();
+        let plan = self.plan_for(&tensor_info(&x))?;
+        Ok(runtime::norm(&plan, &x, self.backend)?)
+    }
+}
+
+/// Layout of an ndarray view as the compiler sees it.
+pub fn tensor_info<T: Element>(x: &ndarray::ArrayViewD<'_, T>) -> TensorInfo {
+    TensorInfo {
+        shape: x.shape().to_vec(),
+        strides: x.strides().to_vec(),
+        dtype: T::DTYPE,
+    }
+}
+
+/// A zeroed array with the plan's output layout: dense, axes in the input's memory order.
+fn alloc_output<T: Element>(plan: &Plan) -> Array<T, IxDyn> {
+    let order = &plan.memory_order;
+    let permuted: Vec<usize> = order.iter().map(|&a| plan.tensor.shape[a]).collect();
+    let mut inverse = vec![0usize; order.len()];
+    for (p, &a) in order.iter().enumerate() {
+        inverse[a] = p;
+    }
+    Array::from_elem(IxDyn(&permuted), T::zero()).permuted_axes(IxDyn(&inverse))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn projection_is_send_and_sync() {
+        assert_send_sync::<Projection>();
+    }
+}
