@@ -267,3 +267,8 @@ mod tests {
         assert_send_sync::<Projection>();
     }
 }
+
+/// The README's Rust example is compiled and run as a doc test, so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

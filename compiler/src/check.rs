@@ -145,7 +145,7 @@ impl std::fmt::Display for RankReq {
 }
 
 /// Validates everything that does not depend on a shape by checking the spec against the
-/// smallest rank it can describe (every extent 2). Returns that rank requirement.
+/// smallest rank it can describe (every extent 1). Returns that rank requirement.
 pub fn check_shapeless(spec: &Spec) -> Result<RankReq, CheckError> {
     let mut max_axis: Option<usize> = None;
     let mut open: Option<usize> = None;
@@ -177,7 +177,169 @@ pub fn check_shapeless(spec: &Spec) -> Result<RankReq, CheckError> {
     let probe_rank = rank.min(MAX_RANK);
     check(
         spec,
-        &TensorInfo::c_order(&vec![2; probe_rank], DType::F64),
+        &TensorInfo::c_order(&vec![1; probe_rank], DType::F64),
     )?;
     Ok(req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::Order;
+
+    fn info(shape: &[usize]) -> TensorInfo {
+        TensorInfo::c_order(shape, DType::F64)
+    }
+
+    fn bind(spec: &str, shape: &[usize]) -> Result<Ir, CheckError> {
+        let spec = multiproj_grammar::parse(spec).expect("test specs parse");
+        check(&spec, &info(shape))
+    }
+
+    /// The error's message and the text under each label.
+    fn err(spec: &str, shape: &[usize]) -> String {
+        let e = bind(spec, shape).expect_err("expected a check error");
+        let mut out = e.to_string();
+        if let Some(labels) = miette::Diagnostic::labels(&e) {
+            for l in labels {
+                let s = &spec[l.offset()..l.offset() + l.len()];
+                out += &format!(" | {}: `{s}`", l.label().unwrap_or(""));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn binds_every_axis_form() {
+        let ir = bind("l1 over dim 1 of linf over dims 2.. of l2 over dims 0,3", &[2, 3, 4, 5, 6])
+            .expect_err("axis 4 is covered by the open range, axis 3 twice");
+        assert!(ir.to_string().contains("axis 3 is used twice"));
+        let ir = bind("l1 over dim 1 of linf over dims 2..3 of l2 over dims 0,4", &[2, 3, 4, 5, 6])
+            .unwrap();
+        let axes: Vec<Vec<usize>> = ir.levels.iter().map(|l| l.axes.clone()).collect();
+        assert_eq!(axes, vec![vec![1], vec![2, 3], vec![0, 4]]);
+        assert_eq!(ir.levels[1].extent(&ir.tensor.shape), 20);
+    }
+
+    #[test]
+    fn open_range_follows_the_rank() {
+        for rank in 2..6 {
+            let shape = vec![3; rank];
+            let ir = bind("l1 over dim0 of linf over dims1..", &shape).unwrap();
+            assert_eq!(ir.levels[1].axes, (1..rank).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn axis_out_of_range_points_at_the_number() {
+        assert_eq!(
+            err("l1 over dim0 of linf over dim 7", &[3, 4]),
+            "axis 7 is out of range for a rank-2 tensor | no axis 7 here: `7`"
+        );
+        assert_eq!(
+            err("l1 over dims 0..5", &[3, 4]),
+            "axis 5 is out of range for a rank-2 tensor | no axis 5 here: `5`"
+        );
+    }
+
+    #[test]
+    fn axis_used_twice_points_at_both_uses() {
+        assert_eq!(
+            err("l1 over dims 0,1 of linf over dim1", &[3, 4]),
+            "axis 1 is used twice | first use: `1` | used again here: `1`"
+        );
+        assert_eq!(
+            err("l1 over dims0..1 of linf over dims 1..2", &[3, 4, 5]),
+            "axis 1 is used twice | first use: `dims0..1` | used again here: `dims 1..2`"
+        );
+    }
+
+    #[test]
+    fn uncovered_axis_is_named() {
+        assert_eq!(
+            err("l1 over dim0 of linf over dim2", &[3, 4, 5]),
+            "axis 1 of a rank-3 tensor is not covered | these levels leave axis 1 out: `l1 over dim0 of linf over dim2`"
+        );
+    }
+
+    #[test]
+    fn empty_levels() {
+        assert_eq!(
+            err("l1 over dims 3..1", &[3, 4, 5, 6]),
+            "this level names no axis: the range 3..1 is empty (ranges are inclusive and must not run backwards) | empty: `dims 3..1`"
+        );
+        assert_eq!(
+            err("l1 over dim0 of linf over dims 2..", &[3, 4]),
+            "this level names no axis: `dims 2..` starts past the last axis of a rank-2 tensor | empty: `dims 2..`"
+        );
+    }
+
+    #[test]
+    fn radius_rules() {
+        assert_eq!(
+            err("l1 over dim0 <= -1", &[3]),
+            "invalid radius -1: a radius must be a finite, non-negative number | not a valid radius: `-1`"
+        );
+        assert!(err("l1 over dim0 <= 1e999", &[3]).starts_with("invalid radius inf"));
+        let ir = bind("l1 over dim0 <= -0", &[3]).unwrap();
+        assert_eq!(ir.radius.as_ref().unwrap().node.to_bits(), 0.0f64.to_bits());
+
+        let spec = multiproj_grammar::parse("l1 over dim0 <= 2").unwrap();
+        let r = spec.radius.as_ref();
+        assert_eq!(resolve_radius(&spec.source, r, None).unwrap(), 2.0);
+        assert!(matches!(
+            resolve_radius(&spec.source, r, Some(1.0)),
+            Err(CheckError::RadiusGivenTwice { .. })
+        ));
+        assert!(matches!(
+            resolve_radius("", None, None),
+            Err(CheckError::MissingRadius)
+        ));
+        for bad in [f64::NAN, -1.0, f64::INFINITY] {
+            assert!(matches!(
+                resolve_radius("", None, Some(bad)),
+                Err(CheckError::InvalidRadius { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn empty_tensor_is_rejected() {
+        assert_eq!(
+            err("l1 over dim0 of linf over dim1", &[3, 0]),
+            "the tensor has no elements (shape [3, 0])"
+        );
+    }
+
+    #[test]
+    fn shapeless_check_infers_the_rank() {
+        let req = |s: &str| check_shapeless(&multiproj_grammar::parse(s).unwrap());
+        assert_eq!(req("l1 over dim0 of linf over dim1").unwrap(), RankReq::Exactly(2));
+        assert_eq!(
+            req("l1 over dim0 of linf over dims1..").unwrap(),
+            RankReq::AtLeast(2)
+        );
+        assert_eq!(req("l1 over dims 0,1 of linf over dims 2..").unwrap(), RankReq::AtLeast(3));
+        assert!(matches!(
+            req("l1 over dim0 of linf over dim2"),
+            Err(CheckError::AxisNotCovered { axis: 1, .. })
+        ));
+        assert!(matches!(
+            req("l1 over dim 100000"),
+            Err(CheckError::AxisOutOfRange { rank: MAX_RANK, .. })
+        ));
+    }
+
+    #[test]
+    fn order_is_recognized() {
+        assert_eq!(info(&[3, 4]).order(), Order::C);
+        assert_eq!(TensorInfo::f_order(&[3, 4], DType::F32).order(), Order::F);
+        assert_eq!(info(&[3, 1]).order(), Order::C);
+        let strided = TensorInfo {
+            shape: vec![3, 4],
+            strides: vec![8, 1],
+            dtype: DType::F64,
+        };
+        assert_eq!(strided.order(), Order::Strided);
+    }
 }

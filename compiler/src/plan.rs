@@ -491,3 +491,138 @@ impl fmt::Display for Plan {
         writeln!(f)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::DType;
+
+    fn plan_for(spec: &str, tensor: TensorInfo) -> Plan {
+        let spec = multiproj_grammar::parse(spec).unwrap();
+        plan(&crate::check(&spec, &tensor).unwrap())
+    }
+
+    fn loops(p: &Plan) -> Vec<(Vec<usize>, usize, isize, isize, isize)> {
+        p.loops
+            .iter()
+            .map(|l| (l.axes.clone(), l.extent, l.stride, l.group_stride, l.out_stride))
+            .collect()
+    }
+
+    #[test]
+    fn row_groups_in_c_order() {
+        let p = plan_for(
+            "l1 over dim0 of linf over dim1",
+            TensorInfo::c_order(&[64, 48], DType::F64),
+        );
+        assert_eq!((p.groups, p.group_len), (64, 48));
+        assert_eq!(loops(&p), vec![(vec![0], 64, 48, 1, 48), (vec![1], 48, 1, 0, 1)]);
+        assert_eq!(p.split, Some(Split { loop_index: 0, reduced: false }));
+        assert_eq!(p.output, p.tensor);
+    }
+
+    #[test]
+    fn column_groups_are_walked_row_by_row() {
+        // Groups are columns (axis 1); memory order is still rows outermost.
+        let p = plan_for(
+            "l1 over dim1 of linf over dim0",
+            TensorInfo::c_order(&[48, 64], DType::F64),
+        );
+        assert_eq!(p.memory_order, vec![0, 1]);
+        assert_eq!(loops(&p), vec![(vec![0], 48, 64, 0, 64), (vec![1], 64, 1, 1, 1)]);
+        assert_eq!(p.split, Some(Split { loop_index: 0, reduced: true }));
+    }
+
+    #[test]
+    fn fortran_order_puts_axis_0_innermost() {
+        let p = plan_for(
+            "l1 over dim0 of linf over dim1",
+            TensorInfo::f_order(&[30, 20], DType::F64),
+        );
+        assert_eq!(p.memory_order, vec![1, 0]);
+        assert_eq!(loops(&p), vec![(vec![1], 20, 30, 0, 30), (vec![0], 30, 1, 1, 1)]);
+        assert_eq!(p.output, p.tensor);
+    }
+
+    #[test]
+    fn contiguous_axes_coalesce() {
+        let p = plan_for(
+            "l1 over dim0 of linf over dims1..2",
+            TensorInfo::c_order(&[16, 8, 12], DType::F32),
+        );
+        assert_eq!(loops(&p), vec![(vec![0], 16, 96, 1, 96), (vec![1, 2], 96, 1, 0, 1)]);
+        // A single level over everything is one flat loop.
+        let p = plan_for("l2 over dims 0..", TensorInfo::c_order(&[4, 5, 6], DType::F64));
+        assert_eq!(loops(&p), vec![(vec![0, 1, 2], 120, 1, 0, 1)]);
+        assert_eq!((p.groups, p.group_len), (1, 120));
+    }
+
+    #[test]
+    fn permuted_levels_get_level_major_group_index() {
+        // Levels: l1 over {2}, l1 over {0}, linf over {1}; groups indexed by (a2, a0).
+        let p = plan_for(
+            "l1 over dim2 of l1 over dim0 of linf over dim1",
+            TensorInfo::c_order(&[6, 7, 9], DType::F64),
+        );
+        assert_eq!(p.group_strides, vec![1, 0, 6]);
+        assert_eq!((p.groups, p.group_len), (54, 7));
+        assert_eq!(p.aggregate_sizes(), vec![1, 9, 54]);
+        let names: Vec<&str> = p.stages.iter().map(Stage::name).collect();
+        assert_eq!(
+            names,
+            ["reduce", "upper-reduce", "upper-reduce", "solve", "solve", "apply"]
+        );
+    }
+
+    #[test]
+    fn negative_strides_are_flipped() {
+        // A [3, 4] C-order tensor viewed with axis 0 reversed: strides [-4, 1], origin at row 2.
+        let t = TensorInfo {
+            shape: vec![3, 4],
+            strides: vec![-4, 1],
+            dtype: DType::F64,
+        };
+        let p = plan_for("l1 over dim0 of linf over dim1", t);
+        assert_eq!(p.data_start, -8);
+        assert_eq!(p.group_start, 2);
+        assert_eq!(p.out_start, 8);
+        assert_eq!(loops(&p), vec![(vec![0], 3, 4, -1, -4), (vec![1], 4, 1, 0, 1)]);
+    }
+
+    #[test]
+    fn size_one_axes_vanish_from_loops() {
+        let p = plan_for(
+            "l1 over dims 0,1 of linf over dim2",
+            TensorInfo::c_order(&[1, 5, 1], DType::F64),
+        );
+        assert_eq!(loops(&p), vec![(vec![1], 5, 1, 1, 1)]);
+        let p = plan_for("linf over dims 0..1", TensorInfo::c_order(&[1, 1], DType::F64));
+        assert!(p.loops.is_empty());
+        assert_eq!(p.split, None);
+    }
+
+    #[test]
+    fn innermost_l1_gets_a_threshold_stage() {
+        let p = plan_for(
+            "l1 over dim0 of l1 over dim1",
+            TensorInfo::c_order(&[4, 5], DType::F64),
+        );
+        assert!(p.stages.contains(&Stage::Threshold { groups: 4, group_len: 5 }));
+        assert!(matches!(
+            p.stages.last(),
+            Some(Stage::Apply { op: ApplyOp::Shrink, .. })
+        ));
+    }
+
+    #[test]
+    fn merged_levels_are_planned_as_one() {
+        let p = plan_for(
+            "l1 over dim0 of linf over dim1 of linf over dim2",
+            TensorInfo::c_order(&[16, 8, 12], DType::F64),
+        );
+        assert_eq!(p.levels.len(), 2);
+        assert_eq!(p.levels[1].axes, vec![1, 2]);
+        assert_eq!(p.rules_applied.len(), 1);
+        assert_eq!(p.rules_applied[0].rule, "merge-linf-linf");
+    }
+}

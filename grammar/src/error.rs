@@ -6,26 +6,29 @@
 //! end of the spec), and a help line for the mistakes people actually make. Rule names never
 //! reach the user.
 
-use miette::{Diagnostic, NamedSource, SourceSpan};
+use std::fmt;
+
+use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
 use thiserror::Error;
 
 use crate::ast::Span;
 use crate::parser::Rule;
 
 /// A spec that is not well formed. Renders with `miette`, underlining the place in the spec.
-#[derive(Clone, Debug, PartialEq, Eq, Error, Diagnostic)]
-#[error("{message}")]
-#[diagnostic(code(multiproj::parse))]
-pub struct ParseError {
+///
+/// Boxed because it carries the whole spec text for rendering, and it travels in every
+/// `Result` of the parser.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("{}", .0.message)]
+pub struct ParseError(Box<Details>);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Details {
     kind: ParseErrorKind,
     message: String,
-    #[source_code]
     src: NamedSource<String>,
-    #[label("{label}")]
-    at: SourceSpan,
     span: Span,
     label: String,
-    #[help]
     help: Option<String>,
 }
 
@@ -44,31 +47,61 @@ pub enum ParseErrorKind {
     Internal,
 }
 
+/// Written out rather than derived: the code depends on the kind (a bug in multiproj is not
+/// the user's parse error), and the details sit behind a `Box`.
+impl Diagnostic for ParseError {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(match self.0.kind {
+            ParseErrorKind::Internal => "multiproj::internal",
+            _ => "multiproj::parse",
+        }))
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.0
+            .help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display + 'a>)
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        Some(&self.0.src)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let span: SourceSpan = self.0.span.into();
+        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
+            Some(self.0.label.clone()),
+            span,
+        ))))
+    }
+}
+
 impl ParseError {
     /// What kind of mistake this is.
     pub fn kind(&self) -> ParseErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// Where in the spec the error is: the offending word, or the last word when the spec
     /// stops short.
     pub fn span(&self) -> Span {
-        self.span
+        self.0.span
     }
 
     /// The one-line message, e.g. "expected `over`".
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// The text of the label under [`Self::span`], e.g. "found `l3`".
     pub fn label(&self) -> &str {
-        &self.label
+        &self.0.label
     }
 
     /// A hint on how to fix the spec, when there is one.
     pub fn help(&self) -> Option<&str> {
-        self.help.as_deref()
+        self.0.help.as_deref()
     }
 
     fn new(
@@ -79,15 +112,14 @@ impl ParseError {
         label: String,
         help: Option<String>,
     ) -> Self {
-        ParseError {
+        ParseError(Box::new(Details {
             kind,
             message,
             src: NamedSource::new("spec", src.to_owned()),
-            at: span.into(),
             span,
             label,
             help,
-        }
+        }))
     }
 
     pub(crate) fn axis_too_large(src: &str, span: Span) -> Self {
@@ -114,7 +146,7 @@ impl ParseError {
     }
 
     pub(crate) fn from_pest(src: &str, err: &pest::error::Error<Rule>) -> Self {
-        if src.trim().is_empty() {
+        if src.trim_matches(is_spec_space).is_empty() {
             return Self::new(
                 ParseErrorKind::Empty,
                 src,
@@ -189,20 +221,28 @@ const MAX_QUOTED: usize = 24;
 /// positions after skipped white space, but starting a word there is not left to chance.
 fn found_at(src: &str, pos: usize) -> Option<(usize, &str)> {
     let rest = src.get(pos..)?;
-    let trimmed = rest.trim_start();
+    let trimmed = rest.trim_start_matches(is_spec_space);
     let start = pos + (rest.len() - trimmed.len());
-    let end = trimmed.find(char::is_whitespace).unwrap_or(trimmed.len());
+    let end = trimmed.find(is_spec_space).unwrap_or(trimmed.len());
     (end > 0).then(|| (start, &trimmed[..end]))
 }
 
 /// The last white-space-delimited word ending at or before `pos`; the spec is not blank here
 /// (that case is reported as empty), so there is one.
 fn last_word_before(src: &str, pos: usize) -> Span {
-    let head = src.get(..pos).unwrap_or(src).trim_end();
-    let start = head.rfind(char::is_whitespace).map_or(0, |i| {
-        i + head[i..].chars().next().map_or(1, char::len_utf8)
-    });
+    let head = src
+        .get(..pos)
+        .unwrap_or(src)
+        .trim_end_matches(is_spec_space);
+    // Spec white space is ASCII, so the character found is one byte long.
+    let start = head.rfind(is_spec_space).map_or(0, |i| i + 1);
     Span::new(start, head.len())
+}
+
+/// White space as the grammar defines it (`WHITESPACE` in `spec.pest`). Other Unicode spaces
+/// are not separators, so they are part of the word that is reported.
+fn is_spec_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n')
 }
 
 /// What each rule stands for, in the words of DESIGN.md §1.
@@ -278,6 +318,11 @@ fn help_for(expected: &[Rule], found: Option<&str>) -> Option<String> {
     let only = |rule: Rule| !expected.is_empty() && expected.iter().all(|r| *r == rule);
 
     if let Some(word) = found {
+        if word.starts_with(char::is_whitespace) {
+            return Some(
+                "only spaces, tabs and line breaks separate words; retype this space".to_owned(),
+            );
+        }
         // `l1over`, `ofl1`, `overdim0`: a keyword that would have been right, run into the
         // next word. Only when a letter follows: `l10` is not `l1 0`.
         let keywords: &[(Rule, &str)] = &[
@@ -366,4 +411,50 @@ fn is_norm(word: &str) -> bool {
 
 fn starts_with_norm(word: &str) -> bool {
     ["linf", "l1", "l2"].iter().any(|n| word.starts_with(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_read_as_english() {
+        assert_eq!(join_or(&[]), "");
+        assert_eq!(join_or(&["a"]), "a");
+        assert_eq!(join_or(&["a", "b"]), "a or b");
+        assert_eq!(join_or(&["a", "b", "c"]), "a, b or c");
+    }
+
+    #[test]
+    fn phrases_follow_reading_order_without_repeats() {
+        let rules = [Rule::EOI, Rule::axes_one, Rule::kw_of, Rule::axes, Rule::le];
+        assert_eq!(
+            phrases(&rules),
+            [
+                "an axis clause: `dim N`, `dims A..B`, `dims A..` or `dims A,B`",
+                "`of`",
+                "`<=`",
+                "the end of the spec",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_found_word_ends_at_white_space() {
+        assert_eq!(found_at("l1 over x1,2 of", 8), Some((8, "x1,2")));
+        assert_eq!(found_at("l1 over  \n x", 7), Some((11, "x")));
+        assert_eq!(found_at("l1 over", 7), None);
+        assert_eq!(found_at("l1 over   ", 7), None);
+        assert_eq!(found_at("é", 1), None, "not a char boundary");
+        assert_eq!(found_at("l1\u{3000}over", 2), Some((2, "\u{3000}over")));
+    }
+
+    #[test]
+    fn the_last_word_is_found_across_white_space() {
+        assert_eq!(last_word_before("l1 over", 7), Span::new(3, 7));
+        assert_eq!(last_word_before("l1 over \n ", 10), Span::new(3, 7));
+        assert_eq!(last_word_before("over", 4), Span::new(0, 4));
+        assert_eq!(last_word_before("l1 over é\t", 11), Span::new(8, 10));
+        assert_eq!(last_word_before("l1 over\u{3000}x", 11), Span::new(3, 11));
+    }
 }

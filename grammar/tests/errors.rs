@@ -451,3 +451,18 @@ fn messages_never_name_grammar_rules() {
         }
     }
 }
+
+#[test]
+fn unicode_space_is_not_a_separator() {
+    insta::assert_snapshot!(render("l1\u{3000}over dim0"), @r"
+    multiproj::parse
+
+      × expected `over`
+       ╭─[spec:1:3]
+     1 │ l1　over dim0
+       ·   ───┬──
+       ·      ╰── found `　over`
+       ╰────
+      help: only spaces, tabs and line breaks separate words; retype this space
+    ");
+}

@@ -25,8 +25,8 @@ pub fn norm_l2(v: &[f64]) -> f64 {
     }
     let m = norm_linf(v);
     if m == 0.0 || !m.is_finite() {
-        // All zeros, or NaN/inf entries: nothing to rescue, let them propagate.
-        return if m == 0.0 { 0.0 } else { s.sqrt().max(m) };
+        // All zeros, or a NaN/inf entry: nothing to rescue; the norm is 0, NaN or inf.
+        return m;
     }
     let scaled: f64 = v.iter().map(|x| (x / m) * (x / m)).sum();
     m * scaled.sqrt()
@@ -175,19 +175,44 @@ pub fn l1_soft_threshold(v: &[f64], radius: f64, scratch: &mut Vec<f64>) -> Soft
             break;
         }
     }
-    let active = &active[..len];
+    let mut t = split_threshold(&active[..len], a);
 
-    // 4. τ from the active set, recomputed in split form: ρ went through many updates, while
-    //    `Σ(y − base)` over magnitudes within `radius` of each other is nearly exact.
-    let base = active.iter().copied().fold(f64::INFINITY, f64::min);
-    let spread: f64 = active.iter().map(|y| y - base).sum();
-    let offset = (spread - a) / len as f64;
-    if base + offset > 0.0 {
-        SoftThreshold { base, offset }
+    // 4. Settle the active set with the split threshold. ρ went through many rounded updates,
+    //    and once `radius` is below an ulp of the entries, `y − radius` rounds to `y`, so ties
+    //    of the largest entry were never "above ρ" and are missing. Any set's threshold is a
+    //    lower bound on τ (τ = max over sets S of (Σ_S y − radius)/|S|), so the entries above
+    //    `t` are a superset of the true active set; dropping the entries at or below the
+    //    threshold of the current set until none is left (Michelot's iteration) converges to
+    //    it. Usually the first set is already right and this is one pass over `v`.
+    scratch.clear();
+    scratch.extend(v.iter().map(|x| x.abs()).filter(|&y| t.shrink(y) > 0.0));
+    while !scratch.is_empty() {
+        t = split_threshold(scratch, a);
+        let before = scratch.len();
+        scratch.retain(|&y| t.shrink(y) > 0.0);
+        if scratch.len() == before {
+            break;
+        }
+    }
+
+    if t.tau() > 0.0 {
+        t
     } else {
         // Only reachable through rounding (τ below an ulp of Σ|v|) or a violated precondition;
         // a non-positive threshold would inflate entries.
         SoftThreshold::ZERO
+    }
+}
+
+/// The threshold that makes the entries of `active` (all of them, and nothing else) sum to
+/// `radius` after shrinking, in split form: `base` is the smallest of them, and `Σ(y − base)`
+/// over magnitudes within `radius` of each other is nearly exact, unlike `Σy − radius`.
+fn split_threshold(active: &[f64], radius: f64) -> SoftThreshold {
+    let base = active.iter().copied().fold(f64::INFINITY, f64::min);
+    let spread: f64 = active.iter().map(|y| y - base).sum();
+    SoftThreshold {
+        base,
+        offset: (spread - radius) / active.len() as f64,
     }
 }
 
@@ -323,6 +348,8 @@ mod tests {
         // Squares overflow / underflow: the scaled fallback still gets the norm.
         assert!(close(norm_l2(&[3e200, 4e200]), 5e200, 1e-15, 0.0));
         assert!(close(norm_l2(&[3e-200, 4e-200]), 5e-200, 1e-15, 0.0));
+        assert_eq!(norm_l2(&[1.0, f64::INFINITY]), f64::INFINITY);
+        assert!(norm_l2(&[1.0, f64::NAN]).is_nan());
     }
 
     #[test]
