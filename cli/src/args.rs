@@ -9,6 +9,8 @@ use multiproj_compiler::{DType, Order};
 
 /// The spec language in brief; shown by `multiproj --help`.
 const LANGUAGE: &str = "\
+Project tensors in .npy files onto the balls of multi-level norms.
+
 A spec names one norm per level of a tree of aggregates, outermost level first:
 
     spec   := level ( \"of\" level )* ( \"<=\" R )?
@@ -55,10 +57,10 @@ pub enum Command {
     /// Project a tensor onto the ball of a multi-level norm and write the result.
     #[command(
         long_about = "Project a tensor onto the ball of radius R of a multi-level norm.\n\n\
-            The result keeps the input's shape, dtype (f32 or f64) and memory order (C or \
-            Fortran). It is written to a temporary file next to --output and renamed onto it \
-            on success: a failed run leaves no output and never touches the input. With \
-            --in-place the input file itself is overwritten; nothing is written if the data \
+            The result keeps the input's shape, dtype (f32 or f64) and memory order (C or\n\
+            Fortran). It is written to a temporary file next to --output and renamed onto it\n\
+            on success: a failed run leaves no output and never touches the input. With\n\
+            --in-place the input file itself is overwritten; nothing is written if the data\n\
             holds NaN or inf.",
         after_help = concat!(
             "Examples:\n",

@@ -571,6 +571,8 @@ impl NpyOutput {
         }
         let mut temp = builder
             .tempfile_in(dir)
+            // tempfile's error names the random temporary path; the user knows the directory.
+            .map_err(|e| std::io::Error::new(e.kind(), ErrorKindText(e.kind())))
             .map_err(io_error(dir, "create a temporary file in"))?;
         temp.as_file_mut()
             .write_all(&header)
@@ -650,6 +652,26 @@ pub fn write_npy_atomic(target: &Path, view: TensorView<'_>) -> Result<(), DataE
     out.view_mut().assign(&view)?;
     out.commit()
 }
+
+/// The plain description of an I/O error kind ("No such file or directory"), without the path
+/// a wrapped error may carry.
+#[derive(Debug)]
+struct ErrorKindText(std::io::ErrorKind);
+
+impl std::fmt::Display for ErrorKindText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            std::io::ErrorKind::NotFound => f.write_str("no such directory"),
+            std::io::ErrorKind::PermissionDenied => f.write_str("permission denied"),
+            std::io::ErrorKind::NotADirectory => f.write_str("not a directory"),
+            std::io::ErrorKind::ReadOnlyFilesystem => f.write_str("read-only file system"),
+            std::io::ErrorKind::StorageFull => f.write_str("no space left on device"),
+            k => write!(f, "{k}"),
+        }
+    }
+}
+
+impl std::error::Error for ErrorKindText {}
 
 #[cfg(test)]
 mod tests {
@@ -1096,3 +1118,4 @@ mod tests {
         );
     }
 }
+

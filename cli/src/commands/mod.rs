@@ -1,0 +1,37 @@
+//! The subcommands, one module each, and the steps they share: reading a spec, opening a
+//! tensor file, and binding the spec to the tensor.
+
+pub mod check;
+pub mod explain;
+pub mod norm;
+pub mod project;
+
+use std::path::Path;
+
+use multiproj_compiler::{Plan, RankReq, TensorInfo};
+use multiproj_grammar::Spec;
+
+use crate::diagnostics::CliError;
+use crate::output::shape_text;
+
+/// Parses the spec and checks everything that does not need a tensor (axis sets, a radius
+/// fixed in the spec), returning the ranks the spec fits.
+pub fn read_spec(text: &str) -> Result<(Spec, RankReq), CliError> {
+    let spec = multiproj_grammar::parse(text)?;
+    let req = multiproj_compiler::check_shapeless(&spec)?;
+    Ok((spec, req))
+}
+
+/// Binds the spec to the tensor in `path` and plans it.
+pub fn plan_for(spec: &Spec, tensor: &TensorInfo, path: &Path) -> Result<Plan, CliError> {
+    let ir = multiproj_compiler::check(spec, tensor).map_err(|e| {
+        let what = format!(
+            "a rank-{} {} tensor of shape {}",
+            tensor.rank(),
+            tensor.dtype,
+            shape_text(&tensor.shape)
+        );
+        CliError::spec_mismatch(e, path, &what)
+    })?;
+    Ok(multiproj_compiler::plan(&ir))
+}

@@ -1,0 +1,218 @@
+//! What `project --stats` and `project --json` print: one [`Stats`] record, rendered either as
+//! aligned lines for people or as one JSON object for programs. Both show the same facts.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use multiproj_compiler::{DType, Norm, Order};
+use multiproj_runtime::{Backend, Report};
+use serde_json::{Map, Value, json};
+
+use crate::output::shape_text;
+
+/// Everything known about one projection run.
+#[derive(Clone, Debug)]
+pub struct Stats {
+    /// The spec in its canonical spelling.
+    pub spec: String,
+    pub input: String,
+    /// The file written: the output, or the input itself with `--in-place`.
+    pub output: String,
+    pub in_place: bool,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    pub order: Order,
+    pub backend: Backend,
+    pub threads: usize,
+    /// The innermost norm, which names what happened to projected groups.
+    pub innermost: Norm,
+    pub report: Report,
+    pub norm_after: f64,
+    pub nonzeros_before: usize,
+    pub nonzeros_after: usize,
+}
+
+/// How a group that is projected but not zeroed is changed, by the innermost norm.
+pub fn projected_verb(innermost: Norm) -> &'static str {
+    match innermost {
+        Norm::Linf => "clipped",
+        Norm::L2 => "scaled",
+        Norm::L1 => "shrunk",
+    }
+}
+
+/// Milliseconds; dividing whole nanoseconds keeps `15µs` printing as `0.015`.
+fn ms(d: Duration) -> f64 {
+    d.as_nanos() as f64 / 1e6
+}
+
+impl Stats {
+    /// Aligned `name  value` lines, ending in a newline.
+    pub fn human(&self) -> String {
+        let r = &self.report;
+        let mut out = String::new();
+        let mut line = |name: &str, value: String| {
+            // Writing into a String cannot fail.
+            let _ = writeln!(out, "{name:<15}{value}");
+        };
+        line("spec", self.spec.clone());
+        line(
+            "input",
+            format!(
+                "{}  ({}, shape {}, {} order)",
+                self.input,
+                self.dtype,
+                shape_text(&self.shape),
+                self.order
+            ),
+        );
+        line(
+            "output",
+            if self.in_place {
+                format!("{} (in place)", self.output)
+            } else {
+                self.output.clone()
+            },
+        );
+        line(
+            "backend",
+            format!(
+                "{}, {} thread{}",
+                self.backend,
+                self.threads,
+                if self.threads == 1 { "" } else { "s" }
+            ),
+        );
+        line("radius", r.radius.to_string());
+        line("norm before", r.norm_before.to_string());
+        line("norm after", self.norm_after.to_string());
+        line(
+            "groups",
+            format!(
+                "{} total: {} zeroed, {} {}, {} untouched",
+                r.groups,
+                r.zeroed,
+                r.projected,
+                projected_verb(self.innermost),
+                r.untouched
+            ),
+        );
+        line(
+            "nonzeros",
+            format!(
+                "{} -> {} of {}",
+                self.nonzeros_before,
+                self.nonzeros_after,
+                self.shape.iter().product::<usize>()
+            ),
+        );
+        let stages: Vec<String> = r
+            .stages
+            .iter()
+            .map(|(name, d)| format!("{name} {:.3} ms", ms(*d)))
+            .collect();
+        line(
+            "time",
+            format!("{}; total {:.3} ms", stages.join(", "), ms(r.total_time())),
+        );
+        out
+    }
+
+    /// One JSON object. Keys: `spec, input, output, in_place, dtype, shape, order, backend,
+    /// threads, radius, norm_before, norm_after, groups, zeroed, projected, projected_as,
+    /// untouched, nonzeros_before, nonzeros_after, stages {name: ms}, total_ms`.
+    pub fn json(&self) -> Value {
+        let r = &self.report;
+        let stages: Map<String, Value> = r
+            .stages
+            .iter()
+            .map(|(name, d)| ((*name).to_owned(), json!(ms(*d))))
+            .collect();
+        json!({
+            "spec": self.spec,
+            "input": self.input,
+            "output": self.output,
+            "in_place": self.in_place,
+            "dtype": self.dtype.to_string(),
+            "shape": self.shape,
+            "order": self.order.to_string(),
+            "backend": self.backend.name(),
+            "threads": self.threads,
+            "radius": r.radius,
+            "norm_before": r.norm_before,
+            "norm_after": self.norm_after,
+            "groups": r.groups,
+            "zeroed": r.zeroed,
+            "projected": r.projected,
+            "projected_as": projected_verb(self.innermost),
+            "untouched": r.untouched,
+            "nonzeros_before": self.nonzeros_before,
+            "nonzeros_after": self.nonzeros_after,
+            "stages": stages,
+            "total_ms": ms(r.total_time()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Stats {
+        Stats {
+            spec: "l1 over dim0 of linf over dim1".into(),
+            input: "w.npy".into(),
+            output: "w1.npy".into(),
+            in_place: false,
+            dtype: DType::F64,
+            shape: vec![4, 3],
+            order: Order::C,
+            backend: Backend::Interp,
+            threads: 2,
+            innermost: Norm::Linf,
+            report: Report {
+                backend: Backend::Interp,
+                radius: 1.0,
+                norm_before: 5.5,
+                groups: 4,
+                untouched: 1,
+                zeroed: 1,
+                projected: 2,
+                stages: vec![
+                    ("reduce", Duration::from_micros(10)),
+                    ("solve", Duration::from_micros(2)),
+                    ("apply", Duration::from_micros(15)),
+                ],
+            },
+            norm_after: 1.0,
+            nonzeros_before: 12,
+            nonzeros_after: 7,
+        }
+    }
+
+    #[test]
+    fn human_lines() {
+        insta::assert_snapshot!(sample().human(), @r"
+        spec           l1 over dim0 of linf over dim1
+        input          w.npy  (f64, shape 4x3, C order)
+        output         w1.npy
+        backend        interp, 2 threads
+        radius         1
+        norm before    5.5
+        norm after     1
+        groups         4 total: 1 zeroed, 2 clipped, 1 untouched
+        nonzeros       12 -> 7 of 12
+        time           reduce 0.010 ms, solve 0.002 ms, apply 0.015 ms; total 0.027 ms
+        ");
+    }
+
+    #[test]
+    fn json_object() {
+        let v = sample().json();
+        assert_eq!(v["projected_as"], "clipped");
+        assert_eq!(v["shape"], json!([4, 3]));
+        assert_eq!(v["order"], "C");
+        assert_eq!(v["stages"]["apply"], json!(0.015));
+        assert_eq!(v["total_ms"], json!(0.027));
+    }
+}

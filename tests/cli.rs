@@ -1,0 +1,1199 @@
+//! End-to-end tests of the `multiproj` binary: every command on real `.npy` files written into
+//! a temporary directory, and every kind of bad input — each failure checked for its exit code,
+//! its message (an inline snapshot of stderr), and for leaving the directory exactly as it was
+//! (no output, no temporary file, the input byte for byte unchanged).
+//!
+//! The binary runs with the temporary directory as its working directory and gets relative
+//! paths, so messages do not depend on where the system keeps temporary files.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use multiproj::Projection;
+use ndarray::{Array2, ArrayD, ShapeBuilder, array};
+use ndarray_npy::{read_npy, write_npy};
+use serde_json::Value;
+
+const BILEVEL: &str = "l1 over dim0 of linf over dim1";
+
+/// A 4×3 matrix whose bi-level l1,∞ norm is 3 + 0.2 + 2.5 + 0.4 = 6.1.
+fn weights() -> Array2<f64> {
+    array![
+        [3.0, -1.0, 0.5],
+        [0.1, 0.2, -0.1],
+        [-2.0, 2.5, 1.0],
+        [0.4, -0.3, 0.2]
+    ]
+}
+
+/// The same values laid out in Fortran order.
+fn weights_f() -> Array2<f64> {
+    let c = weights();
+    let mut f = Array2::zeros(c.dim().f());
+    f.assign(&c);
+    f
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// A temporary working directory for one test.
+struct Dir {
+    tmp: tempfile::TempDir,
+}
+
+impl Dir {
+    fn new() -> Self {
+        Dir {
+            tmp: tempfile::tempdir().expect("a temporary directory"),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    fn write<A, S, D>(&self, name: &str, a: &ndarray::ArrayBase<S, D>)
+    where
+        A: ndarray_npy::WritableElement,
+        S: ndarray::Data<Elem = A>,
+        D: ndarray::Dimension,
+    {
+        write_npy(self.path(name), a).expect("write an .npy file");
+    }
+
+    fn write_bytes(&self, name: &str, bytes: &[u8]) {
+        fs::write(self.path(name), bytes).expect("write a file");
+    }
+
+    fn read(&self, name: &str) -> Vec<u8> {
+        fs::read(self.path(name)).expect("read a file")
+    }
+
+    fn run(&self, args: &[&str]) -> Out {
+        let out = Command::new(env!("CARGO_BIN_EXE_multiproj"))
+            .args(args)
+            .current_dir(self.tmp.path())
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .expect("run multiproj");
+        Out {
+            code: out.status.code().expect("an exit code, not a signal"),
+            stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),
+            stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
+        }
+    }
+
+    /// Runs a command that must succeed with nothing on stderr; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(out.code, 0, "{args:?} failed:\n{}", out.stderr);
+        assert_eq!(out.stderr, "", "{args:?} wrote to stderr");
+        out.stdout
+    }
+
+    /// Every file in the directory (recursively) with its bytes.
+    fn state(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+        fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+            for entry in fs::read_dir(dir).expect("list a directory") {
+                let path = entry.expect("a directory entry").path();
+                let rel = path
+                    .strip_prefix(root)
+                    .expect("inside the root")
+                    .to_path_buf();
+                if path.is_dir() {
+                    out.insert(rel, b"<dir>".to_vec());
+                    walk(root, &path, out);
+                } else {
+                    out.insert(rel, fs::read(&path).unwrap_or_default());
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        walk(self.tmp.path(), self.tmp.path(), &mut out);
+        out
+    }
+
+    /// Runs a command that must fail with `code`, print nothing on stdout and leave every file
+    /// in the directory as it was. Returns stderr with the directory's path replaced by `[TMP]`.
+    fn fails(&self, args: &[&str], code: i32) -> String {
+        let before = self.state();
+        let out = self.run(args);
+        assert_eq!(out.code, code, "{args:?}:\n{}", out.stderr);
+        assert_eq!(out.stdout, "", "{args:?} printed on stdout");
+        assert!(!out.stderr.is_empty(), "{args:?} printed no diagnostic");
+        assert!(
+            !out.stderr.contains("panicked"),
+            "{args:?} panicked:\n{}",
+            out.stderr
+        );
+        assert_eq!(
+            self.state(),
+            before,
+            "{args:?} changed the directory (an output or temporary file left, or the input \
+             modified)"
+        );
+        self.redact(&out.stderr)
+    }
+
+    fn redact(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        let dir = self.tmp.path();
+        if let Ok(canonical) = dir.canonicalize() {
+            text = text.replace(&canonical.display().to_string(), "[TMP]");
+        }
+        text.replace(&dir.display().to_string(), "[TMP]")
+    }
+}
+
+/// A raw version-1.0 `.npy` file with any `descr` and `data_len` zero bytes of data.
+fn raw_npy(descr: &str, shape: &[usize], data_len: usize) -> Vec<u8> {
+    let shape = match shape {
+        [n] => format!("({n},)"),
+        dims => format!(
+            "({})",
+            dims.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    let unpadded = 6 + 4 + dict.len() + 1;
+    let header_len = dict.len() + 1 + (64 - unpadded % 64) % 64;
+    let mut out = b"\x93NUMPY".to_vec();
+    out.extend([1, 0]);
+    out.extend((header_len as u16).to_le_bytes());
+    out.extend(dict.bytes());
+    out.resize(10 + header_len - 1, b' ');
+    out.push(b'\n');
+    out.resize(out.len() + data_len, 0);
+    out
+}
+
+/// The data bytes of an `.npy` file (everything after the header).
+fn data(bytes: &[u8]) -> &[u8] {
+    let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    &bytes[10 + len..]
+}
+
+/// The header of an `.npy` file as text.
+fn header(bytes: &[u8]) -> String {
+    let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    String::from_utf8_lossy(&bytes[10..10 + len]).into_owned()
+}
+
+fn json(text: &str) -> Value {
+    assert!(
+        text.ends_with('\n') && text.trim_end().lines().count() == 1,
+        "{text}"
+    );
+    serde_json::from_str(text).expect("one JSON object")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Happy paths
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn project_out_of_place_keeps_shape_dtype_and_order() {
+    let proj = Projection::compile(BILEVEL)
+        .unwrap()
+        .with_radius(1.0)
+        .unwrap();
+    for (order, input) in [("C", weights()), ("F", weights_f())] {
+        let d = Dir::new();
+        d.write("w64.npy", &input);
+        d.write("w32.npy", &input.mapv(|x| x as f32));
+
+        assert_eq!(
+            d.ok(&[
+                "project", BILEVEL, "w64.npy", "--output", "o64.npy", "--radius", "1"
+            ]),
+            ""
+        );
+        assert_eq!(
+            d.ok(&["project", BILEVEL, "w32.npy", "-o", "o32.npy", "-r", "1"]),
+            ""
+        );
+
+        let fortran = if order == "F" { "True" } else { "False" };
+        for (name, descr) in [("o64.npy", "<f8"), ("o32.npy", "<f4")] {
+            let h = header(&d.read(name));
+            assert!(h.contains(&format!("'descr': '{descr}'")), "{h}");
+            assert!(h.contains(&format!("'fortran_order': {fortran}")), "{h}");
+            assert!(h.contains("'shape': (4, 3)"), "{h}");
+        }
+        let o64: ArrayD<f64> = read_npy(d.path("o64.npy")).unwrap();
+        assert_eq!(o64, proj.project(&input).unwrap().into_dyn());
+        let o32: ArrayD<f32> = read_npy(d.path("o32.npy")).unwrap();
+        assert_eq!(
+            o32,
+            proj.project(&input.mapv(|x| x as f32)).unwrap().into_dyn()
+        );
+        assert!(proj.norm(&o64).unwrap() <= 1.0 + 1e-12);
+        // The weak second row is gone; the input is unchanged.
+        assert!(
+            o64.index_axis(ndarray::Axis(0), 1)
+                .iter()
+                .all(|&x| x == 0.0)
+        );
+        let back: ArrayD<f64> = read_npy(d.path("w64.npy")).unwrap();
+        assert_eq!(back, input.clone().into_dyn());
+        // Only the inputs and the outputs: no temporary files.
+        assert_eq!(d.state().len(), 4);
+    }
+}
+
+#[test]
+fn project_replaces_an_existing_output() {
+    let d = Dir::new();
+    d.write("w.npy", &weights());
+    d.write_bytes("o.npy", b"old contents");
+    d.ok(&["project", BILEVEL, "w.npy", "-o", "o.npy", "--radius", "1"]);
+    let o: ArrayD<f64> = read_npy(d.path("o.npy")).unwrap();
+    assert_eq!(o.shape(), [4, 3]);
+}
+
+#[test]
+fn project_in_place_in_both_orders() {
+    let proj = Projection::compile(BILEVEL)
+        .unwrap()
+        .with_radius(1.0)
+        .unwrap();
+    for input in [weights(), weights_f()] {
+        let d = Dir::new();
+        d.write("w.npy", &input.mapv(|x| x as f32));
+        let before = d.read("w.npy");
+        assert_eq!(
+            d.ok(&["project", BILEVEL, "w.npy", "--in-place", "--radius", "1"]),
+            ""
+        );
+        let after = d.read("w.npy");
+        assert_eq!(header(&after), header(&before));
+        let got: ArrayD<f32> = read_npy(d.path("w.npy")).unwrap();
+        assert_eq!(
+            got,
+            proj.project(&input.mapv(|x| x as f32)).unwrap().into_dyn()
+        );
+        assert_eq!(d.state().len(), 1);
+    }
+}
+
+#[test]
+fn a_radius_in_the_spec_needs_no_flag() {
+    let d = Dir::new();
+    d.write("w.npy", &weights());
+    d.ok(&[
+        "project",
+        "l1 over dim0 of linf over dim1 <= 1",
+        "w.npy",
+        "-o",
+        "o.npy",
+    ]);
+    let o: ArrayD<f64> = read_npy(d.path("o.npy")).unwrap();
+    let norm = d.ok(&["norm", BILEVEL, "o.npy"]);
+    assert!(norm.trim().parse::<f64>().unwrap() <= 1.0 + 1e-12);
+    assert_eq!(o.shape(), [4, 3]);
+}
+
+#[test]
+fn input_already_inside_the_ball_is_copied_bit_for_bit() {
+    let d = Dir::new();
+    d.write("w.npy", &weights());
+    d.ok(&["project", BILEVEL, "w.npy", "-o", "o.npy", "--radius", "10"]);
+    assert_eq!(d.read("o.npy"), d.read("w.npy"));
+}
+
+#[test]
+fn stats_are_human_readable_and_consistent() {
+    let d = Dir::new();
+    d.write("w.npy", &weights());
+    let out = d.ok(&[
+        "project",
+        BILEVEL,
+        "w.npy",
+        "-o",
+        "o.npy",
+        "--radius",
+        "1",
+        "--stats",
+        "--threads",
+        "2",
+    ]);
+    let field = |name: &str| -> String {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no `{name}` line in\n{out}"));
+        line[name.len()..].trim().to_owned()
+    };
+    assert_eq!(field("spec"), BILEVEL);
+    assert_eq!(field("input"), "w.npy  (f64, shape 4x3, C order)");
+    assert_eq!(field("output"), "o.npy");
+    assert_eq!(field("backend"), "interp, 2 threads");
+    assert_eq!(field("radius"), "1");
+    let norm_before = Projection::compile(BILEVEL)
+        .unwrap()
+        .norm(&weights())
+        .unwrap();
+    assert_eq!(field("norm before"), norm_before.to_string());
+    let after: f64 = field("norm after").parse().unwrap();
+    assert!(after <= 1.0 + 1e-12, "{after}");
+    // Rows 0 and 2 are clipped, rows 1 and 3 zeroed (their max is below the threshold).
+    let groups = field("groups");
+    assert!(groups.starts_with("4 total: "), "{groups}");
+    assert!(
+        groups.contains("zeroed") && groups.contains("clipped") && groups.contains("untouched")
+    );
+    let nonzeros = field("nonzeros");
+    assert!(nonzeros.starts_with("12 -> "), "{nonzeros}");
+    let time = field("time");
+    assert!(
+        time.contains("reduce") && time.contains("apply") && time.contains("total"),
+        "{time}"
+    );
+
+    // Without --stats: nothing at all.
+    assert_eq!(
+        d.ok(&["project", BILEVEL, "w.npy", "-o", "o.npy", "--radius", "1"]),
+        ""
+    );
+}
+
+#[test]
+fn json_statistics_are_one_consistent_object() {
+    let proj = Projection::compile(BILEVEL)
+        .unwrap()
+        .with_radius(1.0)
+        .unwrap();
+    let (_, report) = proj.project_with_report(&weights()).unwrap();
+    let d = Dir::new();
+    d.write("w.npy", &weights_f().mapv(|x| x as f32));
+    let v = json(&d.ok(&[
+        "project",
+        BILEVEL,
+        "w.npy",
+        "-o",
+        "o.npy",
+        "--radius",
+        "1",
+        "--json",
+        "--threads",
+        "1",
+    ]));
+    assert_eq!(v["spec"], BILEVEL);
+    assert_eq!(v["input"], "w.npy");
+    assert_eq!(v["output"], "o.npy");
+    assert_eq!(v["in_place"], false);
+    assert_eq!(v["dtype"], "f32");
+    assert_eq!(v["shape"], serde_json::json!([4, 3]));
+    assert_eq!(v["order"], "F");
+    assert_eq!(v["backend"], "interp");
+    assert_eq!(v["threads"], 1);
+    assert_eq!(v["radius"], 1.0);
+    let before = v["norm_before"].as_f64().unwrap();
+    assert!((before - 6.1).abs() < 1e-6, "{before}");
+    let after = v["norm_after"].as_f64().unwrap();
+    assert!(after <= 1.0 * (1.0 + 1e-6), "{after}");
+    let count = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"));
+    assert_eq!(count("groups"), 4);
+    assert_eq!(
+        count("zeroed") + count("projected") + count("untouched"),
+        count("groups")
+    );
+    assert_eq!(count("zeroed"), report.zeroed as u64);
+    assert_eq!(count("projected"), report.projected as u64);
+    assert_eq!(v["projected_as"], "clipped");
+    assert_eq!(count("nonzeros_before"), 12);
+    assert!(count("nonzeros_after") <= 12 - 3 * count("zeroed"));
+    let stages = v["stages"].as_object().unwrap();
+    assert!(
+        stages.contains_key("reduce") && stages.contains_key("apply"),
+        "{v}"
+    );
+    let sum: f64 = stages.values().map(|t| t.as_f64().unwrap()).sum();
+    let total = v["total_ms"].as_f64().unwrap();
+    assert!(
+        (sum - total).abs() <= 1e-9 * total.max(1.0),
+        "{sum} vs {total}"
+    );
+}
+
+#[test]
+fn json_names_what_projected_groups_became() {
+    let d = Dir::new();
+    d.write("w.npy", &weights());
+    for (spec, verb) in [
+        ("l1 over dim0 of l2 over dim1", "scaled"),
+        ("l1 over dim0 of l1 over dim1", "shrunk"),
+        ("linf over dim0 of linf over dim1", "clipped"),
+    ] {
+        let v = json(&d.ok(&[
+            "project",
+            spec,
+            "w.npy",
+            "--in-place",
+            "--radius",
+            "0.5",
+            "--json",
+        ]));
+        assert_eq!(v["projected_as"], verb, "{spec}");
+        assert_eq!(v["in_place"], true);
+        assert_eq!(v["output"], "w.npy");
+        assert!(
+            v["norm_after"].as_f64().unwrap() <= 0.5 * (1.0 + 1e-12),
+            "{v}"
+        );
+    }
+}
+
+#[test]
+fn norm_prints_the_number_alone() {
+    let d = Dir::new();
+    d.write("w.npy", &weights());
+    let proj = Projection::compile(BILEVEL).unwrap();
+    let expected = proj.norm(&weights()).unwrap();
+    assert_eq!(d.ok(&["norm", BILEVEL, "w.npy"]), format!("{expected}\n"));
+    assert!((expected - 6.1).abs() < 1e-12);
+    // A radius in the spec is irrelevant to the norm.
+    assert_eq!(
+        d.ok(&["norm", "l1 over dim0 of linf over dim1 <= 2", "w.npy"]),
+        format!("{expected}\n")
+    );
+
+    let v = json(&d.ok(&["norm", BILEVEL, "w.npy", "--json"]));
+    assert_eq!(v["norm"], expected);
+    assert_eq!(v["spec"], BILEVEL);
+    assert_eq!(v["shape"], serde_json::json!([4, 3]));
+    assert_eq!(v["dtype"], "f64");
+    assert_eq!(v["order"], "C");
+}
+
+/// Every fixture through the binary: `norm` prints the fixture's norm and `project` writes the
+/// expected tensor within the stated tolerance (bit for bit where the manifest says so).
+#[test]
+fn fixtures_through_the_cli() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let manifest: Value =
+        serde_json::from_str(&fs::read_to_string(root.join("manifest.json")).unwrap()).unwrap();
+    let cases = manifest["cases"].as_array().unwrap();
+    assert!(!cases.is_empty());
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let spec = case["spec"].as_str().unwrap();
+        let radius = case["radius"].as_f64().unwrap().to_string();
+        let (rtol, atol) = (
+            case["rtol"].as_f64().unwrap(),
+            case["atol"].as_f64().unwrap(),
+        );
+        let d = Dir::new();
+        fs::copy(root.join(case["input"].as_str().unwrap()), d.path("in.npy")).unwrap();
+
+        let norm: f64 = d.ok(&["norm", spec, "in.npy"]).trim().parse().unwrap();
+        let expected_norm = case["norm_before"].as_f64().unwrap();
+        assert!(
+            (norm - expected_norm).abs() <= atol + rtol * expected_norm.abs(),
+            "{name}: norm {norm} vs {expected_norm}"
+        );
+
+        d.ok(&[
+            "project", spec, "in.npy", "-o", "out.npy", "--radius", &radius,
+        ]);
+        let expected = root.join(case["expected"].as_str().unwrap());
+        let bitwise = case["bitwise_identity"].as_bool().unwrap();
+        if bitwise {
+            // The data, not the header: NumPy and ndarray-npy pad headers differently.
+            assert_eq!(data(&d.read("out.npy")), data(&d.read("in.npy")), "{name}");
+        }
+        let (got, want): (Vec<f64>, Vec<f64>) = match case["dtype"].as_str().unwrap() {
+            "f32" => {
+                let g: ArrayD<f32> = read_npy(d.path("out.npy")).unwrap();
+                let w: ArrayD<f32> = read_npy(&expected).unwrap();
+                assert_eq!(g.shape(), w.shape(), "{name}");
+                (
+                    g.iter().map(|&x| x as f64).collect(),
+                    w.iter().map(|&x| x as f64).collect(),
+                )
+            }
+            _ => {
+                let g: ArrayD<f64> = read_npy(d.path("out.npy")).unwrap();
+                let w: ArrayD<f64> = read_npy(&expected).unwrap();
+                assert_eq!(g.shape(), w.shape(), "{name}");
+                (g.iter().copied().collect(), w.iter().copied().collect())
+            }
+        };
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (g - w).abs() <= atol + rtol * w.abs(),
+                "{name}: element {i}: {g} vs {w}"
+            );
+        }
+        let fortran = case["order"] == "F";
+        assert!(
+            header(&d.read("out.npy")).contains(if fortran { "True" } else { "False" }),
+            "{name}: order"
+        );
+    }
+}
+
+#[test]
+fn explain_without_a_shape() {
+    let d = Dir::new();
+    insta::assert_snapshot!(d.ok(&["explain", "l1 over dim0 of linf over dims1.."]), @r"
+        == syntax tree ==
+        spec `l1 over dim0 of linf over dims1..`
+        ├─ level 1  l1 over dim 0         @0..12
+        └─ level 2  linf over dims 1..    @16..33
+        radius: given at run time
+
+        == rank ==
+        the spec fits tensors of rank 2 or more
+
+        note: pass --shape (e.g. --shape 64x48) to see the IR, the normalized levels and the plan
+        ");
+}
+
+#[test]
+fn explain_bilevel_rows() {
+    let d = Dir::new();
+    insta::assert_snapshot!(d.ok(&["explain", BILEVEL, "--shape", "64x48"]), @r"
+        == syntax tree ==
+        spec `l1 over dim0 of linf over dim1`
+        ├─ level 1  l1 over dim 0      @0..12
+        └─ level 2  linf over dim 1    @16..30
+        radius: given at run time
+
+        == IR ==
+        ir for f64 tensor [64x48] order C strides [48, 1]
+          norm(Y) = l1{0}( linf{1}( Y ) )
+          level 1: l1   over axes {0}        extent 64 = 64      @0..12
+          level 2: linf over axes {1}        extent 48 = 48      @16..30
+          radius R (given at run time)
+
+        == normalized levels ==
+        normalized levels: l1 over {0} of linf over {1}
+          no rule applied
+
+        == plan ==
+        plan for f64 tensor [64x48] order C strides [48, 1]
+          norm(Y) = l1{0}( linf{1}( Y ) )
+          groups: 64 of 48 entries (group index over axes {0})
+          loops (memory order):
+            for axes {0} in 0..64  stride 48, group step 1, out stride 48
+              for axes {1} in 0..48  stride 1, inside a group, out stride 1
+          parallel: split loop 1 across threads; threads own whole groups
+          stages:
+            1. reduce       V1[g] = max|·| of Y[g,·] over {1}   (64 groups × 48, f64 accumulators)
+            2. upper-reduce V0[s] = Σ|·| of V1[s,·] over {0}   (1 × 64)
+            3. solve        U1[s,·] = P_l1(V1[s,·], R)   (1 × 64)
+            4. apply        X[g,·] = clip(Y[g,·], -r, r) with r = U1[g]
+                            skip: untouched if r ≥ V1[g]; zero-filled without reading if r = 0
+          radius R (given at run time)
+        ");
+}
+
+#[test]
+fn explain_merged_levels_in_fortran_order() {
+    let d = Dir::new();
+    insta::assert_snapshot!(
+        d.ok(&[
+            "explain",
+            "l1 over dim0 of linf over dim1 of linf over dim2 <= 1.5",
+            "--shape",
+            "16x8x12",
+            "--dtype",
+            "f32",
+            "--order",
+            "f",
+        ]),
+        @r"
+        == syntax tree ==
+        spec `l1 over dim0 of linf over dim1 of linf over dim2 <= 1.5`
+        ├─ level 1  l1 over dim 0      @0..12
+        ├─ level 2  linf over dim 1    @16..30
+        └─ level 3  linf over dim 2    @34..48
+        radius: 1.5  @52..55
+
+        == IR ==
+        ir for f32 tensor [16x8x12] order F strides [1, 16, 128]
+          norm(Y) = l1{0}( linf{1}( linf{2}( Y ) ) )
+          level 1: l1   over axes {0}        extent 16 = 16      @0..12
+          level 2: linf over axes {1}        extent 8 = 8        @16..30
+          level 3: linf over axes {2}        extent 12 = 12      @34..48
+          radius 1.5 (fixed in the spec)
+
+        == normalized levels ==
+        normalized levels: l1 over {0} of linf over {1,2}
+          rule merge-linf-linf: l1 over {0} of linf over {1} of linf over {2}  =>  l1 over {0} of linf over {1,2}
+
+        == plan ==
+        plan for f32 tensor [16x8x12] order F strides [1, 16, 128]
+          norm(Y) = l1{0}( linf{1,2}( Y ) )
+          groups: 16 of 96 entries (group index over axes {0})
+          loops (memory order):
+            for axes {2,1} in 0..96  stride 16, inside a group, out stride 16
+              for axes {0} in 0..16  stride 1, group step 1, out stride 1
+          parallel: split loop 1 across threads; it runs inside groups, so reduce uses per-thread accumulators
+          stages:
+            1. reduce       V1[g] = max|·| of Y[g,·] over {1,2}   (16 groups × 96, f64 accumulators)
+            2. upper-reduce V0[s] = Σ|·| of V1[s,·] over {0}   (1 × 16)
+            3. solve        U1[s,·] = P_l1(V1[s,·], R)   (1 × 16)
+            4. apply        X[g,·] = clip(Y[g,·], -r, r) with r = U1[g]
+                            skip: untouched if r ≥ V1[g]; zero-filled without reading if r = 0
+          radius 1.5 (fixed in the spec)
+        "
+    );
+}
+
+#[test]
+fn check_accepts_a_valid_spec() {
+    let d = Dir::new();
+    assert_eq!(
+        d.ok(&["check", "l1 over dim 0 of linf over dim1"]),
+        "ok: l1 over dim0 of linf over dim1 fits rank-2 tensors\n"
+    );
+    assert_eq!(
+        d.ok(&["check", "l1 over dim0 of l2 over dims1..  <= 2.50"]),
+        "ok: l1 over dim0 of l2 over dims1.. <= 2.5 fits tensors of rank 2 or more\n"
+    );
+}
+
+#[test]
+fn check_rejects_an_axis_used_twice() {
+    let d = Dir::new();
+    insta::assert_snapshot!(d.fails(&["check", "l1 over dim0 of linf over dims0..1"], 2), @r"
+        multiproj::check::axis_used_twice
+
+          × axis 0 is used twice
+           ╭─[spec:1:12]
+         1 │ l1 over dim0 of linf over dims0..1
+           ·            ┬              ────┬───
+           ·            │                  ╰── used again here
+           ·            ╰── first use
+           ╰────
+          help: the levels' axis sets must be disjoint: each axis belongs to exactly one level
+        ");
+}
+
+#[test]
+fn help_explains_the_language_and_exit_codes() {
+    let d = Dir::new();
+    let help = d.ok(&["--help"]);
+    assert!(help.contains("l1 over dim0 of linf over dim1"), "{help}");
+    assert!(help.contains("Exit codes"), "{help}");
+    assert!(help.contains("3  an internal error"), "{help}");
+    let help = d.ok(&["project", "--help"]);
+    assert!(
+        help.contains("--in-place") && help.contains("Example"),
+        "{help}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input: exit code, message, nothing written, input unchanged.
+// ---------------------------------------------------------------------------------------------
+
+/// A directory holding `w.npy` (the 4×3 f64 matrix).
+fn with_weights() -> Dir {
+    let d = Dir::new();
+    d.write("w.npy", &weights());
+    d
+}
+
+fn project_args<'a>(input: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["project", BILEVEL, input, "-o", "out.npy"];
+    args.extend_from_slice(extra);
+    args
+}
+
+#[test]
+fn malformed_spec() {
+    let d = with_weights();
+    insta::assert_snapshot!(
+        d.fails(&["project", "l1 over dim0 of", "w.npy", "-o", "out.npy", "--radius", "1"], 2),
+        @r"
+        multiproj::parse
+
+          × expected a norm: l1, l2 or linf
+           ╭─[spec:1:14]
+         1 │ l1 over dim0 of
+           ·              ─┬
+           ·               ╰── unexpected end of the spec after this
+           ╰────
+          help: `of` must be followed by another level: `l1 over dim0 of linf over dim1`, or removed
+        "
+    );
+    insta::assert_snapshot!(d.fails(&["check", "l3 over dim0"], 2), @r"
+        multiproj::parse
+
+          × expected a norm: l1, l2 or linf
+           ╭─[spec:1:1]
+         1 │ l3 over dim0
+           · ─┬
+           ·  ╰── found `l3`
+           ╰────
+        ");
+}
+
+#[test]
+fn spec_axis_out_of_range_for_the_file() {
+    let d = with_weights();
+    insta::assert_snapshot!(
+        d.fails(
+            &["project", "l1 over dim0 of linf over dims1..2", "w.npy", "-o", "out.npy", "-r", "1"],
+            2
+        ),
+        @r"
+        multiproj::check::axis_out_of_range
+
+          × the spec does not fit 'w.npy' (a rank-2 f64 tensor of shape 4x3)
+          ╰─▶ axis 2 is out of range for a rank-2 tensor
+           ╭─[spec:1:34]
+         1 │ l1 over dim0 of linf over dims1..2
+           ·                                  ┬
+           ·                                  ╰── no axis 2 here
+           ╰────
+          help: the tensor has axes 0 to 1
+        "
+    );
+}
+
+#[test]
+fn spec_leaves_an_axis_of_the_file_uncovered() {
+    let d = with_weights();
+    insta::assert_snapshot!(
+        d.fails(&["project", "l1 over dim0", "w.npy", "--in-place", "-r", "1"], 2),
+        @r"
+        multiproj::check::axis_not_covered
+
+          × the spec does not fit 'w.npy' (a rank-2 f64 tensor of shape 4x3)
+          ╰─▶ axis 1 of a rank-2 tensor is not covered
+           ╭─[spec:1:1]
+         1 │ l1 over dim0
+           · ──────┬─────
+           ·       ╰── these levels leave axis 1 out
+           ╰────
+          help: every axis must belong to exactly one level; add axis 1 to a level (e.g. `dims A,B` or
+                `dims A..`)
+        "
+    );
+    d.write("t3.npy", &ndarray::Array3::<f64>::ones((2, 3, 4)));
+    insta::assert_snapshot!(d.fails(&["norm", BILEVEL, "t3.npy"], 2), @r"
+        multiproj::check::axis_not_covered
+
+          × the spec does not fit 't3.npy' (a rank-3 f64 tensor of shape 2x3x4)
+          ╰─▶ axis 2 of a rank-3 tensor is not covered
+           ╭─[spec:1:1]
+         1 │ l1 over dim0 of linf over dim1
+           · ───────────────┬──────────────
+           ·                ╰── these levels leave axis 2 out
+           ╰────
+          help: every axis must belong to exactly one level; add axis 2 to a level (e.g. `dims A,B` or
+                `dims A..`)
+        ");
+}
+
+#[test]
+fn truncated_npy() {
+    let d = with_weights();
+    let bytes = d.read("w.npy");
+    d.write_bytes("t.npy", &bytes[..bytes.len() - 5]);
+    insta::assert_snapshot!(d.fails(&project_args("t.npy", &["-r", "1"]), 1), @r"
+        multiproj::npy::truncated
+
+          × 't.npy' is truncated: its header describes 224 bytes but the file has only 219
+          help: the file was probably cut short while being written or copied; write it again
+        ");
+    d.fails(&["project", BILEVEL, "t.npy", "--in-place", "-r", "1"], 1);
+    d.fails(&["norm", BILEVEL, "t.npy"], 1);
+}
+
+#[test]
+fn bad_magic() {
+    let d = Dir::new();
+    d.write_bytes("w.npy", b"not an npy file at all");
+    insta::assert_snapshot!(d.fails(&project_args("w.npy", &["-r", "1"]), 1), @r"
+        multiproj::npy::not_npy
+
+          × 'w.npy' is not a .npy file: it does not start with the .npy magic string \x93NUMPY
+          help: multiproj reads NumPy .npy files as written by numpy.save
+        ");
+}
+
+#[test]
+fn unsupported_dtype_int64() {
+    let d = Dir::new();
+    d.write("w.npy", &array![[1i64, 2, 3], [4, 5, 6]]);
+    insta::assert_snapshot!(d.fails(&project_args("w.npy", &["-r", "1"]), 1), @r"
+        multiproj::npy::unsupported_dtype
+
+          × 'w.npy' has dtype '<i8'; multiproj reads little-endian float64 ('<f8') and float32 ('<f4')
+          help: convert it with NumPy first, e.g. np.save(path, arr.astype('<f8'))
+        ");
+}
+
+#[test]
+fn unsupported_dtype_big_endian() {
+    let d = Dir::new();
+    d.write_bytes("w.npy", &raw_npy(">f8", &[2, 2], 32));
+    insta::assert_snapshot!(d.fails(&project_args("w.npy", &["-r", "1"]), 1), @r"
+        multiproj::npy::unsupported_dtype
+
+          × 'w.npy' has dtype '>f8', which is big-endian; multiproj reads little-endian float64 ('<f8')
+          │ and float32 ('<f4')
+          help: convert it with NumPy first, e.g. np.save(path, arr.astype('<f8'))
+        ");
+    d.fails(&["project", BILEVEL, "w.npy", "--in-place", "-r", "1"], 1);
+}
+
+#[test]
+fn unsupported_dtype_object() {
+    let d = Dir::new();
+    d.write_bytes("w.npy", &raw_npy("|O", &[2, 2], 32));
+    insta::assert_snapshot!(d.fails(&project_args("w.npy", &["-r", "1"]), 1), @r"
+        multiproj::npy::unsupported_dtype
+
+          × 'w.npy' has dtype '|O'; multiproj reads little-endian float64 ('<f8') and float32 ('<f4')
+          help: convert it with NumPy first, e.g. np.save(path, arr.astype('<f8'))
+        ");
+}
+
+#[test]
+fn nan_in_the_data() {
+    let d = Dir::new();
+    let mut w = weights();
+    w[[2, 1]] = f64::NAN;
+    d.write("w.npy", &w);
+    insta::assert_snapshot!(d.fails(&project_args("w.npy", &["-r", "1"]), 1), @r"
+        multiproj::non_finite
+
+          × cannot project 'w.npy'
+          ╰─▶ the input holds NaN at index [2, 1]
+          help: multiproj projects finite tensors; replace or remove NaN and infinite entries first (e.g.
+                np.nan_to_num)
+        ");
+    insta::assert_snapshot!(
+        d.fails(&["project", BILEVEL, "w.npy", "--in-place", "-r", "1"], 1),
+        @r"
+        multiproj::non_finite
+
+          × cannot project 'w.npy'
+          ╰─▶ the input holds NaN at index [2, 1]
+          help: multiproj projects finite tensors; replace or remove NaN and infinite entries first (e.g.
+                np.nan_to_num)
+        "
+    );
+    d.fails(&["norm", BILEVEL, "w.npy"], 1);
+}
+
+#[test]
+fn infinity_in_the_data() {
+    let d = Dir::new();
+    let mut w = weights_f().mapv(|x| x as f32);
+    w[[3, 0]] = f32::INFINITY;
+    d.write("w.npy", &w);
+    insta::assert_snapshot!(
+        d.fails(&["project", BILEVEL, "w.npy", "--in-place", "-r", "1", "--stats"], 1),
+        @r"
+        multiproj::non_finite
+
+          × cannot project 'w.npy'
+          ╰─▶ the input holds +inf at index [3, 0]
+          help: multiproj projects finite tensors; replace or remove NaN and infinite entries first (e.g.
+                np.nan_to_num)
+        "
+    );
+    d.fails(&project_args("w.npy", &["-r", "1", "--json"]), 1);
+}
+
+#[test]
+fn negative_radius() {
+    let d = with_weights();
+    insta::assert_snapshot!(d.fails(&project_args("w.npy", &["--radius", "-1"]), 2), @r"
+        multiproj::check::invalid_radius
+
+          × invalid radius -1: a radius must be a finite, non-negative number
+        ");
+    insta::assert_snapshot!(
+        d.fails(&["project", "l1 over dim0 of linf over dim1 <= -0.5", "w.npy", "--in-place"], 2),
+        @r"
+        multiproj::check::invalid_radius
+
+          × invalid radius -0.5: a radius must be a finite, non-negative number
+           ╭─[spec:1:35]
+         1 │ l1 over dim0 of linf over dim1 <= -0.5
+           ·                                   ──┬─
+           ·                                     ╰── not a valid radius
+           ╰────
+        "
+    );
+}
+
+#[test]
+fn nan_radius() {
+    let d = with_weights();
+    insta::assert_snapshot!(d.fails(&project_args("w.npy", &["--radius", "NaN"]), 2), @r"
+        multiproj::check::invalid_radius
+
+          × invalid radius NaN: a radius must be a finite, non-negative number
+        ");
+    d.fails(&project_args("w.npy", &["--radius", "inf"]), 2);
+}
+
+#[test]
+fn radius_given_twice() {
+    let d = with_weights();
+    insta::assert_snapshot!(
+        d.fails(
+            &["project", "l1 over dim0 of linf over dim1 <= 1", "w.npy", "-o", "out.npy", "-r", "2"],
+            2
+        ),
+        @r"
+        multiproj::check::radius_given_twice
+
+          × the radius is given twice: `<= 1` in the spec and 2 at run time
+           ╭─[spec:1:35]
+         1 │ l1 over dim0 of linf over dim1 <= 1
+           ·                                   ┬
+           ·                                   ╰── radius fixed here
+           ╰────
+          help: drop one of them: either fix the radius in the spec or pass it at run time
+        "
+    );
+}
+
+#[test]
+fn missing_radius() {
+    let d = with_weights();
+    insta::assert_snapshot!(d.fails(&project_args("w.npy", &[]), 2), @r"
+        multiproj::check::missing_radius
+
+          × no radius: the spec has no `<= R` and none was given at run time
+          help: add `<= R` to the spec or pass a radius (`--radius R` on the command line)
+        ");
+}
+
+#[test]
+fn missing_input_file() {
+    let d = Dir::new();
+    insta::assert_snapshot!(d.fails(&project_args("nope.npy", &["-r", "1"]), 1), @r"
+        multiproj::io
+
+          × could not open 'nope.npy'
+          ╰─▶ No such file or directory (os error 2)
+        ");
+    d.fails(
+        &["project", BILEVEL, "nope.npy", "--in-place", "-r", "1"],
+        1,
+    );
+    d.fails(&["norm", BILEVEL, "nope.npy"], 1);
+}
+
+#[test]
+fn input_is_a_directory() {
+    let d = Dir::new();
+    fs::create_dir(d.path("w.npy")).unwrap();
+    insta::assert_snapshot!(d.fails(&project_args("w.npy", &["-r", "1"]), 1), @r"
+        multiproj::npy::not_npy
+
+          × 'w.npy' is not a .npy file: it is a directory
+          help: multiproj reads NumPy .npy files as written by numpy.save
+        ");
+}
+
+#[test]
+fn output_naming_the_input() {
+    let d = with_weights();
+    let msg = d.fails(&["project", BILEVEL, "w.npy", "-o", "w.npy", "-r", "1"], 2);
+    insta::assert_snapshot!(msg, @r"
+        multiproj::args
+
+          × the output would overwrite the input; pass --in-place to project the file in place
+          help: name another file with --output, or use --in-place instead of --output
+        ");
+    // Another spelling of the same path, and a hard link to the same file.
+    fs::create_dir(d.path("sub")).unwrap();
+    assert_eq!(
+        d.fails(
+            &[
+                "project",
+                BILEVEL,
+                "w.npy",
+                "-o",
+                "./sub/../w.npy",
+                "-r",
+                "1"
+            ],
+            2
+        ),
+        msg
+    );
+    fs::hard_link(d.path("w.npy"), d.path("link.npy")).unwrap();
+    assert_eq!(
+        d.fails(
+            &["project", BILEVEL, "w.npy", "-o", "link.npy", "-r", "1"],
+            2
+        ),
+        msg
+    );
+}
+
+#[test]
+fn output_into_a_missing_directory() {
+    let d = with_weights();
+    let msg = d.fails(
+        &[
+            "project",
+            BILEVEL,
+            "w.npy",
+            "-o",
+            "missing/out.npy",
+            "-r",
+            "1",
+        ],
+        1,
+    );
+    insta::assert_snapshot!(msg, @r"
+        multiproj::io
+
+          × could not create a temporary file in 'missing'
+          ╰─▶ no such directory
+        ");
+}
+
+#[test]
+fn output_into_an_unwritable_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = with_weights();
+    // A regular file where a directory should be: unwritable for everyone, root included.
+    let msg = d.fails(
+        &[
+            "project",
+            BILEVEL,
+            "w.npy",
+            "-o",
+            "w.npy/out.npy",
+            "-r",
+            "1",
+        ],
+        1,
+    );
+    assert!(
+        msg.contains("could not create a temporary file in 'w.npy'"),
+        "{msg}"
+    );
+
+    fs::create_dir(d.path("ro")).unwrap();
+    fs::set_permissions(d.path("ro"), fs::Permissions::from_mode(0o555)).unwrap();
+    // Root ignores permissions; only check the refusal where the system enforces it.
+    let enforced = fs::write(d.path("ro/probe"), b"").is_err();
+    if enforced {
+        let msg = d.fails(
+            &["project", BILEVEL, "w.npy", "-o", "ro/out.npy", "-r", "1"],
+            1,
+        );
+        assert!(
+            msg.contains("could not create a temporary file in 'ro'"),
+            "{msg}"
+        );
+        assert!(msg.contains("Permission denied"), "{msg}");
+    } else {
+        fs::remove_file(d.path("ro/probe")).unwrap();
+    }
+    fs::set_permissions(d.path("ro"), fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn zero_threads() {
+    let d = with_weights();
+    insta::assert_snapshot!(d.fails(&project_args("w.npy", &["-r", "1", "--threads", "0"]), 2), @r"
+        error: invalid value '0' for '--threads <N>': the number of threads must be at least 1
+
+        For more information, try '--help'.
+        ");
+}
+
+#[test]
+fn jit_backend_is_not_built() {
+    let d = with_weights();
+    insta::assert_snapshot!(
+        d.fails(&project_args("w.npy", &["-r", "1", "--backend", "jit"]), 2),
+        @r"
+        multiproj::args
+
+          × the jit backend is not built yet; use `--backend interp`
+        "
+    );
+    insta::assert_snapshot!(d.fails(&project_args("w.npy", &["-r", "1", "--verify"]), 2), @r"
+        multiproj::args
+
+          × --verify compares the jit backend with the interpreter, but the jit backend is not built yet
+          help: leave out --verify; the interpreter is the default backend
+        ");
+    insta::assert_snapshot!(d.fails(&["explain", BILEVEL, "--clif"], 2), @r"
+        multiproj::args
+
+          × the jit backend is not built yet: no Cranelift IR to show
+          help: leave out --clif to see the syntax tree, the IR and the plan
+        ");
+    // The interpreter is there.
+    d.ok(&project_args("w.npy", &["-r", "1", "--backend", "interp"]));
+}
+
+#[test]
+fn output_and_in_place_are_exclusive_and_one_is_required() {
+    let d = with_weights();
+    let msg = d.fails(&["project", BILEVEL, "w.npy", "-r", "1"], 2);
+    assert!(
+        msg.contains("--output") && msg.contains("--in-place"),
+        "{msg}"
+    );
+    let msg = d.fails(
+        &[
+            "project",
+            BILEVEL,
+            "w.npy",
+            "-o",
+            "out.npy",
+            "--in-place",
+            "-r",
+            "1",
+        ],
+        2,
+    );
+    assert!(msg.contains("cannot be used with"), "{msg}");
+}
+
+#[test]
+fn explain_with_a_bad_shape() {
+    let d = Dir::new();
+    insta::assert_snapshot!(d.fails(&["explain", BILEVEL, "--shape", "64xx"], 2), @r"
+        error: invalid value '64xx' for '--shape <SHAPE>': an extent is missing; a shape is extents joined by `x`, such as 64x48 or 10x3x3
+
+        For more information, try '--help'.
+        ");
+    insta::assert_snapshot!(d.fails(&["explain", BILEVEL, "--shape", "0x3"], 2), @r"
+        multiproj::check::empty_tensor
+
+          × the tensor has no elements (shape [0, 3])
+        ");
+    insta::assert_snapshot!(d.fails(&["explain", BILEVEL, "--shape", "4x3x2"], 2), @r"
+        multiproj::check::axis_not_covered
+
+          × axis 2 of a rank-3 tensor is not covered
+           ╭─[spec:1:1]
+         1 │ l1 over dim0 of linf over dim1
+           · ───────────────┬──────────────
+           ·                ╰── these levels leave axis 2 out
+           ╰────
+          help: every axis must belong to exactly one level; add axis 2 to a level (e.g. `dims A,B` or
+                `dims A..`)
+        ");
+}
