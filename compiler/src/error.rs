@@ -41,10 +41,27 @@ pub enum CheckError {
         second: SourceSpan,
     },
 
+    #[error("axis {axis} is listed twice in one level")]
+    #[diagnostic(
+        code(multiproj::check::axis_repeated),
+        help("name each axis once: a level's axes form a set")
+    )]
+    AxisRepeated {
+        axis: usize,
+        #[source_code]
+        src: NamedSource<String>,
+        #[label("first here")]
+        first: SourceSpan,
+        #[label("again here")]
+        second: SourceSpan,
+    },
+
     #[error("axis {axis} of a rank-{rank} tensor is not covered")]
     #[diagnostic(
         code(multiproj::check::axis_not_covered),
-        help("every axis must belong to exactly one level; add axis {axis} to a level (e.g. `dims A,B` or `dims A..`)")
+        help(
+            "every axis must belong to exactly one level; add axis {axis} to a level (e.g. `dims A,B` or `dims A..`)"
+        )
     )]
     AxisNotCovered {
         axis: usize,
@@ -79,10 +96,13 @@ pub enum CheckError {
         span: SourceSpan,
     },
 
-    #[error("invalid radius {value}: a radius must be a finite, non-negative number")]
+    #[error("invalid radius {shown}: {reason}")]
     #[diagnostic(code(multiproj::check::invalid_radius))]
     InvalidRadius {
         value: f64,
+        /// The radius as written (in the spec) or as given.
+        shown: String,
+        reason: &'static str,
         #[source_code]
         src: NamedSource<String>,
         #[label("not a valid radius")]
@@ -128,6 +148,15 @@ impl CheckError {
         }
     }
 
+    pub(crate) fn repeated(source: &str, axis: usize, first: Span, second: Span) -> Self {
+        CheckError::AxisRepeated {
+            axis,
+            src: src(source),
+            first: first.into(),
+            second: second.into(),
+        }
+    }
+
     pub(crate) fn not_covered(source: &str, axis: usize, rank: usize, span: Span) -> Self {
         CheckError::AxisNotCovered {
             axis,
@@ -146,8 +175,23 @@ impl CheckError {
     }
 
     pub(crate) fn invalid_radius(source: &str, value: f64, span: Option<Span>) -> Self {
+        let shown = match span {
+            Some(s) => source[s.start..s.end].to_string(),
+            None => value.to_string(),
+        };
+        let reason = if value.is_nan() {
+            "a radius must be a number (finite and non-negative)"
+        } else if value.is_infinite() && span.is_some() && value > 0.0 {
+            "it is too large for a float64 and would be infinite"
+        } else if value.is_infinite() {
+            "a radius must be finite"
+        } else {
+            "a radius must be non-negative"
+        };
         CheckError::InvalidRadius {
             value,
+            shown,
+            reason,
             src: src(source),
             span: span.map(Into::into),
         }

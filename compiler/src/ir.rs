@@ -70,7 +70,10 @@ pub(crate) fn write_norm_formula(f: &mut fmt::Formatter<'_>, levels: &[IrLevel])
     Ok(())
 }
 
-pub(crate) fn write_radius(f: &mut fmt::Formatter<'_>, radius: &Option<Spanned<f64>>) -> fmt::Result {
+pub(crate) fn write_radius(
+    f: &mut fmt::Formatter<'_>,
+    radius: &Option<Spanned<f64>>,
+) -> fmt::Result {
     match radius {
         Some(r) => write!(f, "radius {} (fixed in the spec)", r.node),
         None => f.write_str("radius R (given at run time)"),
@@ -95,7 +98,11 @@ impl fmt::Display for Ir {
                 j + 1,
                 l.norm.to_string(),
                 AxisSet(&l.axes).to_string(),
-                format!("{} = {}", extents.join("x"), l.extent(&self.tensor.shape)),
+                if extents.len() == 1 {
+                    extents[0].clone()
+                } else {
+                    format!("{} = {}", extents.join("x"), l.extent(&self.tensor.shape))
+                },
                 l.span
             )?;
         }

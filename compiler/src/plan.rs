@@ -333,6 +333,15 @@ pub fn plan(ir: &Ir) -> Plan {
     }
 }
 
+/// `1 group`, `64 groups`.
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
 fn norm_symbol(n: Norm) -> &'static str {
     match n {
         Norm::L1 => "Σ|·|",
@@ -360,7 +369,7 @@ impl fmt::Display for Plan {
         writeln!(
             f,
             "  groups: {} of {} entries (group index over {})",
-            self.groups,
+            plural(self.groups, "group"),
             self.group_len,
             if k == 1 {
                 "nothing: one group".to_string()
@@ -424,11 +433,11 @@ impl fmt::Display for Plan {
                     group_len,
                 } => writeln!(
                     f,
-                    "V{}[g] = {} of Y[g,·] over {}   ({} groups × {}, f64 accumulators)",
+                    "V{}[g] = {} of Y[g,·] over {}   ({} × {}, f64 accumulators)",
                     k - 1,
                     norm_symbol(*norm),
                     AxisSet(&self.levels[k - 1].axes),
-                    groups,
+                    plural(*groups, "group"),
                     group_len
                 )?,
                 Stage::UpperReduce {
@@ -505,7 +514,15 @@ mod tests {
     fn loops(p: &Plan) -> Vec<(Vec<usize>, usize, isize, isize, isize)> {
         p.loops
             .iter()
-            .map(|l| (l.axes.clone(), l.extent, l.stride, l.group_stride, l.out_stride))
+            .map(|l| {
+                (
+                    l.axes.clone(),
+                    l.extent,
+                    l.stride,
+                    l.group_stride,
+                    l.out_stride,
+                )
+            })
             .collect()
     }
 
@@ -516,8 +533,17 @@ mod tests {
             TensorInfo::c_order(&[64, 48], DType::F64),
         );
         assert_eq!((p.groups, p.group_len), (64, 48));
-        assert_eq!(loops(&p), vec![(vec![0], 64, 48, 1, 48), (vec![1], 48, 1, 0, 1)]);
-        assert_eq!(p.split, Some(Split { loop_index: 0, reduced: false }));
+        assert_eq!(
+            loops(&p),
+            vec![(vec![0], 64, 48, 1, 48), (vec![1], 48, 1, 0, 1)]
+        );
+        assert_eq!(
+            p.split,
+            Some(Split {
+                loop_index: 0,
+                reduced: false
+            })
+        );
         assert_eq!(p.output, p.tensor);
     }
 
@@ -529,8 +555,17 @@ mod tests {
             TensorInfo::c_order(&[48, 64], DType::F64),
         );
         assert_eq!(p.memory_order, vec![0, 1]);
-        assert_eq!(loops(&p), vec![(vec![0], 48, 64, 0, 64), (vec![1], 64, 1, 1, 1)]);
-        assert_eq!(p.split, Some(Split { loop_index: 0, reduced: true }));
+        assert_eq!(
+            loops(&p),
+            vec![(vec![0], 48, 64, 0, 64), (vec![1], 64, 1, 1, 1)]
+        );
+        assert_eq!(
+            p.split,
+            Some(Split {
+                loop_index: 0,
+                reduced: true
+            })
+        );
     }
 
     #[test]
@@ -540,7 +575,10 @@ mod tests {
             TensorInfo::f_order(&[30, 20], DType::F64),
         );
         assert_eq!(p.memory_order, vec![1, 0]);
-        assert_eq!(loops(&p), vec![(vec![1], 20, 30, 0, 30), (vec![0], 30, 1, 1, 1)]);
+        assert_eq!(
+            loops(&p),
+            vec![(vec![1], 20, 30, 0, 30), (vec![0], 30, 1, 1, 1)]
+        );
         assert_eq!(p.output, p.tensor);
     }
 
@@ -550,9 +588,15 @@ mod tests {
             "l1 over dim0 of linf over dims1..2",
             TensorInfo::c_order(&[16, 8, 12], DType::F32),
         );
-        assert_eq!(loops(&p), vec![(vec![0], 16, 96, 1, 96), (vec![1, 2], 96, 1, 0, 1)]);
+        assert_eq!(
+            loops(&p),
+            vec![(vec![0], 16, 96, 1, 96), (vec![1, 2], 96, 1, 0, 1)]
+        );
         // A single level over everything is one flat loop.
-        let p = plan_for("l2 over dims 0..", TensorInfo::c_order(&[4, 5, 6], DType::F64));
+        let p = plan_for(
+            "l2 over dims 0..",
+            TensorInfo::c_order(&[4, 5, 6], DType::F64),
+        );
         assert_eq!(loops(&p), vec![(vec![0, 1, 2], 120, 1, 0, 1)]);
         assert_eq!((p.groups, p.group_len), (1, 120));
     }
@@ -570,7 +614,14 @@ mod tests {
         let names: Vec<&str> = p.stages.iter().map(Stage::name).collect();
         assert_eq!(
             names,
-            ["reduce", "upper-reduce", "upper-reduce", "solve", "solve", "apply"]
+            [
+                "reduce",
+                "upper-reduce",
+                "upper-reduce",
+                "solve",
+                "solve",
+                "apply"
+            ]
         );
     }
 
@@ -586,7 +637,10 @@ mod tests {
         assert_eq!(p.data_start, -8);
         assert_eq!(p.group_start, 2);
         assert_eq!(p.out_start, 8);
-        assert_eq!(loops(&p), vec![(vec![0], 3, 4, -1, -4), (vec![1], 4, 1, 0, 1)]);
+        assert_eq!(
+            loops(&p),
+            vec![(vec![0], 3, 4, -1, -4), (vec![1], 4, 1, 0, 1)]
+        );
     }
 
     #[test]
@@ -596,7 +650,10 @@ mod tests {
             TensorInfo::c_order(&[1, 5, 1], DType::F64),
         );
         assert_eq!(loops(&p), vec![(vec![1], 5, 1, 1, 1)]);
-        let p = plan_for("linf over dims 0..1", TensorInfo::c_order(&[1, 1], DType::F64));
+        let p = plan_for(
+            "linf over dims 0..1",
+            TensorInfo::c_order(&[1, 1], DType::F64),
+        );
         assert!(p.loops.is_empty());
         assert_eq!(p.split, None);
     }
@@ -607,10 +664,16 @@ mod tests {
             "l1 over dim0 of l1 over dim1",
             TensorInfo::c_order(&[4, 5], DType::F64),
         );
-        assert!(p.stages.contains(&Stage::Threshold { groups: 4, group_len: 5 }));
+        assert!(p.stages.contains(&Stage::Threshold {
+            groups: 4,
+            group_len: 5
+        }));
         assert!(matches!(
             p.stages.last(),
-            Some(Stage::Apply { op: ApplyOp::Shrink, .. })
+            Some(Stage::Apply {
+                op: ApplyOp::Shrink,
+                ..
+            })
         ));
     }
 

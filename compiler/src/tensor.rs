@@ -134,7 +134,11 @@ impl fmt::Display for TensorInfo {
             f,
             "{} {} [{}] order {} strides [{}]",
             self.dtype,
-            if self.shape.is_empty() { "scalar" } else { "tensor" },
+            if self.shape.is_empty() {
+                "scalar"
+            } else {
+                "tensor"
+            },
             shape.join("x"),
             self.order(),
             strides.join(", ")

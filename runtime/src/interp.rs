@@ -49,6 +49,8 @@ fn for_each_in_memory_order<T: Element>(
 pub fn reduce<T: Element>(plan: &Plan, x: &ArrayViewD<'_, T>) -> Result<Vec<f64>, DataError> {
     let norm = plan.innermost().norm;
     let mut acc = vec![0.0f64; plan.groups];
+    // For l2 also the largest magnitude, to notice a sum of squares that over- or underflowed.
+    let mut max = vec![0.0f64; if norm == Norm::L2 { plan.groups } else { 0 }];
     for_each_in_memory_order(plan, x, |idx, y| {
         let y = y.to_f64();
         if !y.is_finite() {
@@ -57,18 +59,60 @@ pub fn reduce<T: Element>(plan: &Plan, x: &ArrayViewD<'_, T>) -> Result<Vec<f64>
                 value: y,
             });
         }
-        let a = &mut acc[group_of(plan, idx)];
+        let g = group_of(plan, idx);
         match norm {
-            Norm::L1 => *a += y.abs(),
-            Norm::L2 => *a += y * y,
-            Norm::Linf => *a = a.max(y.abs()),
+            Norm::L1 => acc[g] += y.abs(),
+            Norm::L2 => {
+                acc[g] += y * y;
+                max[g] = max[g].max(y.abs());
+            }
+            Norm::Linf => acc[g] = acc[g].max(y.abs()),
         }
         Ok(())
     })?;
     if norm == Norm::L2 {
-        acc.iter_mut().for_each(|a| *a = a.sqrt());
+        finish_l2(plan, x, &mut acc, &max);
     }
     Ok(acc)
+}
+
+/// Whether a sum of squares has lost the l2 norm of a group whose largest magnitude is `max`:
+/// it overflowed (entries beyond ~1e154) or fell below the normal range (entries below ~1e-154).
+pub fn sum_of_squares_lost(sum: f64, max: f64) -> bool {
+    !sum.is_finite() || (sum < f64::MIN_POSITIVE && max > 0.0)
+}
+
+/// Turns per-group sums of squares into l2 norms. Groups whose sum lost the norm (see
+/// [`sum_of_squares_lost`]) — rare, so a second look at their data costs nothing in practice —
+/// are recomputed from their entries with [`balls::norm_l2`], which rescales.
+pub fn finish_l2<T: Element>(plan: &Plan, x: &ArrayViewD<'_, T>, acc: &mut [f64], max: &[f64]) {
+    let redo: Vec<bool> = acc
+        .iter()
+        .zip(max)
+        .map(|(&s, &m)| sum_of_squares_lost(s, m))
+        .collect();
+    for (a, &r) in acc.iter_mut().zip(&redo) {
+        if !r {
+            *a = a.sqrt();
+        }
+    }
+    if !redo.contains(&true) {
+        return;
+    }
+    let mut members: Vec<Vec<f64>> = vec![Vec::new(); acc.len()];
+    // Cannot fail: the closure never returns an error.
+    let _ = for_each_in_memory_order(plan, x, |idx, y| {
+        let g = group_of(plan, idx);
+        if redo[g] {
+            members[g].push(y.to_f64());
+        }
+        Ok(())
+    });
+    for (g, values) in members.iter().enumerate() {
+        if redo[g] {
+            acc[g] = balls::norm_l2(values);
+        }
+    }
 }
 
 /// The threshold stage (innermost l1): for every group marked
@@ -98,9 +142,10 @@ pub fn threshold<T: Element>(
         }
         Ok(())
     })?;
+    let mut scratch = Vec::new();
     for (action, values) in actions.iter_mut().zip(&members) {
         if let GroupAction::NeedsThreshold(r) = *action {
-            *action = GroupAction::Shrink(balls::l1_threshold(values, r));
+            *action = GroupAction::Shrink(balls::l1_soft_threshold(values, r, &mut scratch));
         }
     }
     Ok(())

@@ -4,7 +4,7 @@
 
 use multiproj_compiler::{Norm, Plan};
 
-use crate::balls;
+use crate::balls::{self, SoftThreshold};
 
 /// What the apply pass does to one innermost group.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -20,8 +20,9 @@ pub enum GroupAction {
     Scale(f64),
     /// l1 with radius `r`, before the threshold stage has computed `τ`.
     NeedsThreshold(f64),
-    /// l1: soft threshold `sign(y)·max(|y| - τ, 0)`.
-    Shrink(f64),
+    /// l1: soft threshold `sign(y)·max(|y| - τ, 0)`, with τ held in two parts so that a tiny
+    /// radius next to large entries keeps its digits (see [`SoftThreshold`]).
+    Shrink(SoftThreshold),
 }
 
 /// Norm of one segment of an aggregate (or of a gathered group).
@@ -66,6 +67,7 @@ impl Aggregates {
     pub fn solve(&self, plan: &Plan, radius: f64) -> Vec<f64> {
         let k = plan.levels.len();
         let mut u = vec![radius];
+        let mut scratch = Vec::new();
         for j in 1..k {
             let level = &plan.levels[j - 1];
             let n = level.extent;
@@ -87,8 +89,8 @@ impl Aggregates {
                         }
                         Norm::L1 => {
                             // Aggregates are norms, hence non-negative: no signs to keep.
-                            let tau = balls::l1_threshold(seg, r);
-                            next.extend(seg.iter().map(|&x| (x - tau).max(0.0)));
+                            let t = balls::l1_soft_threshold(seg, r, &mut scratch);
+                            next.extend(seg.iter().map(|&x| t.shrink(x)));
                         }
                     }
                 }
@@ -132,8 +134,8 @@ pub fn apply_one(action: GroupAction, y: f64) -> f64 {
         GroupAction::Zero => 0.0,
         GroupAction::Clip(r) => y.clamp(-r, r),
         GroupAction::Scale(f) => y * f,
-        GroupAction::Shrink(tau) => {
-            let m = y.abs() - tau;
+        GroupAction::Shrink(t) => {
+            let m = t.shrink(y.abs());
             if m > 0.0 { m.copysign(y) } else { 0.0 }
         }
     }

@@ -145,7 +145,13 @@ mod tests {
 
     #[test]
     fn runs_to_a_fixpoint_across_rules() {
-        let ls = levels(&[(Linf, &[0]), (Linf, &[1]), (L2, &[2]), (L2, &[3]), (L2, &[4])]);
+        let ls = levels(&[
+            (Linf, &[0]),
+            (Linf, &[1]),
+            (L2, &[2]),
+            (L2, &[3]),
+            (L2, &[4]),
+        ]);
         let n = normalize(&ls);
         insta::assert_snapshot!(n, @r"
         normalized levels: linf over {0,1} of l2 over {2,3,4}
