@@ -220,7 +220,12 @@ impl Projection {
         let radius = self.radius_or_err()?;
         let mut x = x.view_mut().into_dyn();
         let plan = self.plan_for(&tensor_info(&x.view()))?;
-        Ok(runtime::project_in_place(&plan, &mut x, radius, self.backend)?)
+        Ok(runtime::project_in_place(
+            &plan,
+            &mut x,
+            radius,
+            self.backend,
+        )?)
     }
 
     /// The multi-level norm of `x` (no radius needed).

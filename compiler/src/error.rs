@@ -2,12 +2,15 @@
 //! Every error that is about a place in the spec carries its span and renders with the spec
 //! underlined.
 
+use std::sync::Arc;
+
 use miette::{Diagnostic, NamedSource, SourceSpan};
 use multiproj_grammar::Span;
 use thiserror::Error;
 
-fn src(source: &str) -> NamedSource<String> {
-    NamedSource::new("spec", source.to_string())
+/// Shared, so that errors stay small (clippy's `result_large_err`) and cheap to clone.
+fn src(source: &str) -> Arc<NamedSource<String>> {
+    Arc::new(NamedSource::new("spec", source.to_string()))
 }
 
 #[derive(Debug, Error, Diagnostic)]
@@ -21,7 +24,7 @@ pub enum CheckError {
         axis: usize,
         rank: usize,
         #[source_code]
-        src: NamedSource<String>,
+        src: Arc<NamedSource<String>>,
         #[label("no axis {axis} here")]
         span: SourceSpan,
     },
@@ -34,7 +37,7 @@ pub enum CheckError {
     AxisUsedTwice {
         axis: usize,
         #[source_code]
-        src: NamedSource<String>,
+        src: Arc<NamedSource<String>>,
         #[label("first use")]
         first: SourceSpan,
         #[label("used again here")]
@@ -49,7 +52,7 @@ pub enum CheckError {
     AxisRepeated {
         axis: usize,
         #[source_code]
-        src: NamedSource<String>,
+        src: Arc<NamedSource<String>>,
         #[label("first here")]
         first: SourceSpan,
         #[label("again here")]
@@ -67,7 +70,7 @@ pub enum CheckError {
         axis: usize,
         rank: usize,
         #[source_code]
-        src: NamedSource<String>,
+        src: Arc<NamedSource<String>>,
         #[label("these levels leave axis {axis} out")]
         span: SourceSpan,
     },
@@ -77,7 +80,7 @@ pub enum CheckError {
     EmptyLevel {
         reason: String,
         #[source_code]
-        src: NamedSource<String>,
+        src: Arc<NamedSource<String>>,
         #[label("empty")]
         span: SourceSpan,
     },
@@ -91,7 +94,7 @@ pub enum CheckError {
         in_spec: f64,
         at_run_time: f64,
         #[source_code]
-        src: NamedSource<String>,
+        src: Arc<NamedSource<String>>,
         #[label("radius fixed here")]
         span: SourceSpan,
     },
@@ -104,7 +107,7 @@ pub enum CheckError {
         shown: String,
         reason: &'static str,
         #[source_code]
-        src: NamedSource<String>,
+        src: Arc<NamedSource<String>>,
         #[label("not a valid radius")]
         span: Option<SourceSpan>,
     },
