@@ -7,6 +7,7 @@ pub mod element;
 pub mod error;
 pub mod exec;
 pub mod interp;
+pub mod jit;
 pub mod npy;
 pub mod solve;
 

@@ -1,0 +1,479 @@
+//! Cranelift code generation for the passes over the big tensor: the reduce pass and the apply
+//! pass of a [`Plan`] (DESIGN §3), compiled to native loop nests.
+//!
+//! A kernel is compiled for the *structure* of a plan — the pass and its norm or operation, the
+//! element type, the depth of the loop nest, whether the innermost loop runs inside one group
+//! and whether it is contiguous — never for its sizes: extents and strides are read at run time
+//! from a loop descriptor ([`loop_descriptor`]). So a new shape with the same structure reuses
+//! the kernels already compiled ([`Jit`] caches them by [`KernelKey`]).
+//!
+//! [`Jit`] owns the `JITModule` with everything needed to compile into it, in the style of
+//! cranelift-jit-demo; the translator (`translate.rs`) has one `translate_*` per kernel kind.
+//! Kernel handles keep the module's code alive ([`ReduceKernel`], [`ApplyKernel`]), so a handle
+//! can outlive the [`Jit`] it came from and be called from any thread without a lock.
+//!
+//! # Kernel ABI
+//! Pointers are raw byte addresses, counts and strides are `i64`, strides in elements:
+//! - `reduce(data, loops, acc, aux, begin, end) -> i64`: for loop-0 indices `begin..end`, folds
+//!   every visited element into `acc[g]` (f64: Σ|x|, Σx² or max|x|, where `g` is the element's
+//!   group index relative to the group of the nest's first element); for l2 also max|x| into
+//!   `aux[g]` (so the caller can tell a sum of squares that over- or underflowed; `aux` is unused
+//!   otherwise). Returns `-1`, or the position in the loop nest (row-major over the loops, loop 0
+//!   counted from 0) of a NaN or ±inf it found; it stops at the first one it sees, in the run
+//!   where it saw it.
+//! - `apply(src, dst, loops, groups, begin, end)`: writes the projected elements. `groups` points
+//!   at a [`GroupParams`]: per group `g`, `keep[g]` is all ones for an untouched group, `live[g]`
+//!   all ones for a group the operation applies to with parameters `param[g]` (clip radius,
+//!   scale factor, or threshold base) and `offset[g]` (threshold offset: the soft threshold is
+//!   `(|y| - param) - offset`); a group with neither is zero-filled. The in-place kernel ignores
+//!   `dst` and the output strides.
+
+mod translate;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use cranelift_codegen::ir::{AbiParam, UserFuncName, types};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::{Context, isa};
+use cranelift_frontend::FunctionBuilderContext;
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{Linkage, Module, default_libcall_names};
+
+use crate::plan::{ApplyOp, Plan};
+use crate::tensor::DType;
+use multiproj_grammar::Norm;
+
+/// Entries of the loop descriptor per loop: extent, data stride, group stride, output stride.
+pub const LOOP_DESC_LEN: usize = 4;
+
+/// The loop descriptor a kernel reads its sizes from: for each loop of `plan.loops`, outermost
+/// first, `[extent, stride, group_stride, out_stride]` (strides in elements). A plan without
+/// loops (a single element) is run as one loop of one element.
+pub fn loop_descriptor(plan: &Plan) -> Vec<i64> {
+    if plan.loops.is_empty() {
+        return vec![1, 1, 0, 1];
+    }
+    plan.loops
+        .iter()
+        .flat_map(|l| {
+            [
+                l.extent as i64,
+                l.stride as i64,
+                l.group_stride as i64,
+                l.out_stride as i64,
+            ]
+        })
+        .collect()
+}
+
+/// The operation of an apply kernel (the plan's [`ApplyOp`], hashable).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ApplyKind {
+    Clip,
+    Scale,
+    Shrink,
+}
+
+impl From<ApplyOp> for ApplyKind {
+    fn from(op: ApplyOp) -> Self {
+        match op {
+            ApplyOp::Clip => ApplyKind::Clip,
+            ApplyOp::Scale => ApplyKind::Scale,
+            ApplyOp::Shrink => ApplyKind::Shrink,
+        }
+    }
+}
+
+/// Which pass a kernel runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Pass {
+    /// The innermost norm of every group.
+    Reduce(Norm),
+    /// The projection of every element, into a separate output or in place.
+    Apply { op: ApplyKind, in_place: bool },
+}
+
+/// Everything a kernel is specialized on. Two plans with equal keys share kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct KernelKey {
+    pub pass: Pass,
+    pub dtype: DType,
+    /// Number of loops of the nest (at least 1).
+    pub depth: usize,
+    /// The innermost loop runs inside one group (group stride 0): one group per run.
+    pub inner_reduced: bool,
+    /// The innermost loop is contiguous in the data (and in the output, out of place, and in the
+    /// group index when it is not reduced), so it is vectorized.
+    pub inner_contiguous: bool,
+}
+
+impl KernelKey {
+    /// The key of `pass` for `plan`.
+    pub fn for_plan(plan: &Plan, pass: Pass) -> Self {
+        let inner = plan.loops.last();
+        let inner_reduced = inner.is_none_or(|l| l.is_reduced());
+        let inner_contiguous = match inner {
+            None => true,
+            Some(l) => {
+                l.stride == 1
+                    && (l.is_reduced() || l.group_stride == 1)
+                    && (!matches!(
+                        pass,
+                        Pass::Apply {
+                            in_place: false,
+                            ..
+                        }
+                    ) || l.out_stride == 1)
+            }
+        };
+        KernelKey {
+            pass,
+            dtype: plan.tensor.dtype,
+            depth: plan.loops.len().max(1),
+            inner_reduced,
+            inner_contiguous,
+        }
+    }
+
+    fn name(&self) -> String {
+        let pass = match self.pass {
+            Pass::Reduce(n) => format!("reduce_{n}"),
+            Pass::Apply { op, in_place } => format!(
+                "apply_{}{}",
+                format!("{op:?}").to_lowercase(),
+                if in_place { "_in_place" } else { "" }
+            ),
+        };
+        format!(
+            "{pass}_{}_d{}_{}_{}",
+            self.dtype,
+            self.depth,
+            if self.inner_reduced { "rows" } else { "cols" },
+            if self.inner_contiguous {
+                "vec"
+            } else {
+                "strided"
+            }
+        )
+    }
+}
+
+impl fmt::Display for KernelKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+/// Code generation failed: the host is not supported, or Cranelift rejected a kernel (a bug).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("code generation failed: {0}")]
+pub struct CodegenError(String);
+
+impl CodegenError {
+    fn new(what: impl fmt::Display) -> Self {
+        CodegenError(what.to_string())
+    }
+}
+
+/// `reduce(data, loops, acc, aux, begin, end) -> i64`, see the module docs.
+type ReduceFn = unsafe extern "C" fn(*const u8, *const i64, *mut f64, *mut f64, i64, i64) -> i64;
+/// `apply(src, dst, loops, groups, begin, end)`, see the module docs.
+type ApplyFn = unsafe extern "C" fn(*const u8, *mut u8, *const i64, *const GroupParams, i64, i64);
+
+/// Turns the address of finalized code into a callable function pointer.
+///
+/// # Safety
+/// `code` must be the address `JITModule::get_finalized_function` returned for a function whose
+/// Cranelift signature is the one `F` (an `unsafe extern "C" fn` pointer type) describes under the
+/// host's default calling convention, and the module's code must stay alive as long as the
+/// returned pointer may be called (kernel handles hold an `Arc` to it).
+unsafe fn code_as_fn<F: Copy>(code: *const u8) -> F {
+    assert_eq!(size_of::<F>(), size_of::<*const u8>());
+    // SAFETY: `F` is a function pointer type of the same size (asserted), and `code` points at a
+    // finalized function with `F`'s signature (the caller's contract).
+    unsafe { std::mem::transmute_copy::<*const u8, F>(&code) }
+}
+
+/// The compiled code: the module, and the contexts compilation reuses. `JITModule` is `Send`
+/// but not `Sync`, so it lives behind the mutex of [`Jit`].
+struct State {
+    /// `None` only while being dropped.
+    module: Option<JITModule>,
+    fctx: FunctionBuilderContext,
+    ctx: Context,
+    /// Code addresses (as integers, so the state stays `Send`) and CLIF text by key.
+    cache: HashMap<KernelKey, (usize, Arc<str>)>,
+    compiled: usize,
+}
+
+/// Owner of the code. Dropped when the [`Jit`] and every kernel handle are gone.
+struct Code {
+    state: Mutex<State>,
+}
+
+impl Drop for Code {
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(module) = state.module.take() {
+            // SAFETY: every kernel handle holds an `Arc<Code>`, so none is left when this runs:
+            // no pointer into the module's code can be called any more.
+            unsafe { module.free_memory() };
+        }
+    }
+}
+
+/// The JIT: compiles kernels on demand and caches them by [`KernelKey`]. Cheap to share
+/// (`Send + Sync`); compilation takes a lock, calling a kernel does not.
+pub struct Jit {
+    code: Arc<Code>,
+}
+
+/// A compiled reduce kernel. Holds the code alive.
+#[derive(Clone)]
+pub struct ReduceKernel {
+    entry: ReduceFn,
+    key: KernelKey,
+    clif: Arc<str>,
+    _code: Arc<Code>,
+}
+
+/// A compiled apply kernel. Holds the code alive.
+#[derive(Clone)]
+pub struct ApplyKernel {
+    entry: ApplyFn,
+    key: KernelKey,
+    clif: Arc<str>,
+    _code: Arc<Code>,
+}
+
+impl fmt::Debug for ReduceKernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ReduceKernel({})", self.key)
+    }
+}
+
+impl fmt::Debug for ApplyKernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApplyKernel({})", self.key)
+    }
+}
+
+impl ReduceKernel {
+    pub fn key(&self) -> &KernelKey {
+        &self.key
+    }
+
+    /// The Cranelift IR of the kernel, as generated (before optimization).
+    pub fn clif(&self) -> &str {
+        &self.clif
+    }
+
+    /// Runs the kernel over loop-0 indices `begin..end`. Returns the loop-nest position of a
+    /// non-finite element it found, if any.
+    ///
+    /// # Safety
+    /// - `loops` is the descriptor of a plan with this kernel's key ([`loop_descriptor`]).
+    /// - For every loop index tuple with loop-0 index in `begin..end` and every other index below
+    ///   its loop's extent, `data + Σ index·stride` (in elements of the key's dtype) is a
+    ///   readable element, and `acc + Σ index·group_stride` (and, for l2, `aux + …`) a writable
+    ///   `f64` nothing else accesses during the call.
+    pub unsafe fn call(
+        &self,
+        data: *const u8,
+        loops: &[i64],
+        acc: *mut f64,
+        aux: *mut f64,
+        begin: usize,
+        end: usize,
+    ) -> Option<u64> {
+        assert_eq!(loops.len(), self.key.depth * LOOP_DESC_LEN);
+        assert!(begin <= end && end as i64 <= loops[0]);
+        let (begin, end) = (begin as i64, end as i64);
+        // SAFETY: the descriptor has the depth the kernel reads (asserted); the memory the
+        // kernel touches is in bounds by the caller's contract.
+        let pos = unsafe { (self.entry)(data, loops.as_ptr(), acc, aux, begin, end) };
+        u64::try_from(pos).ok()
+    }
+}
+
+/// Per-group inputs of an apply kernel, as raw pointers already offset to the group of the
+/// nest's first element (see the module docs for their meaning). The kernel reads the four
+/// pointers in this order.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub struct GroupParams {
+    pub param: *const f64,
+    pub offset: *const f64,
+    pub keep: *const u64,
+    pub live: *const u64,
+}
+
+impl ApplyKernel {
+    pub fn key(&self) -> &KernelKey {
+        &self.key
+    }
+
+    /// The Cranelift IR of the kernel, as generated (before optimization).
+    pub fn clif(&self) -> &str {
+        &self.clif
+    }
+
+    /// Runs the kernel over loop-0 indices `begin..end`.
+    ///
+    /// # Safety
+    /// - `loops` is the descriptor of a plan with this kernel's key ([`loop_descriptor`]).
+    /// - For every loop index tuple with loop-0 index in `begin..end` and every other index below
+    ///   its loop's extent: `src + Σ index·stride` is a readable element (and, in place, a
+    ///   writable one nothing else accesses during the call); out of place,
+    ///   `dst + Σ index·out_stride` is a writable element nothing else accesses; the four
+    ///   group arrays are readable at `Σ index·group_stride`.
+    pub unsafe fn call(
+        &self,
+        src: *const u8,
+        dst: *mut u8,
+        loops: &[i64],
+        groups: GroupParams,
+        begin: usize,
+        end: usize,
+    ) {
+        assert_eq!(loops.len(), self.key.depth * LOOP_DESC_LEN);
+        assert!(begin <= end && end as i64 <= loops[0]);
+        // SAFETY: the descriptor has the depth the kernel reads (asserted); the memory the
+        // kernel touches is in bounds by the caller's contract.
+        unsafe { (self.entry)(src, dst, loops.as_ptr(), &groups, begin as i64, end as i64) }
+    }
+}
+
+impl Jit {
+    /// A JIT for the host machine, with the verifier on in debug builds.
+    pub fn new() -> Result<Jit, CodegenError> {
+        let mut flags = settings::builder();
+        flags.set("opt_level", "speed").map_err(CodegenError::new)?;
+        flags
+            .set(
+                "enable_verifier",
+                if cfg!(debug_assertions) {
+                    "true"
+                } else {
+                    "false"
+                },
+            )
+            .map_err(CodegenError::new)?;
+        // cranelift-jit needs these (see `JITBuilder::with_flags`).
+        flags
+            .set("use_colocated_libcalls", "false")
+            .map_err(CodegenError::new)?;
+        flags.set("is_pic", "false").map_err(CodegenError::new)?;
+        // `cranelift_native` enables the host's extensions (SSE4.1, FMA, ...) so vector
+        // operations lower to instructions, not to libcalls the module could not resolve.
+        let isa: isa::OwnedTargetIsa = cranelift_native::builder()
+            .map_err(CodegenError::new)?
+            .finish(settings::Flags::new(flags))
+            .map_err(CodegenError::new)?;
+        let module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
+        let ctx = module.make_context();
+        Ok(Jit {
+            code: Arc::new(Code {
+                state: Mutex::new(State {
+                    module: Some(module),
+                    fctx: FunctionBuilderContext::new(),
+                    ctx,
+                    cache: HashMap::new(),
+                    compiled: 0,
+                }),
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while compiling leaves no half-finished cache entry behind (entries are
+        // inserted after finalization), so a poisoned lock is still usable.
+        self.code.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Number of kernels compiled so far (cache hits do not count).
+    pub fn compiled(&self) -> usize {
+        self.lock().compiled
+    }
+
+    /// The reduce kernel for `plan`.
+    pub fn reduce_kernel(&self, plan: &Plan) -> Result<ReduceKernel, CodegenError> {
+        let key = KernelKey::for_plan(plan, Pass::Reduce(plan.innermost().norm));
+        let (code, clif) = self.kernel(key)?;
+        Ok(ReduceKernel {
+            // SAFETY: `code` was compiled for `key`, whose pass is reduce: the translator gives
+            // it the `ReduceFn` signature; the handle holds the code alive.
+            entry: unsafe { code_as_fn::<ReduceFn>(code as *const u8) },
+            key,
+            clif,
+            _code: Arc::clone(&self.code),
+        })
+    }
+
+    /// The apply kernel for `plan`, out of place or in place.
+    pub fn apply_kernel(&self, plan: &Plan, in_place: bool) -> Result<ApplyKernel, CodegenError> {
+        let op = ApplyOp::for_norm(plan.innermost().norm).into();
+        let key = KernelKey::for_plan(plan, Pass::Apply { op, in_place });
+        let (code, clif) = self.kernel(key)?;
+        Ok(ApplyKernel {
+            // SAFETY: `code` was compiled for `key`, whose pass is apply: the translator gives it
+            // the `ApplyFn` signature; the handle holds the code alive.
+            entry: unsafe { code_as_fn::<ApplyFn>(code as *const u8) },
+            key,
+            clif,
+            _code: Arc::clone(&self.code),
+        })
+    }
+
+    /// The code address and CLIF text of the kernel for `key`, compiling it on a cache miss.
+    fn kernel(&self, key: KernelKey) -> Result<(usize, Arc<str>), CodegenError> {
+        let mut guard = self.lock();
+        if let Some((code, clif)) = guard.cache.get(&key) {
+            return Ok((*code, Arc::clone(clif)));
+        }
+        let state = &mut *guard;
+        let module = state
+            .module
+            .as_mut()
+            .expect("the module lives as long as the Jit");
+        let ptr = module.target_config().pointer_type();
+        let mut sig = module.make_signature();
+        // Both kinds take four pointers and the loop-0 range.
+        sig.params
+            .extend(std::iter::repeat_n(AbiParam::new(ptr), 4));
+        sig.params
+            .extend(std::iter::repeat_n(AbiParam::new(types::I64), 2));
+        if let Pass::Reduce(_) = key.pass {
+            sig.returns.push(AbiParam::new(types::I64));
+        }
+        let id = module
+            .declare_function(&key.name(), Linkage::Local, &sig)
+            .map_err(CodegenError::new)?;
+        state.ctx.clear();
+        state.ctx.func.signature = sig;
+        state.ctx.func.name = UserFuncName::user(0, id.as_u32());
+        translate::translate(
+            &mut state.ctx.func,
+            &mut state.fctx,
+            key,
+            module.target_config(),
+        );
+        let clif: Arc<str> = state.ctx.func.display().to_string().into();
+        let defined = module.define_function(id, &mut state.ctx);
+        state.ctx.clear();
+        defined.map_err(|e| CodegenError::new(format!("{key}: {e:?}")))?;
+        module.finalize_definitions().map_err(CodegenError::new)?;
+        let code = module.get_finalized_function(id) as usize;
+        state.compiled += 1;
+        state.cache.insert(key, (code, Arc::clone(&clif)));
+        Ok((code, clif))
+    }
+}
+
+impl fmt::Debug for Jit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Jit({} kernels)", self.compiled())
+    }
+}

@@ -1,0 +1,904 @@
+//! The translator: CLIF for one kernel, from its [`KernelKey`].
+//!
+//! Every kernel is a loop nest over the plan's loops (memory order, outermost first) whose
+//! innermost loop is a *run*: `n` elements at a fixed data stride. What a run does is the
+//! kernel's business (`reduce_rows`, `reduce_cols`, `apply_rows`, `apply_cols`); the nest around
+//! it only steps the data, output and group cursors.
+//!
+//! A run is walked by a *strip*: when the run is contiguous, an unrolled loop of
+//! [`UNROLL`] pairs of elements (two f64 lanes: one 128-bit vector; f32 elements are loaded two
+//! at a time and widened, since all arithmetic is in f64), then a loop of single pairs, then a
+//! scalar tail; otherwise a scalar loop. All arithmetic is f64, so a kernel computes exactly
+//! what the interpreter computes element by element (sums only differ by reassociation).
+//!
+//! Notes on Cranelift 0.135 (x86-64) this code relies on:
+//! - max/min are written as `bitselect(bitcast(fcmp lt a b), …)`, which lowers to one
+//!   `maxpd`/`minpd`; CLIF `fmax`/`fmin` would lower to a long NaN-propagating sequence. The data
+//!   is known finite when these run (the reduce pass rejects NaN and ±inf).
+//! - There is no vector `fcopysign` on x64: signs are moved with `band`/`bor` on the bits.
+//! - Data loads are never marked aligned: mmap'd `.npy` data is only element-aligned.
+
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::types::{F32, F32X4, F64, F64X2, I64};
+use cranelift_codegen::ir::{
+    BlockArg, Endianness, Function, InstBuilder, MemFlagsData, Type, Value,
+};
+use cranelift_codegen::isa::TargetFrontendConfig;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+
+use super::{ApplyKind, KernelKey, LOOP_DESC_LEN, Pass};
+use crate::tensor::DType;
+use multiproj_grammar::Norm;
+
+/// Pairs of elements per iteration of the unrolled loop (independent accumulators in reduce).
+const UNROLL: usize = 4;
+/// Elements per vector: two f64 lanes.
+const LANES: i64 = 2;
+
+/// Builds the body of `func` (whose signature is already set) for `key`.
+pub(super) fn translate(
+    func: &mut Function,
+    fctx: &mut FunctionBuilderContext,
+    key: KernelKey,
+    config: TargetFrontendConfig,
+) {
+    let mut t = Translator {
+        b: FunctionBuilder::new(func, fctx),
+        key,
+        esize: key.dtype.size() as i64,
+        data: MemFlagsData::new().with_notrap(),
+    };
+    match key.pass {
+        Pass::Reduce(norm) => t.translate_reduce(norm),
+        Pass::Apply { op, in_place } => t.translate_apply(op, in_place),
+    }
+    t.b.seal_all_blocks();
+    t.b.finalize(config);
+}
+
+/// One loop of the nest, as read from the descriptor. Strides in bytes, group stride in groups.
+#[derive(Clone, Copy)]
+struct LoopDesc {
+    extent: Value,
+    stride: Value,
+    group_stride: Value,
+    out_stride: Value,
+}
+
+/// Where the nest is: data and output addresses, group index, and the position in the nest
+/// (row-major over the loops; only the reduce pass uses it, to name a non-finite element).
+#[derive(Clone, Copy)]
+struct Cursor {
+    data: Value,
+    out: Value,
+    group: Value,
+    pos: Value,
+}
+
+/// An innermost run: `n` elements starting at `at`, with the innermost loop's strides.
+#[derive(Clone, Copy)]
+struct Run {
+    at: Cursor,
+    n: Value,
+    stride: Value,
+    group_stride: Value,
+    out_stride: Value,
+}
+
+/// A stride of an address computation: known at compile time (contiguous runs, group arrays)
+/// or read from the descriptor.
+#[derive(Clone, Copy)]
+enum Stride {
+    Const(i64),
+    Var(Value),
+}
+
+/// One step of a strip: a pair of elements at `i + off` (vector), or the element at `i`.
+#[derive(Clone, Copy)]
+struct Chunk {
+    pair: bool,
+    i: Value,
+    /// Element offset from `i` (unrolled pairs), a compile-time constant.
+    off: i64,
+    /// Index of the unrolled pair, for independent accumulators.
+    u: usize,
+}
+
+/// The per-group arrays of an apply kernel.
+#[derive(Clone, Copy)]
+struct Groups {
+    param: Value,
+    offset: Value,
+    keep: Value,
+    live: Value,
+}
+
+type RunFn<'f> = dyn FnMut(&mut Translator<'_>, Run) + 'f;
+type ChunkFn<'f> = dyn FnMut(&mut Translator<'_>, Chunk, &mut [Value]) + 'f;
+
+struct Translator<'a> {
+    b: FunctionBuilder<'a>,
+    key: KernelKey,
+    esize: i64,
+    /// Flags of accesses to the tensor and the group arrays: valid, but not known aligned.
+    data: MemFlagsData,
+}
+
+impl Translator<'_> {
+    // ---- kernels -------------------------------------------------------------------------
+
+    /// `reduce(data, loops, acc, aux, begin, end) -> i64`.
+    fn translate_reduce(&mut self, norm: Norm) {
+        let [data, loops, acc, aux, begin, end] = self.entry::<6>();
+        let descs = self.load_loops(loops, false);
+        let zero = self.b.ins().iconst(I64, 0);
+        let at = Cursor {
+            data,
+            out: data,
+            group: zero,
+            pos: zero,
+        };
+        let rows = self.key.inner_reduced;
+        self.nest(0, &descs, begin, end, at, &mut |t, run| {
+            if rows {
+                t.reduce_rows(norm, acc, aux, run)
+            } else {
+                t.reduce_cols(norm, acc, aux, run)
+            }
+        });
+        let none = self.b.ins().iconst(I64, -1);
+        self.b.ins().return_(&[none]);
+    }
+
+    /// `apply(src, dst, loops, groups, begin, end)`.
+    fn translate_apply(&mut self, op: ApplyKind, in_place: bool) {
+        let [src, dst, loops, groups, begin, end] = self.entry::<6>();
+        let descs = self.load_loops(loops, in_place);
+        let zero = self.b.ins().iconst(I64, 0);
+        let at = Cursor {
+            data: src,
+            out: if in_place { src } else { dst },
+            group: zero,
+            pos: zero,
+        };
+        let flags = MemFlagsData::trusted().with_readonly();
+        let mut field = |i: i32| self.b.ins().load(I64, flags, groups, 8 * i);
+        let groups = Groups {
+            param: field(0),
+            offset: field(1),
+            keep: field(2),
+            live: field(3),
+        };
+        let rows = self.key.inner_reduced;
+        self.nest(0, &descs, begin, end, at, &mut |t, run| {
+            if rows {
+                t.apply_rows(op, in_place, groups, run)
+            } else {
+                t.apply_cols(op, in_place, groups, run)
+            }
+        });
+        self.b.ins().return_(&[]);
+    }
+
+    // ---- runs of the reduce pass ---------------------------------------------------------
+
+    /// A run inside one group: fold it into registers (independent vector accumulators), then
+    /// fold the total into `acc[group]` (and, for l2, the largest magnitude into `aux[group]`).
+    fn reduce_rows(&mut self, norm: Norm, acc: Value, aux: Value, run: Run) {
+        let vector = self.key.inner_contiguous;
+        let l2 = norm == Norm::L2;
+        let zv = self.splat(0.0);
+        let zs = self.b.ins().f64const(0.0);
+        // [sums or maxima ×UNROLL, (l2: maxima ×UNROLL), vector NaN detector,
+        //  scalar accumulator, (l2: scalar maximum), scalar detector]
+        let n_max = if l2 { UNROLL } else { 0 };
+        let det_v = UNROLL + n_max;
+        let (acc_s, max_s) = (det_v + 1, det_v + 2);
+        let det_s = det_v + 2 + usize::from(l2);
+        let mut state = vec![zv; det_v + 1];
+        state.extend(vec![zs; det_s - det_v]);
+        let stride = self.data_stride(run);
+        let st = self.strip(run.n, vector, state, &mut |t, c, st| {
+            if c.pair {
+                let x = t.load_pair(run.at.data, c.i, c.off);
+                st[c.u] = t.fold(norm, st[c.u], x, true);
+                if l2 {
+                    st[UNROLL + c.u] = t.fold(Norm::Linf, st[UNROLL + c.u], x, true);
+                }
+                st[det_v] = t.detect(st[det_v], x);
+            } else {
+                let x = t.load_one(run.at.data, c.i, stride);
+                st[acc_s] = t.fold(norm, st[acc_s], x, false);
+                if l2 {
+                    st[max_s] = t.fold(Norm::Linf, st[max_s], x, false);
+                }
+                st[det_s] = t.detect(st[det_s], x);
+            }
+        });
+        let mut det = st[det_s];
+        let mut total = st[acc_s];
+        let mut max = if l2 { st[max_s] } else { zs };
+        if vector {
+            total = self.horizontal(norm, &st[..UNROLL], total);
+            if l2 {
+                max = self.horizontal(Norm::Linf, &st[UNROLL..2 * UNROLL], max);
+            }
+            let (lo, hi) = self.lanes(st[det_v]);
+            let d = self.b.ins().bor(lo, hi);
+            det = self.b.ins().bor(d, det);
+        }
+        self.check_finite(det, run);
+        let slot = self.elem_addr(acc, run.at.group, Stride::Const(8));
+        let old = self.b.ins().load(F64, self.data, slot, 0);
+        let new = self.combine(norm, old, total);
+        self.b.ins().store(self.data, new, slot, 0);
+        if l2 {
+            let slot = self.elem_addr(aux, run.at.group, Stride::Const(8));
+            let old = self.b.ins().load(F64, self.data, slot, 0);
+            let new = self.combine(Norm::Linf, old, max);
+            self.b.ins().store(self.data, new, slot, 0);
+        }
+    }
+
+    /// Folds vector accumulators and a scalar one into one f64.
+    fn horizontal(&mut self, norm: Norm, vectors: &[Value], scalar: Value) -> Value {
+        let a = self.combine(norm, vectors[0], vectors[1]);
+        let b = self.combine(norm, vectors[2], vectors[3]);
+        let v = self.combine(norm, a, b);
+        let (lo, hi) = self.lanes(v);
+        let h = self.combine(norm, lo, hi);
+        self.combine(norm, h, scalar)
+    }
+
+    /// A run across groups (column-wise groups): a vector of accumulators `acc[g..]` (and, for
+    /// l2, of maxima `aux[g..]`) updated in place.
+    fn reduce_cols(&mut self, norm: Norm, acc: Value, aux: Value, run: Run) {
+        let vector = self.key.inner_contiguous;
+        let l2 = norm == Norm::L2;
+        let zv = self.splat(0.0);
+        let zs = self.b.ins().f64const(0.0);
+        let base = self.elem_addr(acc, run.at.group, Stride::Const(8));
+        let aux_base = self.elem_addr(aux, run.at.group, Stride::Const(8));
+        let stride = self.data_stride(run);
+        let gstride = self.group_stride(run);
+        let st = self.strip(run.n, vector, vec![zv, zs], &mut |t, c, st| {
+            let (x, ty, gs, off) = if c.pair {
+                let x = t.load_pair(run.at.data, c.i, c.off);
+                (x, F64X2, Stride::Const(8), (c.off * 8) as i32)
+            } else {
+                (t.load_one(run.at.data, c.i, stride), F64, gstride, 0)
+            };
+            let update = |t: &mut Translator<'_>, base: Value, norm: Norm| {
+                let slot = t.elem_addr(base, c.i, gs);
+                let a = t.b.ins().load(ty, t.data, slot, off);
+                let a = t.fold(norm, a, x, c.pair);
+                t.b.ins().store(t.data, a, slot, off);
+            };
+            update(t, base, norm);
+            if l2 {
+                update(t, aux_base, Norm::Linf);
+            }
+            let d = usize::from(!c.pair);
+            st[d] = t.detect(st[d], x);
+        });
+        let mut det = st[1];
+        if vector {
+            let (lo, hi) = self.lanes(st[0]);
+            let d = self.b.ins().bor(lo, hi);
+            det = self.b.ins().bor(d, det);
+        }
+        self.check_finite(det, run);
+    }
+
+    /// `acc ⊕ x` for the norm: `acc + |x|`, `acc + x²`, `max(acc, |x|)`.
+    fn fold(&mut self, norm: Norm, acc: Value, x: Value, vector: bool) -> Value {
+        match norm {
+            Norm::L1 => {
+                let a = self.b.ins().fabs(x);
+                self.b.ins().fadd(acc, a)
+            }
+            Norm::L2 => {
+                let sq = self.b.ins().fmul(x, x);
+                self.b.ins().fadd(acc, sq)
+            }
+            Norm::Linf => {
+                let a = self.b.ins().fabs(x);
+                self.pick_if_less(a, acc, vector)
+            }
+        }
+    }
+
+    /// Merges two partial results of the norm.
+    fn combine(&mut self, norm: Norm, a: Value, b: Value) -> Value {
+        let vector = self.b.func.dfg.value_type(a).is_vector();
+        match norm {
+            Norm::L1 | Norm::L2 => self.b.ins().fadd(a, b),
+            Norm::Linf => self.pick_if_less(a, b, vector),
+        }
+    }
+
+    /// The NaN detector: `x - x` is +0 exactly when `x` is finite, NaN otherwise; OR-ing the
+    /// bits keeps any NaN, so the detector is nonzero iff a non-finite element was seen.
+    fn detect(&mut self, det: Value, x: Value) -> Value {
+        let d = self.b.ins().fsub(x, x);
+        self.b.ins().bor(det, d)
+    }
+
+    /// If the detector saw a non-finite element, rescans the run and returns the position of
+    /// the first one from the kernel.
+    fn check_finite(&mut self, det: Value, run: Run) {
+        let bits = self.b.ins().bitcast(I64, MemFlagsData::new(), det);
+        let bad = self.b.ins().icmp_imm_s(IntCC::NotEqual, bits, 0);
+        let rescan = self.b.create_block();
+        let ok = self.b.create_block();
+        self.b.set_cold_block(rescan);
+        self.b.ins().brif(bad, rescan, &[], ok, &[]);
+        self.b.switch_to_block(rescan);
+        let zero = self.b.ins().iconst(I64, 0);
+        let stride = self.data_stride(run);
+        self.for_range(zero, run.n, 1, &[], |t, j, _| {
+            let x = t.load_one(run.at.data, j, stride);
+            let d = t.b.ins().fsub(x, x);
+            let nan = t.b.ins().fcmp(FloatCC::Unordered, d, d);
+            let found = t.b.create_block();
+            let next = t.b.create_block();
+            t.b.set_cold_block(found);
+            t.b.ins().brif(nan, found, &[], next, &[]);
+            t.b.switch_to_block(found);
+            let pos = t.b.ins().iadd(run.at.pos, j);
+            t.b.ins().return_(&[pos]);
+            t.b.switch_to_block(next);
+            vec![]
+        });
+        // Not reached when the detector is right; carrying on is the safe fallback.
+        self.b.ins().jump(ok, &[]);
+        self.b.switch_to_block(ok);
+    }
+
+    // ---- runs of the apply pass ----------------------------------------------------------
+
+    /// A run inside one group: decide once per run — untouched (copied out of place, not even
+    /// written in place), zero-filled without reading, or projected.
+    fn apply_rows(&mut self, op: ApplyKind, in_place: bool, g: Groups, run: Run) {
+        let vector = self.key.inner_contiguous;
+        let keep_at = self.elem_addr(g.keep, run.at.group, Stride::Const(8));
+        let live_at = self.elem_addr(g.live, run.at.group, Stride::Const(8));
+        let param_at = self.elem_addr(g.param, run.at.group, Stride::Const(8));
+        let keep = self.b.ins().load(I64, self.data, keep_at, 0);
+        let live = self.b.ins().load(I64, self.data, live_at, 0);
+        let param = self.b.ins().load(F64, self.data, param_at, 0);
+        let offset_at = self.elem_addr(g.offset, run.at.group, Stride::Const(8));
+        let offset = self.b.ins().load(F64, self.data, offset_at, 0);
+        let (keep_b, other_b, zero_b, op_b, join) = (
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+        );
+        self.b.ins().brif(keep, keep_b, &[], other_b, &[]);
+
+        self.b.switch_to_block(keep_b);
+        if !in_place {
+            let (stride, out_stride) = (self.data_stride(run), self.out_stride(run));
+            let raw = self.raw_pair_type();
+            let elem = self.elem_type();
+            self.strip(run.n, vector, vec![], &mut |t, c, _| {
+                if c.pair {
+                    let src = t.elem_addr(run.at.data, c.i, Stride::Const(t.esize));
+                    let dst = t.elem_addr(run.at.out, c.i, Stride::Const(t.esize));
+                    let off = (c.off * t.esize) as i32;
+                    let v = t.b.ins().load(raw, t.data, src, off);
+                    t.b.ins().store(t.data, v, dst, off);
+                } else {
+                    let src = t.elem_addr(run.at.data, c.i, stride);
+                    let dst = t.elem_addr(run.at.out, c.i, out_stride);
+                    let v = t.b.ins().load(elem, t.data, src, 0);
+                    t.b.ins().store(t.data, v, dst, 0);
+                }
+            });
+        }
+        self.b.ins().jump(join, &[]);
+
+        self.b.switch_to_block(other_b);
+        self.b.ins().brif(live, op_b, &[], zero_b, &[]);
+
+        self.b.switch_to_block(zero_b);
+        let out_stride = self.out_stride(run);
+        self.strip(run.n, vector, vec![], &mut |t, c, _| {
+            if c.pair {
+                let raw = t.raw_pair_type();
+                let zero = if raw == F64X2 {
+                    t.splat(0.0)
+                } else {
+                    t.b.ins().iconst(I64, 0)
+                };
+                let dst = t.elem_addr(run.at.out, c.i, Stride::Const(t.esize));
+                t.b.ins().store(t.data, zero, dst, (c.off * t.esize) as i32);
+            } else {
+                let zero = match t.key.dtype {
+                    DType::F64 => t.b.ins().f64const(0.0),
+                    DType::F32 => t.b.ins().f32const(0.0),
+                };
+                let dst = t.elem_addr(run.at.out, c.i, out_stride);
+                t.b.ins().store(t.data, zero, dst, 0);
+            }
+        });
+        self.b.ins().jump(join, &[]);
+
+        self.b.switch_to_block(op_b);
+        let stride = self.data_stride(run);
+        let (param_v, offset_v) = if vector {
+            (
+                self.b.ins().splat(F64X2, param),
+                self.b.ins().splat(F64X2, offset),
+            )
+        } else {
+            (param, offset)
+        };
+        self.strip(run.n, vector, vec![], &mut |t, c, _| {
+            if c.pair {
+                let y = t.load_pair(run.at.data, c.i, c.off);
+                let r = t.op(op, y, param_v, offset_v, true);
+                t.store_pair(r, run.at.out, c.i, c.off);
+            } else {
+                let y = t.load_one(run.at.data, c.i, stride);
+                let r = t.op(op, y, param, offset, false);
+                t.store_one(r, run.at.out, c.i, out_stride);
+            }
+        });
+        self.b.ins().jump(join, &[]);
+
+        self.b.switch_to_block(join);
+    }
+
+    /// A run across groups (column-wise groups): every lane has its own group, so the action is
+    /// selected with masks, `(y & keep) | (op(y) & live)` (zero when neither). In place, a pair
+    /// of kept elements is not written; a pair with one kept element rewrites it unchanged.
+    fn apply_cols(&mut self, op: ApplyKind, in_place: bool, g: Groups, run: Run) {
+        let vector = self.key.inner_contiguous;
+        let keep = self.elem_addr(g.keep, run.at.group, Stride::Const(8));
+        let live = self.elem_addr(g.live, run.at.group, Stride::Const(8));
+        let param = self.elem_addr(g.param, run.at.group, Stride::Const(8));
+        let offset = self.elem_addr(g.offset, run.at.group, Stride::Const(8));
+        let (stride, out_stride, gstride) = (
+            self.data_stride(run),
+            self.out_stride(run),
+            self.group_stride(run),
+        );
+        self.strip(run.n, vector, vec![], &mut |t, c, _| {
+            let (ty, gs, off) = if c.pair {
+                (F64X2, Stride::Const(8), (c.off * 8) as i32)
+            } else {
+                (F64, gstride, 0)
+            };
+            let y = if c.pair {
+                t.load_pair(run.at.data, c.i, c.off)
+            } else {
+                t.load_one(run.at.data, c.i, stride)
+            };
+            let at = t.elem_addr(param, c.i, gs);
+            let p = t.b.ins().load(ty, t.data, at, off);
+            // Only the soft threshold has a second parameter.
+            let o = if op == ApplyKind::Shrink {
+                let at = t.elem_addr(offset, c.i, gs);
+                t.b.ins().load(ty, t.data, at, off)
+            } else {
+                p
+            };
+            let at = t.elem_addr(keep, c.i, gs);
+            let k = t.b.ins().load(ty, t.data, at, off);
+            let at = t.elem_addr(live, c.i, gs);
+            let l = t.b.ins().load(ty, t.data, at, off);
+            let r = t.op(op, y, p, o, c.pair);
+            let kept = t.b.ins().band(y, k);
+            let projected = t.b.ins().band(r, l);
+            let res = t.b.ins().bor(kept, projected);
+            let store = |t: &mut Translator<'_>| {
+                if c.pair {
+                    t.store_pair(res, run.at.out, c.i, c.off)
+                } else {
+                    t.store_one(res, run.at.out, c.i, out_stride)
+                }
+            };
+            if in_place {
+                let all_kept = if c.pair {
+                    let k = t.b.ins().bitcast(
+                        cranelift_codegen::ir::types::I64X2,
+                        MemFlagsData::new(),
+                        k,
+                    );
+                    t.b.ins().vall_true(k)
+                } else {
+                    let k = t.b.ins().bitcast(I64, MemFlagsData::new(), k);
+                    t.b.ins().icmp_imm_s(IntCC::NotEqual, k, 0)
+                };
+                let write = t.b.create_block();
+                let next = t.b.create_block();
+                t.b.ins().brif(all_kept, next, &[], write, &[]);
+                t.b.switch_to_block(write);
+                store(t);
+                t.b.ins().jump(next, &[]);
+                t.b.switch_to_block(next);
+            } else {
+                store(t);
+            }
+        });
+    }
+
+    /// The projection of `y` with the group parameters `p` (radius, factor, or the base of the
+    /// threshold) and `o` (the threshold's offset), in f64, exactly as `solve::apply_one`
+    /// computes it.
+    fn op(&mut self, op: ApplyKind, y: Value, p: Value, o: Value, vector: bool) -> Value {
+        match op {
+            ApplyKind::Scale => self.b.ins().fmul(y, p),
+            ApplyKind::Clip => {
+                // `y.clamp(-p, p)`: `if y < -p { -p }`, then `if y > p { p }`.
+                let lo = self.b.ins().fneg(p);
+                let r = self.pick_if_less(lo, y, vector);
+                self.pick_if_greater_operand(p, r, vector)
+            }
+            ApplyKind::Shrink => {
+                // `m = (|y| - base) - offset; if m > 0 { m.copysign(y) } else { +0 }`.
+                let a = self.b.ins().fabs(y);
+                let m = self.b.ins().fsub(a, p);
+                let m = self.b.ins().fsub(m, o);
+                let (zero, sign_bit) = if vector {
+                    (self.splat(0.0), self.splat(-0.0))
+                } else {
+                    (self.b.ins().f64const(0.0), self.b.ins().f64const(-0.0))
+                };
+                let sign = self.b.ins().band(y, sign_bit);
+                let signed = self.b.ins().bor(m, sign);
+                let positive = self.b.ins().fcmp(FloatCC::GreaterThan, m, zero);
+                if vector {
+                    let mask = self.b.ins().bitcast(F64X2, MemFlagsData::new(), positive);
+                    self.b.ins().band(signed, mask)
+                } else {
+                    self.b.ins().select(positive, signed, zero)
+                }
+            }
+        }
+    }
+
+    /// `if y < x { x } else { y }` — a max that lowers to one `maxpd` for vectors.
+    fn pick_if_less(&mut self, x: Value, y: Value, vector: bool) -> Value {
+        let lt = self.b.ins().fcmp(FloatCC::LessThan, y, x);
+        if vector {
+            let mask = self.b.ins().bitcast(F64X2, MemFlagsData::new(), lt);
+            self.b.ins().bitselect(mask, x, y)
+        } else {
+            self.b.ins().select(lt, x, y)
+        }
+    }
+
+    /// `if x < y { x } else { y }` — a min that lowers to one `minpd` for vectors.
+    fn pick_if_greater_operand(&mut self, x: Value, y: Value, vector: bool) -> Value {
+        let lt = self.b.ins().fcmp(FloatCC::LessThan, x, y);
+        if vector {
+            let mask = self.b.ins().bitcast(F64X2, MemFlagsData::new(), lt);
+            self.b.ins().bitselect(mask, x, y)
+        } else {
+            self.b.ins().select(lt, x, y)
+        }
+    }
+
+    // ---- loop structure ------------------------------------------------------------------
+
+    /// Creates the entry block and returns the function's parameters.
+    fn entry<const N: usize>(&mut self) -> [Value; N] {
+        let block = self.b.create_block();
+        self.b.append_block_params_for_function_params(block);
+        self.b.switch_to_block(block);
+        self.b
+            .block_params(block)
+            .try_into()
+            .expect("the signature has N parameters")
+    }
+
+    /// Reads the loop descriptor; strides are turned into bytes. In place, the output is the
+    /// data, so its stride is the data stride.
+    fn load_loops(&mut self, loops: Value, in_place: bool) -> Vec<LoopDesc> {
+        let flags = MemFlagsData::trusted().with_readonly();
+        (0..self.key.depth)
+            .map(|l| {
+                let at = |field: usize| (8 * (l * LOOP_DESC_LEN + field)) as i32;
+                let extent = self.b.ins().load(I64, flags, loops, at(0));
+                let stride = self.b.ins().load(I64, flags, loops, at(1));
+                let group_stride = self.b.ins().load(I64, flags, loops, at(2));
+                let stride = self.b.ins().imul_imm_s(stride, self.esize);
+                let out_stride = if in_place {
+                    stride
+                } else {
+                    let s = self.b.ins().load(I64, flags, loops, at(3));
+                    self.b.ins().imul_imm_s(s, self.esize)
+                };
+                LoopDesc {
+                    extent,
+                    stride,
+                    group_stride,
+                    out_stride,
+                }
+            })
+            .collect()
+    }
+
+    /// The loops `level..` for loop indices `start..end` of `level` (`0..extent` below it),
+    /// calling `run` for each innermost run.
+    fn nest(
+        &mut self,
+        level: usize,
+        loops: &[LoopDesc],
+        start: Value,
+        end: Value,
+        at: Cursor,
+        run: &mut RunFn<'_>,
+    ) {
+        let l = loops[level];
+        if level + 1 == loops.len() {
+            let n = self.b.ins().isub(end, start);
+            let at = self.step(at, l, start);
+            run(
+                self,
+                Run {
+                    at,
+                    n,
+                    stride: l.stride,
+                    group_stride: l.group_stride,
+                    out_stride: l.out_stride,
+                },
+            );
+            return;
+        }
+        let inner_extent = loops[level + 1].extent;
+        self.for_range(start, end, 1, &[], |t, i, _| {
+            let at = t.step(at, l, i);
+            let zero = t.b.ins().iconst(I64, 0);
+            t.nest(level + 1, loops, zero, inner_extent, at, run);
+            vec![]
+        });
+    }
+
+    /// The cursor at index `i` of loop `l`, from the cursor at its index 0.
+    fn step(&mut self, at: Cursor, l: LoopDesc, i: Value) -> Cursor {
+        let ins = |t: &mut Self, base: Value, stride: Value| {
+            let d = t.b.ins().imul(i, stride);
+            t.b.ins().iadd(base, d)
+        };
+        let data = ins(self, at.data, l.stride);
+        let out = ins(self, at.out, l.out_stride);
+        let group = ins(self, at.group, l.group_stride);
+        let scaled = self.b.ins().imul(at.pos, l.extent);
+        let pos = self.b.ins().iadd(scaled, i);
+        Cursor {
+            data,
+            out,
+            group,
+            pos,
+        }
+    }
+
+    /// `for i in (start..end).step_by(step)` while `i + step <= end`, carrying `carried`
+    /// through the iterations. Returns the first `i` not run and the final carried values.
+    fn for_range(
+        &mut self,
+        start: Value,
+        end: Value,
+        step: i64,
+        carried: &[Value],
+        body: impl FnOnce(&mut Self, Value, &[Value]) -> Vec<Value>,
+    ) -> (Value, Vec<Value>) {
+        let header = self.b.create_block();
+        let body_b = self.b.create_block();
+        let exit = self.b.create_block();
+        for block in [header, exit] {
+            self.b.append_block_param(block, I64);
+            for &v in carried {
+                let ty = self.b.func.dfg.value_type(v);
+                self.b.append_block_param(block, ty);
+            }
+        }
+        let args = |i: Value, c: &[Value]| -> Vec<BlockArg> {
+            std::iter::once(i)
+                .chain(c.iter().copied())
+                .map(BlockArg::from)
+                .collect()
+        };
+        self.b.ins().jump(header, &args(start, carried));
+
+        self.b.switch_to_block(header);
+        let params = self.b.block_params(header).to_vec();
+        let (i, c) = (params[0], &params[1..]);
+        let next = self.b.ins().iadd_imm_s(i, step);
+        let more = self.b.ins().icmp(IntCC::SignedLessThanOrEqual, next, end);
+        self.b.ins().brif(more, body_b, &[], exit, &args(i, c));
+
+        self.b.switch_to_block(body_b);
+        let out = body(self, i, c);
+        self.b.ins().jump(header, &args(next, &out));
+
+        self.b.switch_to_block(exit);
+        let params = self.b.block_params(exit).to_vec();
+        (params[0], params[1..].to_vec())
+    }
+
+    /// Walks a run of `n` elements: unrolled pairs, single pairs and a scalar tail when
+    /// `vector`, else one element at a time.
+    fn strip(
+        &mut self,
+        n: Value,
+        vector: bool,
+        state: Vec<Value>,
+        chunk: &mut ChunkFn<'_>,
+    ) -> Vec<Value> {
+        let mut i = self.b.ins().iconst(I64, 0);
+        let mut state = state;
+        if vector {
+            (i, state) = self.for_range(i, n, LANES * UNROLL as i64, &state, |t, i, c| {
+                let mut c = c.to_vec();
+                for u in 0..UNROLL {
+                    let off = LANES * u as i64;
+                    chunk(
+                        t,
+                        Chunk {
+                            pair: true,
+                            i,
+                            off,
+                            u,
+                        },
+                        &mut c,
+                    );
+                }
+                c
+            });
+            (i, state) = self.for_range(i, n, LANES, &state, |t, i, c| {
+                let mut c = c.to_vec();
+                chunk(
+                    t,
+                    Chunk {
+                        pair: true,
+                        i,
+                        off: 0,
+                        u: 0,
+                    },
+                    &mut c,
+                );
+                c
+            });
+        }
+        let (_, state) = self.for_range(i, n, 1, &state, |t, i, c| {
+            let mut c = c.to_vec();
+            chunk(
+                t,
+                Chunk {
+                    pair: false,
+                    i,
+                    off: 0,
+                    u: 0,
+                },
+                &mut c,
+            );
+            c
+        });
+        state
+    }
+
+    // ---- memory --------------------------------------------------------------------------
+
+    fn elem_type(&self) -> Type {
+        match self.key.dtype {
+            DType::F64 => F64,
+            DType::F32 => F32,
+        }
+    }
+
+    /// The type that moves a pair of elements unchanged.
+    fn raw_pair_type(&self) -> Type {
+        match self.key.dtype {
+            DType::F64 => F64X2,
+            DType::F32 => I64,
+        }
+    }
+
+    fn data_stride(&self, run: Run) -> Stride {
+        if self.key.inner_contiguous {
+            Stride::Const(self.esize)
+        } else {
+            Stride::Var(run.stride)
+        }
+    }
+
+    fn out_stride(&self, run: Run) -> Stride {
+        if self.key.inner_contiguous {
+            Stride::Const(self.esize)
+        } else {
+            Stride::Var(run.out_stride)
+        }
+    }
+
+    /// Byte stride through an f64/u64 group array along the run.
+    fn group_stride(&mut self, run: Run) -> Stride {
+        if self.key.inner_contiguous {
+            Stride::Const(8)
+        } else {
+            Stride::Var(self.b.ins().imul_imm_s(run.group_stride, 8))
+        }
+    }
+
+    /// `base + i·stride`.
+    fn elem_addr(&mut self, base: Value, i: Value, stride: Stride) -> Value {
+        let d = match stride {
+            Stride::Const(s) => self.b.ins().imul_imm_s(i, s),
+            Stride::Var(s) => self.b.ins().imul(i, s),
+        };
+        self.b.ins().iadd(base, d)
+    }
+
+    /// The elements `i + off` and `i + off + 1` of a contiguous run, as f64x2.
+    fn load_pair(&mut self, base: Value, i: Value, off: i64) -> Value {
+        let at = self.elem_addr(base, i, Stride::Const(self.esize));
+        let off = (off * self.esize) as i32;
+        match self.key.dtype {
+            DType::F64 => self.b.ins().load(F64X2, self.data, at, off),
+            DType::F32 => {
+                let two = self.b.ins().load(F64, self.data, at, off);
+                let v = self.b.ins().scalar_to_vector(F64X2, two);
+                let little = MemFlagsData::new().with_endianness(Endianness::Little);
+                let v = self.b.ins().bitcast(F32X4, little, v);
+                self.b.ins().fvpromote_low(v)
+            }
+        }
+    }
+
+    /// Stores an f64x2 as the elements `i + off`, `i + off + 1` of a contiguous run.
+    fn store_pair(&mut self, v: Value, base: Value, i: Value, off: i64) {
+        let at = self.elem_addr(base, i, Stride::Const(self.esize));
+        let off = (off * self.esize) as i32;
+        match self.key.dtype {
+            DType::F64 => {
+                self.b.ins().store(self.data, v, at, off);
+            }
+            DType::F32 => {
+                let narrow = self.b.ins().fvdemote(v);
+                let little = MemFlagsData::new().with_endianness(Endianness::Little);
+                let wide = self.b.ins().bitcast(F64X2, little, narrow);
+                let two = self.b.ins().extractlane(wide, 0);
+                self.b.ins().store(self.data, two, at, off);
+            }
+        }
+    }
+
+    /// The element `i` of a run, as f64.
+    fn load_one(&mut self, base: Value, i: Value, stride: Stride) -> Value {
+        let at = self.elem_addr(base, i, stride);
+        let ty = self.elem_type();
+        let x = self.b.ins().load(ty, self.data, at, 0);
+        match self.key.dtype {
+            DType::F64 => x,
+            DType::F32 => self.b.ins().fpromote(F64, x),
+        }
+    }
+
+    /// Stores an f64 as the element `i` of a run, rounding once to the element type.
+    fn store_one(&mut self, v: Value, base: Value, i: Value, stride: Stride) {
+        let at = self.elem_addr(base, i, stride);
+        let v = match self.key.dtype {
+            DType::F64 => v,
+            DType::F32 => self.b.ins().fdemote(F32, v),
+        };
+        self.b.ins().store(self.data, v, at, 0);
+    }
+
+    fn splat(&mut self, x: f64) -> Value {
+        let s = self.b.ins().f64const(x);
+        self.b.ins().splat(F64X2, s)
+    }
+
+    /// The two lanes of an f64x2.
+    fn lanes(&mut self, v: Value) -> (Value, Value) {
+        (
+            self.b.ins().extractlane(v, 0),
+            self.b.ins().extractlane(v, 1),
+        )
+    }
+}

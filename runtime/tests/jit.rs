@@ -1,0 +1,610 @@
+//! The JIT backend against the interpreter (the oracle): reduce results equal (bit for bit for
+//! linf, within 1e-12 relative for sums), apply results bit for bit given the same group
+//! actions, non-finite input rejected with the interpreter's error, and the kernel cache reused
+//! across shapes of the same structure.
+
+use ndarray::{Array, ArrayD, ArrayViewD, ArrayViewMutD, Dimension, IxDyn, ShapeBuilder, Slice};
+use proptest::prelude::*;
+
+use multiproj_compiler::codegen::Jit;
+use multiproj_compiler::{Norm, Plan, TensorInfo};
+use multiproj_runtime::balls::SoftThreshold;
+use multiproj_runtime::solve::{Aggregates, GroupAction};
+use multiproj_runtime::{DataError, Element, interp, jit};
+
+/// A small deterministic generator (xorshift*), so a case is reproducible from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Mostly spread-out values, with exact zeros, negative zeros and repeated values.
+    fn value(&mut self) -> f64 {
+        match self.below(12) {
+            0 => 0.0,
+            1 => -0.0,
+            2 => 1.5,
+            3 => -1.5,
+            _ => (self.unit() - 0.5) * 20.0,
+        }
+    }
+}
+
+/// A random spec of 1–4 levels over `rank` axes: axes shuffled, cut into levels, each level's
+/// axes written in one of the grammar's forms.
+fn random_spec(rng: &mut Rng, rank: usize) -> String {
+    let mut axes: Vec<usize> = (0..rank).collect();
+    for i in (1..rank).rev() {
+        axes.swap(i, rng.below(i + 1));
+    }
+    let levels = 1 + rng.below(rank.min(4));
+    // `levels - 1` distinct cut points in 1..rank.
+    let mut cuts: Vec<usize> = (1..rank).collect();
+    for i in (1..cuts.len()).rev() {
+        cuts.swap(i, rng.below(i + 1));
+    }
+    cuts.truncate(levels - 1);
+    cuts.sort();
+    let mut bounds = vec![0];
+    bounds.extend(cuts);
+    bounds.push(rank);
+    let norms = ["l1", "l2", "linf"];
+    let parts: Vec<String> = bounds
+        .windows(2)
+        .map(|w| {
+            let mut set = axes[w[0]..w[1]].to_vec();
+            set.sort();
+            let norm = norms[rng.below(3)];
+            let over = if set.len() == 1 {
+                format!("dim{}", set[0])
+            } else {
+                let list: Vec<String> = set.iter().map(|a| a.to_string()).collect();
+                format!("dims{}", list.join(","))
+            };
+            format!("{norm} over {over}")
+        })
+        .collect();
+    parts.join(" of ")
+}
+
+/// A tensor of logical shape `shape` in C or F order; axes in `strided` are taken every other
+/// element of a twice-as-long axis, axes in `flipped` are reversed.
+fn make_tensor<T: Element>(
+    rng: &mut Rng,
+    shape: &[usize],
+    fortran: bool,
+    strided: &[bool],
+    flipped: &[bool],
+) -> ArrayD<T> {
+    let base_shape: Vec<usize> = shape
+        .iter()
+        .zip(strided)
+        .map(|(&n, &s)| if s { 2 * n } else { n })
+        .collect();
+    let len = base_shape.iter().product();
+    let values: Vec<T> = (0..len).map(|_| T::from_f64(rng.value())).collect();
+    let shape_spec = IxDyn(&base_shape);
+    let mut a = if fortran {
+        Array::from_shape_vec(shape_spec.f(), values).unwrap()
+    } else {
+        Array::from_shape_vec(shape_spec, values).unwrap()
+    };
+    for (ax, &s) in strided.iter().enumerate() {
+        if s {
+            a.slice_axis_inplace(ndarray::Axis(ax), Slice::new(0, None, 2));
+        }
+    }
+    for (ax, &f) in flipped.iter().enumerate() {
+        if f {
+            a.invert_axis(ndarray::Axis(ax));
+        }
+    }
+    a
+}
+
+fn info_of<T: Element>(x: &ArrayViewD<'_, T>) -> TensorInfo {
+    TensorInfo {
+        shape: x.shape().to_vec(),
+        strides: x.strides().to_vec(),
+        dtype: T::DTYPE,
+    }
+}
+
+fn plan_for(spec: &str, info: TensorInfo) -> Plan {
+    let spec = multiproj_grammar::parse(spec).unwrap();
+    multiproj_compiler::plan(&multiproj_compiler::check(&spec, &info).unwrap())
+}
+
+/// An output array with the plan's output layout (dense in the input's memory order).
+fn output_for<T: Element>(plan: &Plan) -> ArrayD<T> {
+    let order = &plan.memory_order;
+    let permuted: Vec<usize> = order.iter().map(|&a| plan.tensor.shape[a]).collect();
+    let mut inverse = vec![0; order.len()];
+    for (p, &a) in order.iter().enumerate() {
+        inverse[a] = p;
+    }
+    let out = ArrayD::from_elem(IxDyn(&permuted), T::from_f64(7.0)).permuted_axes(IxDyn(&inverse));
+    assert!(
+        out.shape()
+            .iter()
+            .zip(out.strides().iter().zip(&plan.output.strides))
+            .all(|(&n, (a, b))| n <= 1 || a == b)
+    );
+    out
+}
+
+fn assert_reduce_close(plan: &Plan, jit: &[f64], interp: &[f64]) {
+    assert_eq!(jit.len(), interp.len());
+    for (g, (&a, &b)) in jit.iter().zip(interp).enumerate() {
+        if plan.innermost().norm == Norm::Linf {
+            assert_eq!(a.to_bits(), b.to_bits(), "group {g}: jit {a} vs interp {b}");
+        } else {
+            let tol = 1e-12 * a.abs().max(b.abs());
+            assert!((a - b).abs() <= tol, "group {g}: jit {a} vs interp {b}");
+        }
+    }
+}
+
+fn assert_bitwise<T: Element>(what: &str, a: &ArrayViewD<'_, T>, b: &ArrayViewD<'_, T>) {
+    assert_eq!(a.shape(), b.shape());
+    for ((idx, &x), &y) in a.indexed_iter().zip(b.iter()) {
+        assert!(
+            x.to_f64().to_bits() == y.to_f64().to_bits(),
+            "{what}: at {:?}: jit {x:?} vs interp {y:?}",
+            idx.slice()
+        );
+    }
+}
+
+/// The interpreter's group actions for radius `frac × norm`, thresholds included.
+fn actions_for<T: Element>(plan: &Plan, x: &ArrayViewD<'_, T>, frac: f64) -> Vec<GroupAction> {
+    let inner = interp::reduce(plan, x).unwrap();
+    let agg = Aggregates::reduce_up(plan, inner);
+    let radius = agg.norm() * frac;
+    let radii = agg.solve(plan, radius);
+    let mut actions = agg.actions(plan, &radii);
+    interp::threshold(plan, x, &mut actions).unwrap();
+    actions
+}
+
+/// Random actions of every kind the plan's apply operation allows.
+fn random_actions(rng: &mut Rng, plan: &Plan) -> Vec<GroupAction> {
+    (0..plan.groups)
+        .map(|_| match rng.below(5) {
+            0 => GroupAction::Keep,
+            1 => GroupAction::Zero,
+            _ => {
+                let p = rng.unit() * 6.0;
+                match plan.innermost().norm {
+                    Norm::Linf => GroupAction::Clip(p),
+                    Norm::L2 => GroupAction::Scale(p / 6.0),
+                    Norm::L1 => {
+                        let base = [0.0, 1.5, p][rng.below(3)];
+                        GroupAction::Shrink(SoftThreshold {
+                            base,
+                            offset: rng.unit() * 1e-3,
+                        })
+                    }
+                }
+            }
+        })
+        .collect()
+}
+
+/// The layout of a test tensor (see [`make_tensor`]).
+struct Layout<'a> {
+    shape: &'a [usize],
+    fortran: bool,
+    strided: &'a [bool],
+    flipped: &'a [bool],
+}
+
+const NONE: &[bool] = &[false; 4];
+
+impl<'a> Layout<'a> {
+    fn dense(shape: &'a [usize], fortran: bool) -> Self {
+        Layout {
+            shape,
+            fortran,
+            strided: &NONE[..shape.len()],
+            flipped: &NONE[..shape.len()],
+        }
+    }
+}
+
+/// Runs one differential case: reduce, apply out of place and in place.
+fn check_case<T: Element>(jit_: &Jit, rng: &mut Rng, spec: &str, layout: &Layout<'_>, frac: f64) {
+    let x = make_tensor::<T>(
+        rng,
+        layout.shape,
+        layout.fortran,
+        layout.strided,
+        layout.flipped,
+    );
+    let plan = plan_for(spec, info_of(&x.view()));
+    let ctx = format!("{spec} on {} ({:?})", plan.tensor, plan.loops);
+
+    let from_jit = jit::reduce_with(jit_, &plan, &x.view()).unwrap();
+    let from_interp = interp::reduce(&plan, &x.view()).unwrap();
+    assert_reduce_close(&plan, &from_jit, &from_interp);
+
+    for actions in [
+        actions_for(&plan, &x.view(), frac),
+        random_actions(rng, &plan),
+    ] {
+        let mut out_jit = output_for::<T>(&plan);
+        let mut out_interp = output_for::<T>(&plan);
+        jit::apply_with(jit_, &plan, &actions, &x.view(), &mut out_jit.view_mut()).unwrap();
+        interp::apply(&plan, &actions, &x.view(), &mut out_interp.view_mut()).unwrap();
+        assert_bitwise(&ctx, &out_jit.view(), &out_interp.view());
+
+        let mut in_jit = x.clone();
+        let mut in_interp = x.clone();
+        let mut in_jit_v = same_layout_view(&x, &mut in_jit);
+        let mut in_interp_v = same_layout_view(&x, &mut in_interp);
+        jit::apply_in_place_with(jit_, &plan, &actions, &mut in_jit_v).unwrap();
+        interp::apply_in_place(&plan, &actions, &mut in_interp_v).unwrap();
+        assert_bitwise(&ctx, &in_jit_v.view(), &in_interp_v.view());
+    }
+}
+
+/// A mutable view of `copy` (a clone of `x`) with exactly `x`'s strides, or the clone itself
+/// when cloning kept them.
+fn same_layout_view<'a, T: Element>(
+    x: &ArrayD<T>,
+    copy: &'a mut ArrayD<T>,
+) -> ArrayViewMutD<'a, T> {
+    assert_eq!(copy.strides(), x.strides(), "ndarray's clone keeps strides");
+    copy.view_mut()
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    seed: u64,
+    shape: Vec<usize>,
+    fortran: bool,
+    strided: Vec<bool>,
+    flipped: Vec<bool>,
+    frac: f64,
+    f32: bool,
+}
+
+fn cases() -> impl Strategy<Value = Case> {
+    (1usize..=4)
+        .prop_flat_map(|rank| {
+            (
+                any::<u64>(),
+                prop::collection::vec(prop_oneof![1 => Just(1usize), 6 => 1usize..=11], rank),
+                any::<bool>(),
+                prop::collection::vec(prop::bool::weighted(0.2), rank),
+                prop::collection::vec(prop::bool::weighted(0.2), rank),
+                prop_oneof![Just(0.0), Just(2.0), 0.01f64..1.0],
+                any::<bool>(),
+            )
+        })
+        .prop_map(|(seed, shape, fortran, strided, flipped, frac, f32)| Case {
+            seed,
+            shape,
+            fortran,
+            strided,
+            flipped,
+            frac,
+            f32,
+        })
+}
+
+fn shared_jit() -> &'static Jit {
+    jit::global().unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn jit_matches_interpreter(case in cases()) {
+        let mut rng = Rng::new(case.seed);
+        let spec = random_spec(&mut rng, case.shape.len());
+        let layout = Layout {
+            shape: &case.shape,
+            fortran: case.fortran,
+            strided: &case.strided,
+            flipped: &case.flipped,
+        };
+        if case.f32 {
+            check_case::<f32>(shared_jit(), &mut rng, &spec, &layout, case.frac);
+        } else {
+            check_case::<f64>(shared_jit(), &mut rng, &spec, &layout, case.frac);
+        }
+    }
+
+    #[test]
+    fn non_finite_is_reported_like_the_interpreter(
+        case in cases(),
+        bad in prop_oneof![Just(f64::NAN), Just(f64::INFINITY), Just(f64::NEG_INFINITY)],
+        count in 1usize..3,
+    ) {
+        if case.f32 {
+            check_non_finite::<f32>(&case, bad, count);
+        } else {
+            check_non_finite::<f64>(&case, bad, count);
+        }
+    }
+}
+
+/// Plants `count` copies of `bad` at random places: the kernel names one of them, and the
+/// backend's error is the interpreter's.
+fn check_non_finite<T: Element>(case: &Case, bad: f64, count: usize) {
+    let mut rng = Rng::new(case.seed);
+    let spec = random_spec(&mut rng, case.shape.len());
+    let mut x = make_tensor::<T>(
+        &mut rng,
+        &case.shape,
+        case.fortran,
+        &case.strided,
+        &case.flipped,
+    );
+    let len = x.len();
+    for _ in 0..count {
+        let k = rng.below(len);
+        *x.iter_mut().nth(k).unwrap() = T::from_f64(bad);
+    }
+    let plan = plan_for(&spec, info_of(&x.view()));
+    let found = jit::find_non_finite(shared_jit(), &plan, &x.view()).unwrap();
+    let index = found.expect("the kernel sees the bad element");
+    assert!(
+        !x[IxDyn(&index)].to_f64().is_finite(),
+        "kernel named {index:?}"
+    );
+    let e_jit = jit::reduce(&plan, &x.view()).unwrap_err();
+    let e_interp = interp::reduce(&plan, &x.view()).unwrap_err();
+    assert_eq!(e_jit.to_string(), e_interp.to_string());
+}
+
+#[test]
+fn big_tensors_run_in_parallel_chunks_and_match() {
+    let jit_ = Jit::new().unwrap();
+    let mut rng = Rng::new(42);
+    // Row groups (split loop owns groups), column groups (split loop is reduced: per-chunk
+    // accumulators), one flat group, f32 and f64, C and F order.
+    let specs = [
+        "l1 over dim0 of linf over dim1",
+        "l1 over dim1 of linf over dim0",
+        "l2 over dim1 of l2 over dim0",
+        "l1 over dim0 of l1 over dim1",
+        "l2 over dims0,1",
+        "linf over dim1 of l1 over dim0",
+    ];
+    for spec in specs {
+        for fortran in [false, true] {
+            check_case::<f64>(
+                &jit_,
+                &mut rng,
+                spec,
+                &Layout::dense(&[301, 259], fortran),
+                0.3,
+            );
+            check_case::<f32>(
+                &jit_,
+                &mut rng,
+                spec,
+                &Layout::dense(&[257, 263], fortran),
+                0.3,
+            );
+        }
+        let layout = Layout {
+            shape: &[300, 260],
+            fortran: false,
+            strided: &[false, true],
+            flipped: &[true, false],
+        };
+        check_case::<f64>(&jit_, &mut rng, spec, &layout, 0.3);
+    }
+}
+
+#[test]
+fn single_elements_and_vectors() {
+    let jit_ = Jit::new().unwrap();
+    let mut rng = Rng::new(7);
+    for spec in ["l1 over dims0..1", "linf over dim0 of l2 over dim1"] {
+        check_case::<f64>(&jit_, &mut rng, spec, &Layout::dense(&[1, 1], false), 0.5);
+    }
+    for n in [1, 2, 3, 7, 8, 9, 15, 16, 17, 33] {
+        for spec in ["l1 over dim0", "l2 over dim0", "linf over dim0"] {
+            check_case::<f32>(&jit_, &mut rng, spec, &Layout::dense(&[n], false), 0.5);
+            let layout = Layout {
+                shape: &[n],
+                fortran: false,
+                strided: &[true],
+                flipped: &[true],
+            };
+            check_case::<f64>(&jit_, &mut rng, spec, &layout, 0.5);
+        }
+    }
+}
+
+#[test]
+fn l2_sums_that_overflow_or_underflow_are_recomputed() {
+    let jit_ = Jit::new().unwrap();
+    for scale in [1e200, 1e-200] {
+        let x = ArrayD::from_shape_fn(IxDyn(&[4, 9]), |i| scale * (i[0] * 9 + i[1]) as f64);
+        let plan = plan_for("l1 over dim0 of l2 over dim1", info_of(&x.view()));
+        let a = jit::reduce_with(&jit_, &plan, &x.view()).unwrap();
+        let b = interp::reduce(&plan, &x.view()).unwrap();
+        assert!(a.iter().all(|v| v.is_finite()));
+        assert_reduce_close(&plan, &a, &b);
+    }
+}
+
+#[test]
+fn the_cache_does_not_recompile_for_a_new_shape() {
+    let jit_ = Jit::new().unwrap();
+    let mut rng = Rng::new(1);
+    let spec = "l1 over dim0 of linf over dim1";
+    check_case::<f64>(&jit_, &mut rng, spec, &Layout::dense(&[7, 5], false), 0.5);
+    let compiled = jit_.compiled();
+    assert_eq!(compiled, 3, "reduce, apply, apply in place");
+    check_case::<f64>(
+        &jit_,
+        &mut rng,
+        spec,
+        &Layout::dense(&[300, 1000], false),
+        0.5,
+    );
+    check_case::<f64>(&jit_, &mut rng, spec, &Layout::dense(&[2, 3], false), 0.5);
+    assert_eq!(jit_.compiled(), compiled);
+    // Another structure (f32) compiles its own kernels.
+    check_case::<f32>(&jit_, &mut rng, spec, &Layout::dense(&[7, 5], false), 0.5);
+    assert_eq!(jit_.compiled(), 2 * compiled);
+}
+
+#[test]
+fn kernels_outlive_the_jit_and_run_from_many_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Jit>();
+    send_sync::<multiproj_compiler::codegen::ReduceKernel>();
+    send_sync::<multiproj_compiler::codegen::ApplyKernel>();
+    let x = ArrayD::from_shape_fn(IxDyn(&[64, 48]), |i| {
+        (i[0] as f64 - 30.0) * (i[1] as f64 + 1.0)
+    });
+    let plan = plan_for("l1 over dim1 of linf over dim0", info_of(&x.view()));
+    let expected = interp::reduce(&plan, &x.view()).unwrap();
+    let jit_ = Jit::new().unwrap();
+    let kernel = jit_.reduce_kernel(&plan).unwrap();
+    drop(jit_);
+    let loops = multiproj_compiler::codegen::loop_descriptor(&plan);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                let mut acc = vec![0.0; plan.groups];
+                // SAFETY: the plan was made for `x`'s layout (no flipped axes, group_start 0),
+                // `acc` has one entry per group, and the loop-0 range is the whole loop.
+                let bad = unsafe {
+                    kernel.call(
+                        x.as_ptr().cast(),
+                        &loops,
+                        acc.as_mut_ptr(),
+                        std::ptr::null_mut(),
+                        0,
+                        plan.loops[0].extent,
+                    )
+                };
+                assert_eq!(bad, None);
+                assert_eq!(acc, expected);
+            });
+        }
+    });
+}
+
+#[test]
+fn views_with_another_layout_are_refused() {
+    let x = ArrayD::<f64>::zeros(IxDyn(&[4, 6]));
+    let plan = plan_for("l1 over dim0 of linf over dim1", info_of(&x.view()));
+    let t = x.t();
+    let plan_t = plan_for("l1 over dim0 of linf over dim1", info_of(&t));
+    let y = ArrayD::<f64>::zeros(IxDyn(&[6, 4]));
+    assert!(matches!(
+        jit::reduce(&plan_t, &y.view()),
+        Err(DataError::Internal(_))
+    ));
+    let z = ArrayD::<f32>::zeros(IxDyn(&[4, 6]));
+    assert!(matches!(
+        jit::reduce(&plan, &z.view()),
+        Err(DataError::DTypeMismatch { .. })
+    ));
+    let mut out = ArrayD::<f64>::zeros(IxDyn(&[4, 6]).f());
+    let actions = vec![GroupAction::Keep; plan.groups];
+    assert!(matches!(
+        jit::apply(&plan, &actions, &x.view(), &mut out.view_mut()),
+        Err(DataError::Internal(_))
+    ));
+}
+
+#[test]
+fn clif_is_stable_and_readable() {
+    let x = ArrayD::<f64>::zeros(IxDyn(&[4, 6]));
+    let plan = plan_for("l1 over dim0 of linf over dim1", info_of(&x.view()));
+    let a = Jit::new().unwrap().reduce_kernel(&plan).unwrap();
+    let b = Jit::new().unwrap().reduce_kernel(&plan).unwrap();
+    assert_eq!(a.clif(), b.clif());
+    assert!(a.clif().contains("f64x2"), "{}", a.clif());
+}
+
+/// Timing of JIT vs interpreter on 4096×4096 (run with
+/// `cargo test --release -p multiproj-runtime --test jit -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn timing_4096() {
+    fn median(mut v: Vec<f64>) -> f64 {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    }
+    fn time(reps: usize, mut f: impl FnMut()) -> f64 {
+        median(
+            (0..reps)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    f();
+                    t.elapsed().as_secs_f64() * 1e3
+                })
+                .collect(),
+        )
+    }
+    fn run<T: Element>(spec: &str, threads: usize) {
+        let mut rng = Rng::new(3);
+        let x = make_tensor::<T>(&mut rng, &[4096, 4096], false, NONE, NONE);
+        let plan = plan_for(spec, info_of(&x.view()));
+        let actions = actions_for(&plan, &x.view(), 0.5);
+        let jit_ = Jit::new().unwrap();
+        let t = std::time::Instant::now();
+        jit_.reduce_kernel(&plan).unwrap();
+        jit_.apply_kernel(&plan, false).unwrap();
+        let compile = t.elapsed().as_secs_f64() * 1e3;
+        let mut out = output_for::<T>(&plan);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let jr = time(7, || {
+                jit::reduce_with(&jit_, &plan, &x.view()).unwrap();
+            });
+            let ja = time(7, || {
+                jit::apply_with(&jit_, &plan, &actions, &x.view(), &mut out.view_mut()).unwrap()
+            });
+            let ir = time(3, || {
+                interp::reduce(&plan, &x.view()).unwrap();
+            });
+            let ia = time(3, || {
+                interp::apply(&plan, &actions, &x.view(), &mut out.view_mut()).unwrap()
+            });
+            println!(
+                "{spec:32} {:3} {threads}t  compile {compile:5.1} ms | jit reduce {jr:7.1} apply {ja:7.1} | \
+                 interp reduce {ir:7.1} apply {ia:7.1} ms | speedup {:.0}x",
+                T::DTYPE,
+                (ir + ia) / (jr + ja)
+            );
+        });
+    }
+    for spec in [
+        "l1 over dim0 of linf over dim1",
+        "l1 over dim1 of linf over dim0",
+    ] {
+        for threads in [1, 2] {
+            run::<f64>(spec, threads);
+            run::<f32>(spec, threads);
+        }
+    }
+}
