@@ -37,7 +37,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use ndarray::{Array, ArrayBase, Data, DataMut, Dimension, IxDyn};
+use ndarray::{Array, ArrayBase, Data, DataMut, Dimension};
 
 pub use multiproj_compiler as compiler;
 pub use multiproj_grammar as grammar;
@@ -201,7 +201,7 @@ impl Projection {
         let radius = self.radius_or_err()?;
         let x = x.view().into_dyn();
         let plan = self.plan_for(&tensor_info(&x))?;
-        let mut out = alloc_output::<T>(&plan);
+        let mut out = runtime::verify::alloc_output::<T>(&plan);
         let report = runtime::project(&plan, &x, &mut out.view_mut(), radius, self.backend)?;
         let out = out
             .into_dimensionality::<D>()
@@ -248,17 +248,6 @@ pub fn tensor_info<T: Element>(x: &ndarray::ArrayViewD<'_, T>) -> TensorInfo {
         strides: x.strides().to_vec(),
         dtype: T::DTYPE,
     }
-}
-
-/// A zeroed array with the plan's output layout: dense, axes in the input's memory order.
-fn alloc_output<T: Element>(plan: &Plan) -> Array<T, IxDyn> {
-    let order = &plan.memory_order;
-    let permuted: Vec<usize> = order.iter().map(|&a| plan.tensor.shape[a]).collect();
-    let mut inverse = vec![0usize; order.len()];
-    for (p, &a) in order.iter().enumerate() {
-        inverse[a] = p;
-    }
-    Array::from_elem(IxDyn(&permuted), T::zero()).permuted_axes(IxDyn(&inverse))
 }
 
 #[cfg(test)]

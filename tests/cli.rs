@@ -337,7 +337,7 @@ fn stats_are_human_readable_and_consistent() {
     assert_eq!(field("spec"), BILEVEL);
     assert_eq!(field("input"), "w.npy  (f64, shape 4x3, C order)");
     assert_eq!(field("output"), "o.npy");
-    assert_eq!(field("backend"), "interp, 2 threads");
+    assert_eq!(field("backend"), "jit, 2 threads");
     assert_eq!(field("radius"), "1");
     let norm_before = Projection::compile(BILEVEL)
         .unwrap()
@@ -395,7 +395,7 @@ fn json_statistics_are_one_consistent_object() {
     assert_eq!(v["dtype"], "f32");
     assert_eq!(v["shape"], serde_json::json!([4, 3]));
     assert_eq!(v["order"], "F");
-    assert_eq!(v["backend"], "interp");
+    assert_eq!(v["backend"], "jit");
     assert_eq!(v["threads"], 1);
     assert_eq!(v["radius"], 1.0);
     let before = v["norm_before"].as_f64().unwrap();
@@ -1121,30 +1121,71 @@ fn zero_threads() {
 }
 
 #[test]
-fn jit_backend_is_not_built() {
+fn both_backends_agree_and_verify_says_so() {
+    let d = with_weights();
+    d.ok(&[
+        "project",
+        BILEVEL,
+        "w.npy",
+        "-o",
+        "jit.npy",
+        "-r",
+        "1",
+        "--backend",
+        "jit",
+    ]);
+    d.ok(&[
+        "project",
+        BILEVEL,
+        "w.npy",
+        "-o",
+        "interp.npy",
+        "-r",
+        "1",
+        "--backend",
+        "interp",
+    ]);
+    // Max-based levels: the backends agree bit for bit, so the files are identical.
+    assert_eq!(d.read("jit.npy"), d.read("interp.npy"));
+    for extra in [&["--stats"][..], &["--stats", "--in-place"][..]] {
+        let mut args = vec!["project", BILEVEL, "w.npy", "-r", "1", "--verify"];
+        if !extra.contains(&"--in-place") {
+            args.extend(["-o", "verified.npy"]);
+        }
+        args.extend_from_slice(extra);
+        let out = d.ok(&args);
+        assert!(
+            out.contains("verified       interp agrees bit for bit"),
+            "{args:?}:\n{out}"
+        );
+    }
+    let json: serde_json::Value = serde_json::from_str(&d.ok(&project_args(
+        "w.npy",
+        &["-r", "1", "--verify", "--json", "--backend", "interp"],
+    )))
+    .expect("--json prints JSON");
+    assert_eq!(json["verified"]["other"], "jit");
+    assert_eq!(json["verified"]["identical"], true);
+}
+
+#[test]
+fn unknown_backend_and_clif_without_shape() {
     let d = with_weights();
     insta::assert_snapshot!(
-        d.fails(&project_args("w.npy", &["-r", "1", "--backend", "jit"]), 2),
-        @r"
-        multiproj::args
+        d.fails(&project_args("w.npy", &["-r", "1", "--backend", "gpu"]), 2),
+        @"
+    error: invalid value 'gpu' for '--backend <BACKEND>'
+      [possible values: jit, interp]
 
-          × the jit backend is not built yet; use `--backend interp`
-        "
+    For more information, try '--help'.
+    "
     );
-    insta::assert_snapshot!(d.fails(&project_args("w.npy", &["-r", "1", "--verify"]), 2), @r"
-        multiproj::args
-
-          × --verify compares the jit backend with the interpreter, but the jit backend is not built yet
-          help: leave out --verify; the interpreter is the default backend
-        ");
     insta::assert_snapshot!(d.fails(&["explain", BILEVEL, "--clif"], 2), @r"
         multiproj::args
 
-          × the jit backend is not built yet: no Cranelift IR to show
-          help: leave out --clif to see the syntax tree, the IR and the plan
+          × --clif needs --shape: kernels are generated for a plan, and a plan for a shape
+          help: add e.g. --shape 64x48 (kernels depend on the rank and layout, not the sizes)
         ");
-    // The interpreter is there.
-    d.ok(&project_args("w.npy", &["-r", "1", "--backend", "interp"]));
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Fixture conformance (DESIGN §2): every case of `tests/fixtures/manifest.json` — input and
 //! expected output computed by an independent NumPy implementation — through the library
-//! (out of place and in place, interpreter backend) and through the `multiproj` binary
-//! (`project` to a new file, `project --in-place`, and `norm`).
+//! (out of place and in place) and through the `multiproj` binary
+//! (`project` to a new file, `project --in-place`, and `norm`), each on both backends: the
+//! interpreter and the JIT.
 //!
 //! For each case the result must have the input's shape, dtype and memory order, match the
 //! expected output within `atol + rtol·|expected|` (bit for bit for `bitwise_identity` cases),
@@ -177,12 +178,12 @@ fn load<T: Float>(case: &Case) -> (ArrayD<T>, ArrayD<T>) {
     (input, expected)
 }
 
-fn run_library_typed<T: Float>(case: &Case) {
+fn run_library_typed<T: Float>(case: &Case, backend: Backend) {
     let name = &case.name;
     let (input, expected) = load::<T>(case);
     let proj = Projection::compile(&case.spec)
         .and_then(|p| p.with_radius(case.radius))
-        .map(|p| p.with_backend(Backend::Interp))
+        .map(|p| p.with_backend(backend))
         .unwrap_or_else(|e| panic!("{name}: cannot compile `{}`: {e}", case.spec));
 
     assert_norm(
@@ -220,11 +221,11 @@ fn run_library_typed<T: Float>(case: &Case) {
     );
 }
 
-fn run_library(name: &str) {
+fn run_library(name: &str, backend: Backend) {
     let case = case(name);
     match case.dtype.as_str() {
-        "f64" => run_library_typed::<f64>(&case),
-        "f32" => run_library_typed::<f32>(&case),
+        "f64" => run_library_typed::<f64>(&case, backend),
+        "f32" => run_library_typed::<f32>(&case, backend),
         other => panic!("{name}: unknown dtype {other:?}"),
     }
 }
@@ -256,12 +257,13 @@ fn run_cli_command(case: &Case, args: &[&std::ffi::OsStr]) -> std::process::Outp
     out
 }
 
-fn run_cli_typed<T: Float>(case: &Case) {
+fn run_cli_typed<T: Float>(case: &Case, backend: Backend) {
+    let backend_name = backend.name();
     let (input, expected) = load::<T>(case);
     let dir = tempfile::tempdir().expect("a temporary directory");
     let radius = case.radius.to_string();
 
-    // project SPEC IN --radius R --output OUT --backend interp
+    // project SPEC IN --radius R --output OUT --backend B
     let out_path = dir.path().join("out.npy");
     run_cli_command(
         case,
@@ -274,7 +276,7 @@ fn run_cli_typed<T: Float>(case: &Case) {
             "--output".as_ref(),
             out_path.as_os_str(),
             "--backend".as_ref(),
-            "interp".as_ref(),
+            backend_name.as_ref(),
         ],
     );
     let out: ArrayD<T> = read(&out_path);
@@ -287,7 +289,7 @@ fn run_cli_typed<T: Float>(case: &Case) {
         );
     }
 
-    // project SPEC COPY --radius R --in-place --backend interp
+    // project SPEC COPY --radius R --in-place --backend B
     let copy = dir.path().join("in_place.npy");
     std::fs::copy(&case.input, &copy).expect("copy the input");
     run_cli_command(
@@ -300,7 +302,7 @@ fn run_cli_typed<T: Float>(case: &Case) {
             radius.as_ref(),
             "--in-place".as_ref(),
             "--backend".as_ref(),
-            "interp".as_ref(),
+            backend_name.as_ref(),
         ],
     );
     let in_place: ArrayD<T> = read(&copy);
@@ -321,15 +323,15 @@ fn run_cli_typed<T: Float>(case: &Case) {
     assert_norm(case, "cli norm", value);
 }
 
-fn run_cli(name: &str) {
+fn run_cli(name: &str, backend: Backend) {
     if binary().is_none() {
         eprintln!("{name}: the multiproj binary is not built (the `cli` feature is off); skipped");
         return;
     }
     let case = case(name);
     match case.dtype.as_str() {
-        "f64" => run_cli_typed::<f64>(&case),
-        "f32" => run_cli_typed::<f32>(&case),
+        "f64" => run_cli_typed::<f64>(&case, backend),
+        "f32" => run_cli_typed::<f32>(&case, backend),
         other => panic!("{name}: unknown dtype {other:?}"),
     }
 }
@@ -340,12 +342,24 @@ macro_rules! fixture_tests {
         // `box` is a keyword, so that case is written `box_`; names lose a trailing `_`.
         const CASES: &[&str] = &[$(stringify!($name)),*];
 
-        mod library {
-            $(#[test] fn $name() { super::run_library(stringify!($name).trim_end_matches('_')); })*
+        mod library_interp {
+            use multiproj::Backend::Interp;
+            $(#[test] fn $name() { super::run_library(stringify!($name).trim_end_matches('_'), Interp); })*
         }
 
-        mod cli {
-            $(#[test] fn $name() { super::run_cli(stringify!($name).trim_end_matches('_')); })*
+        mod library_jit {
+            use multiproj::Backend::Jit;
+            $(#[test] fn $name() { super::run_library(stringify!($name).trim_end_matches('_'), Jit); })*
+        }
+
+        mod cli_interp {
+            use multiproj::Backend::Interp;
+            $(#[test] fn $name() { super::run_cli(stringify!($name).trim_end_matches('_'), Interp); })*
+        }
+
+        mod cli_jit {
+            use multiproj::Backend::Jit;
+            $(#[test] fn $name() { super::run_cli(stringify!($name).trim_end_matches('_'), Jit); })*
         }
     };
 }

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use multiproj_compiler::{DType, Norm, Order};
+use multiproj_runtime::verify::Agreement;
 use multiproj_runtime::{Backend, Report};
 use serde_json::{Map, Value, json};
 
@@ -30,6 +31,8 @@ pub struct Stats {
     pub norm_after: f64,
     pub nonzeros_before: usize,
     pub nonzeros_after: usize,
+    /// With `--verify`: how the other backend's result compared.
+    pub verified: Option<Agreement>,
 }
 
 /// How a group that is projected but not zeroed is changed, by the innermost norm.
@@ -115,6 +118,19 @@ impl Stats {
             "time",
             format!("{}; total {:.3} ms", stages.join(", "), ms(r.total_time())),
         );
+        if let Some(v) = &self.verified {
+            line(
+                "verified",
+                if v.identical {
+                    format!("{} agrees bit for bit", v.other)
+                } else {
+                    format!(
+                        "{} agrees within {:e} (largest difference {:e})",
+                        v.other, v.tolerance, v.max_abs_diff
+                    )
+                },
+            );
+        }
         out
     }
 
@@ -128,7 +144,16 @@ impl Stats {
             .iter()
             .map(|(name, d)| ((*name).to_owned(), json!(ms(*d))))
             .collect();
+        let verified = self.verified.map(|v| {
+            json!({
+                "other": v.other.name(),
+                "identical": v.identical,
+                "max_abs_diff": v.max_abs_diff,
+                "tolerance": v.tolerance,
+            })
+        });
         json!({
+            "verified": verified,
             "spec": self.spec,
             "input": self.input,
             "output": self.output,
@@ -187,6 +212,7 @@ mod tests {
             norm_after: 1.0,
             nonzeros_before: 12,
             nonzeros_after: 7,
+            verified: None,
         }
     }
 

@@ -132,6 +132,36 @@ pub enum DataError {
         found: Vec<usize>,
     },
 
+    /// `--verify`: the two backends produced different results.
+    #[error(
+        "the {primary} and {other} backends disagree at index {index:?}: {primary_value} vs {other_value} (tolerance {tolerance:e})"
+    )]
+    #[diagnostic(
+        code(multiproj::verify),
+        help("this is a bug in multiproj; please report it with the spec and the input")
+    )]
+    BackendsDisagree {
+        index: Vec<usize>,
+        primary: &'static str,
+        other: &'static str,
+        primary_value: f64,
+        other_value: f64,
+        tolerance: f64,
+    },
+
+    /// A view does not have the memory layout the plan was made for.
+    #[error("the view has strides {found:?}, but the plan was made for strides {expected:?}")]
+    #[diagnostic(
+        code(multiproj::layout_mismatch),
+        help(
+            "plan for the view's own layout (`Projection` does this for you), or pass a view with the planned layout"
+        )
+    )]
+    LayoutMismatch {
+        expected: Vec<isize>,
+        found: Vec<isize>,
+    },
+
     /// An output view handed to the library has the wrong element type.
     #[error("the output has dtype {found}, but the result has dtype {expected}")]
     #[diagnostic(code(multiproj::dtype_mismatch))]

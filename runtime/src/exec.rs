@@ -12,21 +12,32 @@ use multiproj_compiler::Plan;
 
 use crate::element::Element;
 use crate::error::DataError;
-use crate::interp;
 use crate::solve::{Aggregates, GroupAction};
+use crate::{interp, jit};
 
 /// Which backend runs the passes over the data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Backend {
-    /// The interpreter: plain code, the oracle.
+    /// Cranelift-compiled, vectorized, parallel kernels (the default).
     #[default]
+    Jit,
+    /// The interpreter: plain code, the oracle.
     Interp,
 }
 
 impl Backend {
     pub fn name(self) -> &'static str {
         match self {
+            Backend::Jit => "jit",
             Backend::Interp => "interp",
+        }
+    }
+
+    /// The other backend: what `--verify` compares against.
+    pub fn other(self) -> Backend {
+        match self {
+            Backend::Jit => Backend::Interp,
+            Backend::Interp => Backend::Jit,
         }
     }
 }
@@ -37,11 +48,9 @@ impl fmt::Display for Backend {
     }
 }
 
-/// A backend name that is not (yet) available.
+/// A backend name that does not exist.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BackendError {
-    #[error("the jit backend is not built yet; use `--backend interp`")]
-    JitNotBuilt,
     #[error("unknown backend `{0}`: expected `jit` or `interp`")]
     Unknown(String),
 }
@@ -51,7 +60,7 @@ impl FromStr for Backend {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "interp" | "interpreter" => Ok(Backend::Interp),
-            "jit" => Err(BackendError::JitNotBuilt),
+            "jit" => Ok(Backend::Jit),
             other => Err(BackendError::Unknown(other.to_string())),
         }
     }
@@ -112,6 +121,7 @@ fn analyze<T: Element>(
     debug_assert!(radius.is_finite() && radius >= 0.0);
     check_layout(plan, x.shape())?;
     let inner = match backend {
+        Backend::Jit => jit::reduce(plan, x)?,
         Backend::Interp => interp::reduce(plan, x)?,
     };
     timer.lap("reduce");
@@ -123,9 +133,9 @@ fn analyze<T: Element>(
         .iter()
         .any(|a| matches!(a, GroupAction::NeedsThreshold(_)))
     {
-        match backend {
-            Backend::Interp => interp::threshold(plan, x, &mut actions)?,
-        }
+        // Both backends share the interpreter's threshold stage for now: it gathers only the
+        // groups that must shrink.
+        interp::threshold(plan, x, &mut actions)?;
         timer.lap("threshold");
     }
     Ok((agg, actions))
@@ -180,6 +190,7 @@ pub fn project<T: Element>(
     let (agg, actions) = analyze(plan, x, radius, backend, &mut timer)?;
     check_layout(plan, out.shape())?;
     match backend {
+        Backend::Jit => jit::apply(plan, &actions, x, out)?,
         Backend::Interp => interp::apply(plan, &actions, x, out)?,
     }
     timer.lap("apply");
@@ -197,6 +208,7 @@ pub fn project_in_place<T: Element>(
     let mut timer = Timer::new();
     let (agg, actions) = analyze(plan, &data.view(), radius, backend, &mut timer)?;
     match backend {
+        Backend::Jit => jit::apply_in_place(plan, &actions, data)?,
         Backend::Interp => interp::apply_in_place(plan, &actions, data)?,
     }
     timer.lap("apply");
@@ -211,6 +223,7 @@ pub fn norm<T: Element>(
 ) -> Result<f64, DataError> {
     check_layout(plan, x.shape())?;
     let inner = match backend {
+        Backend::Jit => jit::reduce(plan, x)?,
         Backend::Interp => interp::reduce(plan, x)?,
     };
     Ok(Aggregates::reduce_up(plan, inner).norm())

@@ -145,7 +145,14 @@ pub fn threshold<T: Element>(
     let mut scratch = Vec::new();
     for (action, values) in actions.iter_mut().zip(&members) {
         if let GroupAction::NeedsThreshold(r) = *action {
-            *action = GroupAction::Shrink(balls::l1_soft_threshold(values, r, &mut scratch));
+            // A backend that summed the group in another order may have seen its norm a
+            // rounding error above `r`; summed here, in gathering order, it may be inside. Then
+            // no positive threshold exists and the projection is the identity.
+            *action = if balls::norm_l1(values) <= r {
+                GroupAction::Keep
+            } else {
+                GroupAction::Shrink(balls::l1_soft_threshold(values, r, &mut scratch))
+            };
         }
     }
     Ok(())

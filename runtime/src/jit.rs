@@ -371,11 +371,10 @@ fn check_view<T: Element>(
         .zip(strides.iter().zip(&info.strides))
         .all(|(&n, (a, b))| n <= 1 || a == b);
     if !same {
-        return Err(DataError::Internal(format!(
-            "a view with strides {strides:?} was passed to a plan made for strides {:?} \
-             (the jit backend runs a plan only on the layout it was made for)",
-            info.strides
-        )));
+        return Err(DataError::LayoutMismatch {
+            expected: info.strides.clone(),
+            found: strides.to_vec(),
+        });
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ pub mod interp;
 pub mod jit;
 pub mod npy;
 pub mod solve;
+pub mod verify;
 
 pub use element::Element;
 pub use error::DataError;

@@ -9,10 +9,10 @@ use crate::output;
 
 /// Builds the whole text first, so that a failing stage prints nothing but its diagnostic.
 pub fn run(args: &ExplainArgs) -> Result<(), CliError> {
-    if args.clif {
+    if args.clif && args.shape.is_none() {
         return Err(CliError::usage(
-            "the jit backend is not built yet: no Cranelift IR to show",
-            Some("leave out --clif to see the syntax tree, the IR and the plan"),
+            "--clif needs --shape: kernels are generated for a plan, and a plan for a shape",
+            Some("add e.g. --shape 64x48 (kernels depend on the rank and layout, not the sizes)"),
         ));
     }
     let spec = multiproj_grammar::parse(&args.spec)?;
@@ -35,9 +35,37 @@ pub fn run(args: &ExplainArgs) -> Result<(), CliError> {
             section(&mut text, "IR", &ir.to_string());
             section(&mut text, "normalized levels", &normalized.to_string());
             section(&mut text, "plan", &plan.to_string());
+            if args.clif {
+                for (title, clif) in kernels(&plan)? {
+                    section(&mut text, &title, &clif);
+                }
+            }
         }
     }
     output::print(&text)
+}
+
+/// The Cranelift IR of every kernel the jit backend runs for `plan`: the reduce pass and the
+/// apply pass out of place and in place.
+fn kernels(plan: &multiproj_compiler::Plan) -> Result<Vec<(String, String)>, CliError> {
+    let jit = multiproj_runtime::jit::global()?;
+    let internal = |e: multiproj_compiler::codegen::CodegenError| {
+        CliError::from(multiproj_runtime::DataError::Internal(e.to_string()))
+    };
+    let reduce = jit.reduce_kernel(plan).map_err(internal)?;
+    let apply = jit.apply_kernel(plan, false).map_err(internal)?;
+    let in_place = jit.apply_kernel(plan, true).map_err(internal)?;
+    Ok(vec![
+        ("clif: reduce".to_string(), reduce.clif().to_string()),
+        (
+            "clif: apply (out of place)".to_string(),
+            apply.clif().to_string(),
+        ),
+        (
+            "clif: apply (in place)".to_string(),
+            in_place.clif().to_string(),
+        ),
+    ])
 }
 
 /// `== heading ==`, the body, and a blank line between sections.

@@ -16,6 +16,7 @@ use multiproj_compiler::Plan;
 use multiproj_grammar::Spec;
 use multiproj_runtime::interp::count_nonzeros;
 use multiproj_runtime::npy::{NpyInPlace, NpyInput, NpyOutput, TensorView, TensorViewMut};
+use multiproj_runtime::verify::Agreement;
 use multiproj_runtime::{Backend, DataError, Element, Report};
 
 use crate::args::ProjectArgs;
@@ -52,15 +53,8 @@ pub fn run(args: &ProjectArgs) -> Result<(), CliError> {
     }
 }
 
-/// The backend to run; the jit backend and `--verify` (which needs it) are not built yet.
+/// The backend to run (`--verify` also runs the other one).
 fn choose_backend(args: &ProjectArgs) -> Result<Backend, CliError> {
-    if args.verify {
-        return Err(CliError::usage(
-            "--verify compares the jit backend with the interpreter, but the jit backend is not \
-             built yet",
-            Some("leave out --verify; the interpreter is the default backend"),
-        ));
-    }
     match args.backend.as_deref() {
         None => Ok(Backend::default()),
         Some(name) => name
@@ -131,6 +125,7 @@ struct Job<'a> {
 struct Outcome {
     report: Report,
     measured: Option<Measured>,
+    verified: Option<Agreement>,
 }
 
 struct Measured {
@@ -196,6 +191,7 @@ impl Job<'_> {
             norm_after: m.norm_after,
             nonzeros_before: m.nonzeros_before,
             nonzeros_after: m.nonzeros_after,
+            verified: outcome.verified,
         }))
     }
 
@@ -207,8 +203,13 @@ impl Job<'_> {
     ) -> Result<Outcome, DataError> {
         let before = self.want_stats.then(|| count_nonzeros(x));
         let report = multiproj_runtime::project(plan, x, out, self.radius, self.backend)?;
+        let verified = self.verify(plan, x, &out.view())?;
         let measured = self.measure(plan, before, &out.view())?;
-        Ok(Outcome { report, measured })
+        Ok(Outcome {
+            report,
+            measured,
+            verified,
+        })
     }
 
     fn in_place<T: Element>(
@@ -217,9 +218,44 @@ impl Job<'_> {
         data: &mut ArrayViewMutD<'_, T>,
     ) -> Result<Outcome, DataError> {
         let before = self.want_stats.then(|| count_nonzeros(&data.view()));
+        // With --verify, both backends first project into memory and must agree before the
+        // file is touched.
+        let verified = if self.args.verify {
+            let mut ours = multiproj_runtime::verify::alloc_output::<T>(plan);
+            multiproj_runtime::project(
+                plan,
+                &data.view(),
+                &mut ours.view_mut(),
+                self.radius,
+                self.backend,
+            )?;
+            self.verify(plan, &data.view(), &ours.view().into_dyn())?
+        } else {
+            None
+        };
         let report = multiproj_runtime::project_in_place(plan, data, self.radius, self.backend)?;
         let measured = self.measure(plan, before, &data.view())?;
-        Ok(Outcome { report, measured })
+        Ok(Outcome {
+            report,
+            measured,
+            verified,
+        })
+    }
+
+    /// `--verify`: the other backend must produce the same result (see
+    /// [`multiproj_runtime::verify`]).
+    fn verify<T: Element>(
+        &self,
+        plan: &Plan,
+        x: &ArrayViewD<'_, T>,
+        result: &ArrayViewD<'_, T>,
+    ) -> Result<Option<Agreement>, DataError> {
+        if !self.args.verify {
+            return Ok(None);
+        }
+        let (agreement, _) =
+            multiproj_runtime::verify::check_against(plan, x, result, self.radius, self.backend)?;
+        Ok(Some(agreement))
     }
 
     /// The statistics that need the result: its norm and its nonzeros.

@@ -1,0 +1,87 @@
+//! Cross-checking backends (`--verify`): run the same plan on both and compare the results.
+//!
+//! The backends agree bit for bit on everything decided by maxima and on kept, zeroed and
+//! clipped entries; sums (l1 and l2 norms, hence scaling factors and soft thresholds) may be
+//! accumulated in a different order, so they agree to rounding. The tolerance is therefore
+//! relative to the largest magnitude in the input: `|a - b| ≤ rtol · max|x|`, with
+//! `rtol = 1e-12` for f64 and `1e-6` for f32 (a few f32 ulps, since both results are rounded
+//! from f64).
+
+use ndarray::{Array, ArrayViewD, Dimension, IxDyn};
+
+use multiproj_compiler::{DType, Plan};
+
+use crate::element::Element;
+use crate::error::DataError;
+use crate::exec::{Backend, Report, project};
+
+/// How closely two backends agreed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Agreement {
+    pub other: Backend,
+    /// Every element has the same bits.
+    pub identical: bool,
+    pub max_abs_diff: f64,
+    pub tolerance: f64,
+}
+
+/// The relative tolerance for a dtype (see the module docs).
+pub fn rtol(dtype: DType) -> f64 {
+    match dtype {
+        DType::F64 => 1e-12,
+        DType::F32 => 1e-6,
+    }
+}
+
+/// A zeroed array with the plan's output layout: dense, axes in the input's memory order.
+pub fn alloc_output<T: Element>(plan: &Plan) -> Array<T, IxDyn> {
+    let order = &plan.memory_order;
+    let permuted: Vec<usize> = order.iter().map(|&a| plan.tensor.shape[a]).collect();
+    let mut inverse = vec![0usize; order.len()];
+    for (p, &a) in order.iter().enumerate() {
+        inverse[a] = p;
+    }
+    Array::from_elem(IxDyn(&permuted), T::zero()).permuted_axes(IxDyn(&inverse))
+}
+
+/// Projects `x` with `other` into a fresh array and compares it with `result` (what the primary
+/// backend produced from the same `x`). An error names the first element that differs by more
+/// than the tolerance.
+pub fn check_against<T: Element>(
+    plan: &Plan,
+    x: &ArrayViewD<'_, T>,
+    result: &ArrayViewD<'_, T>,
+    radius: f64,
+    primary: Backend,
+) -> Result<(Agreement, Report), DataError> {
+    let other = primary.other();
+    let mut theirs = alloc_output::<T>(plan);
+    let report = project(plan, x, &mut theirs.view_mut(), radius, other)?;
+    let scale = x.iter().fold(0.0f64, |m, &y| m.max(y.to_f64().abs()));
+    let tolerance = rtol(T::DTYPE) * scale;
+    let mut agreement = Agreement {
+        other,
+        identical: true,
+        max_abs_diff: 0.0,
+        tolerance,
+    };
+    for ((index, &a), &b) in result.indexed_iter().zip(theirs.iter()) {
+        if a == b && a.to_f64().to_bits() == b.to_f64().to_bits() {
+            continue;
+        }
+        agreement.identical = false;
+        let diff = (a.to_f64() - b.to_f64()).abs();
+        agreement.max_abs_diff = agreement.max_abs_diff.max(diff);
+        if diff > tolerance || diff.is_nan() {
+            return Err(DataError::BackendsDisagree {
+                index: index.slice().to_vec(),
+                primary: primary.name(),
+                other: other.name(),
+                primary_value: a.to_f64(),
+                other_value: b.to_f64(),
+                tolerance,
+            });
+        }
+    }
+    Ok((agreement, report))
+}
