@@ -1,7 +1,9 @@
 //! The JIT backend against the interpreter (the oracle): reduce results equal (bit for bit for
-//! linf, within 1e-12 relative for sums), apply results bit for bit given the same group
-//! actions, non-finite input rejected with the interpreter's error, and the kernel cache reused
-//! across shapes of the same structure.
+//! linf, within 1e-12 relative for sums), thresholds bit for bit (when no reduced axis is
+//! reversed: then both backends see a group's entries in the same order), apply results bit for
+//! bit given the same group actions, in-place apply never storing to kept elements nor letting
+//! zero-filled groups' data through, non-finite input rejected with the interpreter's error, and
+//! the kernel cache reused across shapes of the same structure.
 
 use ndarray::{Array, ArrayD, ArrayViewD, ArrayViewMutD, Dimension, IxDyn, ShapeBuilder, Slice};
 use proptest::prelude::*;
@@ -78,6 +80,17 @@ fn random_spec(rng: &mut Rng, rank: usize) -> String {
         })
         .collect();
     parts.join(" of ")
+}
+
+/// [`random_spec`] with the innermost norm replaced by l1, so the plan has a threshold stage.
+fn random_l1_spec(rng: &mut Rng, rank: usize) -> String {
+    let spec = random_spec(rng, rank);
+    let (outer, inner) = match spec.rfind(" of ") {
+        Some(at) => (&spec[..at + 4], &spec[at + 4..]),
+        None => ("", spec.as_str()),
+    };
+    let over = &inner[inner.find(" over ").expect("a level has `over`")..];
+    format!("{outer}l1{over}")
 }
 
 /// A tensor of logical shape `shape` in C or F order; axes in `strided` are taken every other
@@ -180,6 +193,119 @@ fn actions_for<T: Element>(plan: &Plan, x: &ArrayViewD<'_, T>, frac: f64) -> Vec
     actions
 }
 
+/// The interpreter's group actions for radius `frac × norm`, before the threshold stage.
+fn pre_threshold_actions<T: Element>(
+    plan: &Plan,
+    x: &ArrayViewD<'_, T>,
+    frac: f64,
+) -> Vec<GroupAction> {
+    let inner = interp::reduce(plan, x).unwrap();
+    let agg = Aggregates::reduce_up(plan, inner);
+    let radii = agg.solve(plan, agg.norm() * frac);
+    agg.actions(plan, &radii)
+}
+
+/// Random actions before the threshold stage of an innermost-l1 plan: kept, zeroed, or a
+/// threshold with a radius below the group's norm, exactly at it (the threshold stage keeps the
+/// group) or a hair above.
+fn random_threshold_actions<T: Element>(
+    rng: &mut Rng,
+    plan: &Plan,
+    x: &ArrayViewD<'_, T>,
+) -> Vec<GroupAction> {
+    let norms = interp::reduce(plan, x).unwrap();
+    norms
+        .iter()
+        .map(|&v| match rng.below(8) {
+            0 => GroupAction::Keep,
+            1 => GroupAction::Zero,
+            2 => GroupAction::NeedsThreshold(v),
+            3 => GroupAction::NeedsThreshold(v * (1.0 + 1e-15)),
+            4 => GroupAction::NeedsThreshold(v * 1e-9),
+            _ => GroupAction::NeedsThreshold(v * (0.01 + 0.98 * rng.unit())),
+        })
+        .collect()
+}
+
+/// A group action as bits, so that equal means bit for bit.
+fn action_bits(a: GroupAction) -> (u8, u64, u64) {
+    match a {
+        GroupAction::Keep => (0, 0, 0),
+        GroupAction::Zero => (1, 0, 0),
+        GroupAction::Clip(r) => (2, r.to_bits(), 0),
+        GroupAction::Scale(f) => (3, f.to_bits(), 0),
+        GroupAction::NeedsThreshold(r) => (4, r.to_bits(), 0),
+        GroupAction::Shrink(t) => (5, t.base.to_bits(), t.offset.to_bits()),
+    }
+}
+
+/// Whether the view reverses an axis of the innermost level: then the JIT (forwards in memory)
+/// and the interpreter (forwards in logical index) see a group's entries in different orders.
+fn reverses_a_reduced_axis(plan: &Plan) -> bool {
+    plan.innermost()
+        .axes
+        .iter()
+        .any(|&a| plan.tensor.shape[a] > 1 && plan.tensor.strides[a] < 0)
+}
+
+/// The JIT's threshold stage against the interpreter's, from the same actions: bit for bit, or,
+/// when a reduced axis is reversed, equal up to the rounding of a sum in another order.
+fn check_threshold<T: Element>(
+    jit_: &Jit,
+    plan: &Plan,
+    x: &ArrayViewD<'_, T>,
+    actions: &[GroupAction],
+    ctx: &str,
+) {
+    let mut from_jit = actions.to_vec();
+    let mut from_interp = actions.to_vec();
+    jit::threshold_with(jit_, plan, x, &mut from_jit).unwrap();
+    interp::threshold(plan, x, &mut from_interp).unwrap();
+    let exact = !reverses_a_reduced_axis(plan);
+    for (g, ((&a, &b), &before)) in from_jit.iter().zip(&from_interp).zip(actions).enumerate() {
+        if exact {
+            assert_eq!(
+                action_bits(a),
+                action_bits(b),
+                "{ctx}: group {g}: jit {a:?} vs interp {b:?}"
+            );
+            continue;
+        }
+        match (a, b, before) {
+            (GroupAction::Shrink(s), GroupAction::Shrink(t), _) => {
+                let tol = 1e-9 * s.tau().abs().max(t.tau().abs()).max(1e-300);
+                assert!(
+                    (s.tau() - t.tau()).abs() <= tol,
+                    "{ctx}: group {g}: jit {s:?} vs interp {t:?}"
+                );
+            }
+            // Kept by one and shrunk by the other: only for a radius within rounding of the norm.
+            (GroupAction::Keep, GroupAction::Shrink(_), GroupAction::NeedsThreshold(_))
+            | (GroupAction::Shrink(_), GroupAction::Keep, GroupAction::NeedsThreshold(_)) => {
+                let norm = interp::reduce(plan, x).unwrap()[g];
+                let GroupAction::NeedsThreshold(r) = before else {
+                    unreachable!()
+                };
+                assert!(
+                    (norm - r).abs() <= 1e-12 * norm,
+                    "{ctx}: group {g}: jit {a:?} vs interp {b:?} for radius {r} and norm {norm}"
+                );
+            }
+            _ => assert_eq!(
+                action_bits(a),
+                action_bits(b),
+                "{ctx}: group {g}: jit {a:?} vs interp {b:?}"
+            ),
+        }
+    }
+    assert!(
+        from_jit
+            .iter()
+            .all(|a| !matches!(a, GroupAction::NeedsThreshold(_))),
+        "{ctx}: a threshold was left undecided"
+    );
+}
+
 /// Random actions of every kind the plan's apply operation allows.
 fn random_actions(rng: &mut Rng, plan: &Plan) -> Vec<GroupAction> {
     (0..plan.groups)
@@ -225,7 +351,8 @@ impl<'a> Layout<'a> {
     }
 }
 
-/// Runs one differential case: reduce, apply out of place and in place.
+/// Runs one differential case: reduce, threshold (innermost l1), apply out of place and in
+/// place.
 fn check_case<T: Element>(jit_: &Jit, rng: &mut Rng, spec: &str, layout: &Layout<'_>, frac: f64) {
     let x = make_tensor::<T>(
         rng,
@@ -240,6 +367,13 @@ fn check_case<T: Element>(jit_: &Jit, rng: &mut Rng, spec: &str, layout: &Layout
     let from_jit = jit::reduce_with(jit_, &plan, &x.view()).unwrap();
     let from_interp = interp::reduce(&plan, &x.view()).unwrap();
     assert_reduce_close(&plan, &from_jit, &from_interp);
+
+    if plan.innermost().norm == Norm::L1 {
+        let pre = pre_threshold_actions(&plan, &x.view(), frac);
+        check_threshold(jit_, &plan, &x.view(), &pre, &ctx);
+        let random = random_threshold_actions(rng, &plan, &x.view());
+        check_threshold(jit_, &plan, &x.view(), &random, &ctx);
+    }
 
     for actions in [
         actions_for(&plan, &x.view(), frac),
@@ -317,6 +451,23 @@ proptest! {
     fn jit_matches_interpreter(case in cases()) {
         let mut rng = Rng::new(case.seed);
         let spec = random_spec(&mut rng, case.shape.len());
+        let layout = Layout {
+            shape: &case.shape,
+            fortran: case.fortran,
+            strided: &case.strided,
+            flipped: &case.flipped,
+        };
+        if case.f32 {
+            check_case::<f32>(shared_jit(), &mut rng, &spec, &layout, case.frac);
+        } else {
+            check_case::<f64>(shared_jit(), &mut rng, &spec, &layout, case.frac);
+        }
+    }
+
+    #[test]
+    fn jit_threshold_matches_interpreter(case in cases()) {
+        let mut rng = Rng::new(case.seed);
+        let spec = random_l1_spec(&mut rng, case.shape.len());
         let layout = Layout {
             shape: &case.shape,
             fortran: case.fortran,
@@ -411,6 +562,162 @@ fn big_tensors_run_in_parallel_chunks_and_match() {
             flipped: &[true, false],
         };
         check_case::<f64>(&jit_, &mut rng, spec, &layout, 0.3);
+    }
+}
+
+#[test]
+fn threshold_schedules_match_in_parallel() {
+    // Big enough for several chunks: chunks that own their groups (row-wise, and a 3-D nest
+    // whose innermost loop runs across groups), chunks that share groups (column-wise, tiled
+    // when a row holds more than one tile of groups; a 3-D nest with a reduced innermost loop),
+    // and one group over everything.
+    let jit_ = Jit::new().unwrap();
+    let mut rng = Rng::new(5);
+    for (spec, shape) in [
+        ("l1 over dim0 of l1 over dim1", &[301usize, 259][..]),
+        ("l1 over dim1 of l1 over dim0", &[301, 600][..]),
+        ("linf over dim1 of l1 over dim0", &[257, 263][..]),
+        ("l2 over dims0,2 of l1 over dim1", &[40, 30, 70][..]),
+        ("l1 over dim1 of l1 over dims0,2", &[40, 30, 70][..]),
+        ("l1 over dims0..", &[300, 250][..]),
+    ] {
+        for fortran in [false, true] {
+            for frac in [0.05, 0.5, 0.97] {
+                check_case::<f64>(&jit_, &mut rng, spec, &Layout::dense(shape, fortran), frac);
+            }
+            check_case::<f32>(&jit_, &mut rng, spec, &Layout::dense(shape, fortran), 0.3);
+        }
+        let n = shape.len();
+        let layout = Layout {
+            shape,
+            fortran: false,
+            strided: &[true, false, true][..n],
+            flipped: &[false, true, false][..n],
+        };
+        check_case::<f64>(&jit_, &mut rng, spec, &layout, 0.3);
+    }
+}
+
+/// Every element's group index (logical index · group strides).
+fn group_of(plan: &Plan, idx: &[usize]) -> usize {
+    idx.iter()
+        .zip(&plan.group_strides)
+        .map(|(&i, &s)| i * s)
+        .sum()
+}
+
+/// Specs and layouts for the apply tests: row- and column-wise groups, every operation, vector
+/// tails, several chunks.
+const APPLY_SPECS: [&str; 6] = [
+    "l1 over dim1 of linf over dim0",
+    "l1 over dim1 of l2 over dim0",
+    "l1 over dim1 of l1 over dim0",
+    "l1 over dim0 of linf over dim1",
+    "l1 over dim0 of l1 over dim1",
+    "linf over dim0 of l2 over dim1",
+];
+
+#[test]
+fn in_place_apply_never_stores_to_kept_elements() {
+    // Kept groups hold f32 signalling NaNs: the kernels compute in f64, and widening one to f64
+    // and narrowing it back quiets it, so any store to a kept element, even of "its own value",
+    // changes its bits.
+    let jit_ = Jit::new().unwrap();
+    let mut rng = Rng::new(11);
+    for spec in APPLY_SPECS {
+        for fortran in [false, true] {
+            for shape in [[9usize, 37], [300, 261], [4, 3]] {
+                let mut x = make_tensor::<f32>(&mut rng, &shape, fortran, NONE, NONE);
+                let plan = plan_for(spec, info_of(&x.view()));
+                let actions = random_actions(&mut rng, &plan);
+                let mut payload = 1u32;
+                for (idx, v) in x.indexed_iter_mut() {
+                    if actions[group_of(&plan, idx.slice())] == GroupAction::Keep {
+                        *v = f32::from_bits(0x7f80_0000 | (payload & 0x3f_ffff).max(1));
+                        payload = payload.wrapping_mul(2_654_435_761).wrapping_add(1);
+                    }
+                }
+                assert!(x.iter().any(|v| v.is_nan()) || !actions.contains(&GroupAction::Keep));
+                let mut by_jit = x.clone();
+                let mut by_interp = x.clone();
+                jit::apply_in_place_with(&jit_, &plan, &actions, &mut by_jit.view_mut()).unwrap();
+                interp::apply_in_place(&plan, &actions, &mut by_interp.view_mut()).unwrap();
+                for ((idx, a), (b, before)) in by_jit.indexed_iter().zip(by_interp.iter().zip(&x)) {
+                    let kept = actions[group_of(&plan, idx.slice())] == GroupAction::Keep;
+                    assert_eq!(
+                        a.to_bits(),
+                        b.to_bits(),
+                        "{spec} {shape:?} at {:?}: jit {a:?} vs interp {b:?}",
+                        idx.slice()
+                    );
+                    if kept {
+                        assert_eq!(a.to_bits(), before.to_bits(), "kept element rewritten");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn zero_filled_groups_are_not_read() {
+    // Zero groups hold NaN: the output there must be exact +0 and no NaN may leak anywhere.
+    fn check<T: Element>(jit_: &Jit, rng: &mut Rng, spec: &str, shape: &[usize], fortran: bool) {
+        let mut x = make_tensor::<T>(rng, shape, fortran, NONE, NONE);
+        let plan = plan_for(spec, info_of(&x.view()));
+        let actions = random_actions(rng, &plan);
+        for (idx, v) in x.indexed_iter_mut() {
+            if actions[group_of(&plan, idx.slice())] == GroupAction::Zero {
+                *v = T::from_f64(f64::NAN);
+            }
+        }
+        let mut out = output_for::<T>(&plan);
+        jit::apply_with(jit_, &plan, &actions, &x.view(), &mut out.view_mut()).unwrap();
+        let mut in_place = x.clone();
+        jit::apply_in_place_with(jit_, &plan, &actions, &mut in_place.view_mut()).unwrap();
+        let mut expected = output_for::<T>(&plan);
+        interp::apply(&plan, &actions, &x.view(), &mut expected.view_mut()).unwrap();
+        for result in [out.view(), in_place.view()] {
+            for (idx, &v) in result.indexed_iter() {
+                if actions[group_of(&plan, idx.slice())] == GroupAction::Zero {
+                    assert_eq!(v.to_f64().to_bits(), 0, "{spec} at {:?}", idx.slice());
+                }
+            }
+            assert_bitwise(spec, &result, &expected.view());
+        }
+    }
+    let jit_ = Jit::new().unwrap();
+    let mut rng = Rng::new(13);
+    for spec in APPLY_SPECS {
+        for fortran in [false, true] {
+            for shape in [[9usize, 37], [300, 261]] {
+                check::<f64>(&jit_, &mut rng, spec, &shape, fortran);
+                check::<f32>(&jit_, &mut rng, spec, &shape, fortran);
+            }
+        }
+    }
+}
+
+#[test]
+fn prepare_compiles_every_kernel_a_projection_runs() {
+    let jit_ = Jit::new().unwrap();
+    let mut rng = Rng::new(17);
+    for spec in [
+        "l1 over dim1 of l1 over dim0",
+        "l1 over dim0 of linf over dim1",
+    ] {
+        let x = make_tensor::<f64>(&mut rng, &[30, 20], false, NONE, NONE);
+        let plan = plan_for(spec, info_of(&x.view()));
+        jit::prepare_with(&jit_, &plan, true).unwrap();
+        let compiled = jit_.compiled();
+        jit::prepare_with(&jit_, &plan, true).unwrap();
+        assert_eq!(jit_.compiled(), compiled, "prepare twice compiles once");
+        check_case::<f64>(&jit_, &mut rng, spec, &Layout::dense(&[30, 20], false), 0.5);
+        assert_eq!(
+            jit_.compiled(),
+            compiled,
+            "{spec}: a pass compiled after prepare"
+        );
     }
 }
 
@@ -517,7 +824,7 @@ fn views_with_another_layout_are_refused() {
     let y = ArrayD::<f64>::zeros(IxDyn(&[6, 4]));
     assert!(matches!(
         jit::reduce(&plan_t, &y.view()),
-        Err(DataError::Internal(_))
+        Err(DataError::LayoutMismatch { .. })
     ));
     let z = ArrayD::<f32>::zeros(IxDyn(&[4, 6]));
     assert!(matches!(
@@ -528,6 +835,16 @@ fn views_with_another_layout_are_refused() {
     let actions = vec![GroupAction::Keep; plan.groups];
     assert!(matches!(
         jit::apply(&plan, &actions, &x.view(), &mut out.view_mut()),
+        Err(DataError::LayoutMismatch { .. })
+    ));
+    let plan_l1 = plan_for("l1 over dim1 of l1 over dim0", info_of(&t));
+    let mut actions = vec![GroupAction::NeedsThreshold(1.0); plan_l1.groups];
+    assert!(matches!(
+        jit::threshold(&plan_l1, &y.view(), &mut actions),
+        Err(DataError::LayoutMismatch { .. })
+    ));
+    assert!(matches!(
+        jit::threshold(&plan_l1, &t, &mut actions[1..]),
         Err(DataError::Internal(_))
     ));
 }
@@ -605,6 +922,80 @@ fn timing_4096() {
         for threads in [1, 2] {
             run::<f64>(spec, threads);
             run::<f32>(spec, threads);
+        }
+    }
+}
+
+/// Timing of the threshold stage, JIT vs interpreter, on 4096×4096 (run with
+/// `cargo test --release -p multiproj-runtime --test jit timing_threshold -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn timing_threshold_4096() {
+    fn median(mut v: Vec<f64>) -> f64 {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    }
+    fn time(reps: usize, mut f: impl FnMut()) -> f64 {
+        median(
+            (0..reps)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    f();
+                    t.elapsed().as_secs_f64() * 1e3
+                })
+                .collect(),
+        )
+    }
+    fn run<T: Element>(spec: &str, frac: f64, threads: usize) {
+        let mut rng = Rng::new(3);
+        let x = make_tensor::<T>(&mut rng, &[4096, 4096], false, NONE, NONE);
+        let plan = plan_for(spec, info_of(&x.view()));
+        let pre = pre_threshold_actions(&plan, &x.view(), frac);
+        let needing = pre
+            .iter()
+            .filter(|a| matches!(a, GroupAction::NeedsThreshold(_)))
+            .count();
+        let jit_ = Jit::new().unwrap();
+        let t = std::time::Instant::now();
+        jit_.gather_kernel(&plan).unwrap();
+        let compile = t.elapsed().as_secs_f64() * 1e3;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut a = pre.clone();
+            let j = time(9, || {
+                a.copy_from_slice(&pre);
+                jit::threshold_with(&jit_, &plan, &x.view(), &mut a).unwrap();
+            });
+            let mut b = pre.clone();
+            let i = time(3, || {
+                b.copy_from_slice(&pre);
+                interp::threshold(&plan, &x.view(), &mut b).unwrap();
+            });
+            assert!(
+                a.iter()
+                    .zip(&b)
+                    .all(|(p, q)| action_bits(*p) == action_bits(*q))
+            );
+            println!(
+                "{spec:30} {:3} frac {frac:4} {threads}t  {needing:4} groups to threshold | \
+                 gather compile {compile:4.1} ms | jit {j:7.1} ms | interp {i:7.1} ms | {:.1}x",
+                T::DTYPE,
+                i / j
+            );
+        });
+    }
+    for spec in [
+        "l1 over dim0 of l1 over dim1",
+        "l1 over dim1 of l1 over dim0",
+    ] {
+        for threads in [1, 2] {
+            for frac in [0.5, 0.05] {
+                run::<f64>(spec, frac, threads);
+            }
+            run::<f32>(spec, 0.5, threads);
         }
     }
 }

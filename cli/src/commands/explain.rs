@@ -45,8 +45,8 @@ pub fn run(args: &ExplainArgs) -> Result<(), CliError> {
     output::print(&text)
 }
 
-/// The Cranelift IR of every kernel the jit backend runs for `plan`: the reduce pass and the
-/// apply pass out of place and in place.
+/// The Cranelift IR of every kernel the jit backend runs for `plan`: the reduce pass, the gather
+/// of the threshold stage (innermost l1), and the apply pass out of place and in place.
 fn kernels(plan: &multiproj_compiler::Plan) -> Result<Vec<(String, String)>, CliError> {
     let jit = multiproj_runtime::jit::global()?;
     let internal = |e: multiproj_compiler::codegen::CodegenError| {

@@ -1,5 +1,6 @@
-//! Cranelift code generation for the passes over the big tensor: the reduce pass and the apply
-//! pass of a [`Plan`] (DESIGN §3), compiled to native loop nests.
+//! Cranelift code generation for the passes over the big tensor: the reduce pass, the gather of
+//! the threshold stage (innermost l1) and the apply pass of a [`Plan`] (DESIGN §3), compiled to
+//! native loop nests.
 //!
 //! A kernel is compiled for the *structure* of a plan — the pass and its norm or operation, the
 //! element type, the depth of the loop nest, whether the innermost loop runs inside one group
@@ -9,8 +10,9 @@
 //!
 //! [`Jit`] owns the `JITModule` with everything needed to compile into it, in the style of
 //! cranelift-jit-demo; the translator (`translate.rs`) has one `translate_*` per kernel kind.
-//! Kernel handles keep the module's code alive ([`ReduceKernel`], [`ApplyKernel`]), so a handle
-//! can outlive the [`Jit`] it came from and be called from any thread without a lock.
+//! Kernel handles keep the module's code alive ([`ReduceKernel`], [`GatherKernel`],
+//! [`ApplyKernel`]), so a handle can outlive the [`Jit`] it came from and be called from any
+//! thread without a lock.
 //!
 //! # Kernel ABI
 //! Pointers are raw byte addresses, counts and strides are `i64`, strides in elements:
@@ -21,12 +23,18 @@
 //!   otherwise). Returns `-1`, or the position in the loop nest (row-major over the loops, loop 0
 //!   counted from 0) of a NaN or ±inf it found; it stops at the first one it sees, in the run
 //!   where it saw it.
+//! - `gather(data, loops, cursor, out, begin, end)`: for loop-0 indices `begin..end`, copies
+//!   `|x|` as f64 of every visited element whose group `g` (relative, as above) has
+//!   `cursor[g] ≥ 0` to `out[cursor[g]]` and increments `cursor[g]`; groups with a negative
+//!   cursor are skipped (their cursors may be rewritten with the same value). A group's elements
+//!   are visited in loop-nest order, i.e. memory order, so each gathered group is a contiguous
+//!   run of `out` in memory order.
 //! - `apply(src, dst, loops, groups, begin, end)`: writes the projected elements. `groups` points
 //!   at a [`GroupParams`]: per group `g`, `keep[g]` is all ones for an untouched group, `live[g]`
 //!   all ones for a group the operation applies to with parameters `param[g]` (clip radius,
 //!   scale factor, or threshold base) and `offset[g]` (threshold offset: the soft threshold is
 //!   `(|y| - param) - offset`); a group with neither is zero-filled. The in-place kernel ignores
-//!   `dst` and the output strides.
+//!   `dst` and the output strides, and never stores to an element of a kept group.
 
 mod translate;
 
@@ -91,6 +99,9 @@ impl From<ApplyOp> for ApplyKind {
 pub enum Pass {
     /// The innermost norm of every group.
     Reduce(Norm),
+    /// The threshold stage's data movement: `|x|` of the groups that need a threshold, group
+    /// by group.
+    Gather,
     /// The projection of every element, into a separate output or in place.
     Apply { op: ApplyKind, in_place: bool },
 }
@@ -140,6 +151,7 @@ impl KernelKey {
     fn name(&self) -> String {
         let pass = match self.pass {
             Pass::Reduce(n) => format!("reduce_{n}"),
+            Pass::Gather => "gather".to_string(),
             Pass::Apply { op, in_place } => format!(
                 "apply_{}{}",
                 format!("{op:?}").to_lowercase(),
@@ -179,6 +191,8 @@ impl CodegenError {
 
 /// `reduce(data, loops, acc, aux, begin, end) -> i64`, see the module docs.
 type ReduceFn = unsafe extern "C" fn(*const u8, *const i64, *mut f64, *mut f64, i64, i64) -> i64;
+/// `gather(data, loops, cursor, out, begin, end)`, see the module docs.
+type GatherFn = unsafe extern "C" fn(*const u8, *const i64, *mut i64, *mut f64, i64, i64);
 /// `apply(src, dst, loops, groups, begin, end)`, see the module docs.
 type ApplyFn = unsafe extern "C" fn(*const u8, *mut u8, *const i64, *const GroupParams, i64, i64);
 
@@ -239,6 +253,15 @@ pub struct ReduceKernel {
     _code: Arc<Code>,
 }
 
+/// A compiled gather kernel. Holds the code alive.
+#[derive(Clone)]
+pub struct GatherKernel {
+    entry: GatherFn,
+    key: KernelKey,
+    clif: Arc<str>,
+    _code: Arc<Code>,
+}
+
 /// A compiled apply kernel. Holds the code alive.
 #[derive(Clone)]
 pub struct ApplyKernel {
@@ -251,6 +274,12 @@ pub struct ApplyKernel {
 impl fmt::Debug for ReduceKernel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ReduceKernel({})", self.key)
+    }
+}
+
+impl fmt::Debug for GatherKernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GatherKernel({})", self.key)
     }
 }
 
@@ -295,6 +324,43 @@ impl ReduceKernel {
         // kernel touches is in bounds by the caller's contract.
         let pos = unsafe { (self.entry)(data, loops.as_ptr(), acc, aux, begin, end) };
         u64::try_from(pos).ok()
+    }
+}
+
+impl GatherKernel {
+    pub fn key(&self) -> &KernelKey {
+        &self.key
+    }
+
+    /// The Cranelift IR of the kernel, as generated (before optimization).
+    pub fn clif(&self) -> &str {
+        &self.clif
+    }
+
+    /// Runs the kernel over loop-0 indices `begin..end`.
+    ///
+    /// # Safety
+    /// - `loops` is the descriptor of a plan with this kernel's key ([`loop_descriptor`]).
+    /// - For every loop index tuple with loop-0 index in `begin..end` and every other index below
+    ///   its loop's extent, `data + Σ index·stride` is a readable element, and
+    ///   `cursor + Σ index·group_stride` a writable `i64` nothing else accesses during the call.
+    /// - For every group `g` the call visits with `cursor[g] ≥ 0`, `out[cursor[g] ..
+    ///   cursor[g] + m]` are writable `f64`s nothing else accesses during the call, where `m` is
+    ///   the number of the group's elements the call visits.
+    pub unsafe fn call(
+        &self,
+        data: *const u8,
+        loops: &[i64],
+        cursor: *mut i64,
+        out: *mut f64,
+        begin: usize,
+        end: usize,
+    ) {
+        assert_eq!(loops.len(), self.key.depth * LOOP_DESC_LEN);
+        assert!(begin <= end && end as i64 <= loops[0]);
+        // SAFETY: the descriptor has the depth the kernel reads (asserted); the memory the
+        // kernel touches is in bounds by the caller's contract.
+        unsafe { (self.entry)(data, loops.as_ptr(), cursor, out, begin as i64, end as i64) }
     }
 }
 
@@ -412,6 +478,20 @@ impl Jit {
         })
     }
 
+    /// The gather kernel of the threshold stage for `plan`.
+    pub fn gather_kernel(&self, plan: &Plan) -> Result<GatherKernel, CodegenError> {
+        let key = KernelKey::for_plan(plan, Pass::Gather);
+        let (code, clif) = self.kernel(key)?;
+        Ok(GatherKernel {
+            // SAFETY: `code` was compiled for `key`, whose pass is gather: the translator gives
+            // it the `GatherFn` signature; the handle holds the code alive.
+            entry: unsafe { code_as_fn::<GatherFn>(code as *const u8) },
+            key,
+            clif,
+            _code: Arc::clone(&self.code),
+        })
+    }
+
     /// The apply kernel for `plan`, out of place or in place.
     pub fn apply_kernel(&self, plan: &Plan, in_place: bool) -> Result<ApplyKernel, CodegenError> {
         let op = ApplyOp::for_norm(plan.innermost().norm).into();
@@ -440,7 +520,7 @@ impl Jit {
             .expect("the module lives as long as the Jit");
         let ptr = module.target_config().pointer_type();
         let mut sig = module.make_signature();
-        // Both kinds take four pointers and the loop-0 range.
+        // Every kind takes four pointers and the loop-0 range.
         sig.params
             .extend(std::iter::repeat_n(AbiParam::new(ptr), 4));
         sig.params
@@ -460,7 +540,11 @@ impl Jit {
             key,
             module.target_config(),
         );
+        // Printed under the kernel's structural name, not its module id (which depends on the
+        // order kernels were compiled in), so the text is stable for snapshots.
+        state.ctx.func.name = UserFuncName::testcase(key.name());
         let clif: Arc<str> = state.ctx.func.display().to_string().into();
+        state.ctx.func.name = UserFuncName::user(0, id.as_u32());
         let defined = module.define_function(id, &mut state.ctx);
         state.ctx.clear();
         defined.map_err(|e| CodegenError::new(format!("{key}: {e:?}")))?;

@@ -3,7 +3,8 @@
 //! Every kernel is a loop nest over the plan's loops (memory order, outermost first) whose
 //! innermost loop is a *run*: `n` elements at a fixed data stride. What a run does is the
 //! kernel's business (`reduce_rows`, `reduce_cols`, `apply_rows`, `apply_cols`); the nest around
-//! it only steps the data, output and group cursors.
+//! it only steps the data, output and group cursors. The gather kernel (`gather_rows`,
+//! `gather_cols`) uses the "output" slot of the signature for its per-group cursor array.
 //!
 //! A run is walked by a *strip*: when the run is contiguous, an unrolled loop of
 //! [`UNROLL`] pairs of elements (two f64 lanes: one 128-bit vector; f32 elements are loaded two
@@ -19,9 +20,10 @@
 //! - Data loads are never marked aligned: mmap'd `.npy` data is only element-aligned.
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::types::{F32, F32X4, F64, F64X2, I64};
+use cranelift_codegen::ir::types::{F32, F32X4, F64, F64X2, I64, I64X2};
 use cranelift_codegen::ir::{
-    BlockArg, Endianness, Function, InstBuilder, MemFlagsData, Type, Value,
+    BlockArg, Endianness, Function, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type,
+    Value,
 };
 use cranelift_codegen::isa::TargetFrontendConfig;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -50,6 +52,7 @@ pub(super) fn translate(
     };
     match key.pass {
         Pass::Reduce(norm) => t.translate_reduce(norm),
+        Pass::Gather => t.translate_gather(),
         Pass::Apply { op, in_place } => t.translate_apply(op, in_place),
     }
     t.b.seal_all_blocks();
@@ -148,6 +151,36 @@ impl Translator<'_> {
         });
         let none = self.b.ins().iconst(I64, -1);
         self.b.ins().return_(&[none]);
+    }
+
+    /// `gather(data, loops, cursor, out, begin, end)`.
+    fn translate_gather(&mut self) {
+        let [data, loops, cursor, out, begin, end] = self.entry::<6>();
+        let descs = self.load_loops(loops, true);
+        let zero = self.b.ins().iconst(I64, 0);
+        let at = Cursor {
+            data,
+            out: data,
+            group: zero,
+            pos: zero,
+        };
+        let rows = self.key.inner_reduced;
+        // Column-wise runs store every element somewhere: the skipped ones into this slot.
+        let trash = if rows {
+            None
+        } else {
+            let slot = self.b.create_sized_stack_slot(StackSlotData::new(
+                StackSlotKind::ExplicitSlot,
+                8,
+                3,
+            ));
+            Some(self.b.ins().stack_addr(I64, slot, 0))
+        };
+        self.nest(0, &descs, begin, end, at, &mut |t, run| match trash {
+            None => t.gather_rows(cursor, out, run),
+            Some(trash) => t.gather_cols(cursor, out, trash, run),
+        });
+        self.b.ins().return_(&[]);
     }
 
     /// `apply(src, dst, loops, groups, begin, end)`.
@@ -355,6 +388,80 @@ impl Translator<'_> {
         self.b.switch_to_block(ok);
     }
 
+    // ---- runs of the gather ---------------------------------------------------------------
+
+    /// A run inside one group: one decision per run, then a straight copy of `|x|` to the
+    /// group's cursor (vectorized when the run is contiguous; the output always is).
+    fn gather_rows(&mut self, cursor: Value, out: Value, run: Run) {
+        let vector = self.key.inner_contiguous;
+        let slot = self.elem_addr(cursor, run.at.group, Stride::Const(8));
+        let c = self.b.ins().load(I64, self.data, slot, 0);
+        let copy = self.b.create_block();
+        let done = self.b.create_block();
+        let skip = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, c, 0);
+        self.b.ins().brif(skip, done, &[], copy, &[]);
+
+        self.b.switch_to_block(copy);
+        let dst = self.elem_addr(out, c, Stride::Const(8));
+        let stride = self.data_stride(run);
+        self.strip(run.n, vector, vec![], &mut |t, ch, _| {
+            let at = t.elem_addr(dst, ch.i, Stride::Const(8));
+            if ch.pair {
+                let x = t.load_pair(run.at.data, ch.i, ch.off);
+                let a = t.b.ins().fabs(x);
+                t.b.ins().store(t.data, a, at, (ch.off * 8) as i32);
+            } else {
+                let x = t.load_one(run.at.data, ch.i, stride);
+                let a = t.b.ins().fabs(x);
+                t.b.ins().store(t.data, a, at, 0);
+            }
+        });
+        let next = self.b.ins().iadd(c, run.n);
+        self.b.ins().store(self.data, next, slot, 0);
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
+    }
+
+    /// A run across groups: every element has its own cursor. Branch-free, since which groups
+    /// are gathered follows no pattern a predictor could learn: a skipped element (cursor < 0)
+    /// is stored to `trash`, and its cursor rewritten unchanged (`c + 1 + (c >> 63)` is `c + 1`
+    /// for `c ≥ 0` and `-1` for `c = -1`).
+    fn gather_cols(&mut self, cursor: Value, out: Value, trash: Value, run: Run) {
+        let vector = self.key.inner_contiguous;
+        let base = self.elem_addr(cursor, run.at.group, Stride::Const(8));
+        let stride = self.data_stride(run);
+        let gstride = self.group_stride(run);
+        // `|x|` to the cursor at `slot + off` bytes.
+        let put = |t: &mut Translator<'_>, a: Value, slot: Value, off: i32| {
+            let c = t.b.ins().load(I64, t.data, slot, off);
+            let to = t.elem_addr(out, c, Stride::Const(8));
+            let skip = t.b.ins().icmp_imm_s(IntCC::SignedLessThan, c, 0);
+            let to = t.b.ins().select(skip, trash, to);
+            t.b.ins().store(t.data, a, to, 0);
+            let sign = t.b.ins().sshr_imm_u(c, 63);
+            let next = t.b.ins().iadd_imm_s(c, 1);
+            let next = t.b.ins().iadd(next, sign);
+            t.b.ins().store(t.data, next, slot, off);
+        };
+        self.strip(run.n, vector, vec![], &mut |t, ch, _| {
+            if ch.pair {
+                // Contiguous: the pair's cursors are adjacent too.
+                let x = t.load_pair(run.at.data, ch.i, ch.off);
+                let a = t.b.ins().fabs(x);
+                let slot = t.elem_addr(base, ch.i, Stride::Const(8));
+                for lane in 0..2u8 {
+                    let al = t.b.ins().extractlane(a, lane);
+                    put(t, al, slot, ((ch.off + i64::from(lane)) * 8) as i32);
+                }
+            } else {
+                let x = t.load_one(run.at.data, ch.i, stride);
+                let a = t.b.ins().fabs(x);
+                let slot = t.elem_addr(base, ch.i, gstride);
+                put(t, a, slot, 0);
+            }
+        });
+    }
+
     // ---- runs of the apply pass ----------------------------------------------------------
 
     /// A run inside one group: decide once per run — untouched (copied out of place, not even
@@ -454,7 +561,9 @@ impl Translator<'_> {
 
     /// A run across groups (column-wise groups): every lane has its own group, so the action is
     /// selected with masks, `(y & keep) | (op(y) & live)` (zero when neither). In place, a pair
-    /// of kept elements is not written; a pair with one kept element rewrites it unchanged.
+    /// of kept elements is not written, and of a pair with one kept element only the other lane
+    /// is stored. A zero-filled lane's data is loaded with its neighbour's but masked out, so
+    /// whatever it holds (even NaN) never reaches the output.
     fn apply_cols(&mut self, op: ApplyKind, in_place: bool, g: Groups, run: Run) {
         let vector = self.key.inner_contiguous;
         let keep = self.elem_addr(g.keep, run.at.group, Stride::Const(8));
@@ -494,35 +603,55 @@ impl Translator<'_> {
             let kept = t.b.ins().band(y, k);
             let projected = t.b.ins().band(r, l);
             let res = t.b.ins().bor(kept, projected);
-            let store = |t: &mut Translator<'_>| {
+            if !in_place {
                 if c.pair {
                     t.store_pair(res, run.at.out, c.i, c.off)
                 } else {
                     t.store_one(res, run.at.out, c.i, out_stride)
                 }
-            };
-            if in_place {
-                let all_kept = if c.pair {
-                    let k = t.b.ins().bitcast(
-                        cranelift_codegen::ir::types::I64X2,
-                        MemFlagsData::new(),
-                        k,
-                    );
-                    t.b.ins().vall_true(k)
-                } else {
-                    let k = t.b.ins().bitcast(I64, MemFlagsData::new(), k);
-                    t.b.ins().icmp_imm_s(IntCC::NotEqual, k, 0)
-                };
-                let write = t.b.create_block();
-                let next = t.b.create_block();
-                t.b.ins().brif(all_kept, next, &[], write, &[]);
-                t.b.switch_to_block(write);
-                store(t);
-                t.b.ins().jump(next, &[]);
-                t.b.switch_to_block(next);
-            } else {
-                store(t);
+                return;
             }
+            // In place, a kept element is never stored to, not even with its own bits (that
+            // would dirty a clean page of a memory map).
+            let next = t.b.create_block();
+            if c.pair {
+                let k = t.b.ins().bitcast(I64X2, MemFlagsData::new(), k);
+                // Bit j set: lane j is kept.
+                let kept = t.b.ins().vhigh_bits(I64, k);
+                let (some, none, mixed, lane1) = (
+                    t.b.create_block(),
+                    t.b.create_block(),
+                    t.b.create_block(),
+                    t.b.create_block(),
+                );
+                let all = t.b.ins().icmp_imm_s(IntCC::Equal, kept, 3);
+                t.b.ins().brif(all, next, &[], some, &[]);
+                t.b.switch_to_block(some);
+                let no_lane = t.b.ins().icmp_imm_s(IntCC::Equal, kept, 0);
+                t.b.ins().brif(no_lane, none, &[], mixed, &[]);
+                t.b.switch_to_block(none);
+                t.store_pair(res, run.at.out, c.i, c.off);
+                t.b.ins().jump(next, &[]);
+                t.b.switch_to_block(mixed);
+                let lane0_kept = t.b.ins().icmp_imm_s(IntCC::Equal, kept, 1);
+                let lane0 = t.b.create_block();
+                t.b.ins().brif(lane0_kept, lane1, &[], lane0, &[]);
+                t.b.switch_to_block(lane0);
+                t.store_lane(res, 0, run.at.out, c.i, c.off);
+                t.b.ins().jump(next, &[]);
+                t.b.switch_to_block(lane1);
+                t.store_lane(res, 1, run.at.out, c.i, c.off);
+                t.b.ins().jump(next, &[]);
+            } else {
+                let write = t.b.create_block();
+                let k = t.b.ins().bitcast(I64, MemFlagsData::new(), k);
+                let kept = t.b.ins().icmp_imm_s(IntCC::NotEqual, k, 0);
+                t.b.ins().brif(kept, next, &[], write, &[]);
+                t.b.switch_to_block(write);
+                t.store_one(res, run.at.out, c.i, out_stride);
+                t.b.ins().jump(next, &[]);
+            }
+            t.b.switch_to_block(next);
         });
     }
 
@@ -866,6 +995,18 @@ impl Translator<'_> {
                 self.b.ins().store(self.data, two, at, off);
             }
         }
+    }
+
+    /// Stores lane `lane` of an f64x2 as the element `i + off + lane` of a contiguous run.
+    fn store_lane(&mut self, v: Value, lane: u8, base: Value, i: Value, off: i64) {
+        let at = self.elem_addr(base, i, Stride::Const(self.esize));
+        let x = self.b.ins().extractlane(v, lane);
+        let x = match self.key.dtype {
+            DType::F64 => x,
+            DType::F32 => self.b.ins().fdemote(F32, x),
+        };
+        let off = ((off + i64::from(lane)) * self.esize) as i32;
+        self.b.ins().store(self.data, x, at, off);
     }
 
     /// The element `i` of a run, as f64.
