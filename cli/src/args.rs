@@ -98,6 +98,27 @@ pub enum Command {
         "Exit codes: 0 the spec is valid, 2 it is not, 3 internal error"
     ))]
     Check(CheckArgs),
+
+    /// Time a projection on random data of a given shape, or probe the memory bandwidth.
+    #[command(
+        long_about = "Time a projection on random data, or measure the memory bandwidth.\n\n\
+            With a SPEC: fills a tensor of --shape with deterministic pseudo-random data\n\
+            (uniform(-1,1) times a per-group scale, from --seed), runs --warmup untimed\n\
+            projections and then --repeat timed ones, and prints the median, min and max time,\n\
+            the median of every stage, the bytes the passes must move and the effective GB/s.\n\
+            Only the projection is timed: the output is allocated and touched beforehand, and\n\
+            with --in-place the data is restored from a copy before every run, untimed.\n\n\
+            With --probe: a STREAM-like measurement of this machine's read, write and\n\
+            read+write bandwidth, the floor any pass over the data is held against.",
+        after_help = concat!(
+            "Examples:\n",
+            "  multiproj bench 'l1 over dim0 of linf over dim1' --shape 4096x4096 --radius-frac 0.25\n",
+            "  multiproj bench 'l1 over dim0 of l2 over dim1' --shape 2048x512 --zero-frac 0.95 --json\n",
+            "  multiproj bench --probe --size-mib 512\n\n",
+            "Exit codes: 0 success, 1 data failure, 2 bad spec or arguments, 3 internal error"
+        )
+    )]
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -197,6 +218,85 @@ pub struct CheckArgs {
     pub spec: String,
 }
 
+#[derive(Debug, Args)]
+#[command(group(
+    ArgGroup::new("radius_choice")
+        .multiple(false)
+        .args(["radius", "radius_frac", "zero_frac"])
+))]
+pub struct BenchArgs {
+    /// The projection spec to time, e.g. 'l1 over dim0 of linf over dim1' (not with --probe).
+    #[arg(value_name = "SPEC", required_unless_present = "probe")]
+    pub spec: Option<String>,
+
+    /// The shape of the random tensor, e.g. 4096x4096.
+    #[arg(long, value_name = "SHAPE", value_parser = parse_shape, required_unless_present = "probe")]
+    pub shape: Option<Shape>,
+
+    /// Element type of the tensor.
+    #[arg(long, value_enum, default_value_t = DTypeArg::F64)]
+    pub dtype: DTypeArg,
+
+    /// Memory order of the tensor: c (row-major) or f (Fortran, column-major).
+    #[arg(long, value_enum, default_value_t = OrderArg::C)]
+    pub order: OrderArg,
+
+    /// The radius of the ball (or fix it in the spec with `<= R`).
+    #[arg(short, long, value_name = "R", allow_negative_numbers = true)]
+    pub radius: Option<f64>,
+
+    /// The radius as a fraction F of the data's multi-level norm (computed once, untimed).
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    pub radius_frac: Option<f64>,
+
+    /// Choose the radius that zeroes this fraction Z of the innermost groups (searched on the
+    /// aggregates, untimed).
+    #[arg(long, value_name = "Z", allow_negative_numbers = true)]
+    pub zero_frac: Option<f64>,
+
+    /// The backend that runs the passes over the data: jit or interp [default: jit].
+    #[arg(long, value_name = "BACKEND")]
+    pub backend: Option<String>,
+
+    /// Number of threads (at least 1) [default: one per core].
+    #[arg(long, value_name = "N", value_parser = parse_threads)]
+    pub threads: Option<usize>,
+
+    /// Number of timed runs (at least 1).
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = parse_repeat)]
+    pub repeat: usize,
+
+    /// Number of untimed runs before the timed ones.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub warmup: usize,
+
+    /// Seed of the pseudo-random data (splitmix64).
+    #[arg(long, value_name = "SEED", default_value_t = 1)]
+    pub seed: u64,
+
+    /// Time the in-place projection (on a fresh copy of the data each run, copy untimed).
+    #[arg(long)]
+    pub in_place: bool,
+
+    /// Run the bandwidth probe first and print the floor (bytes moved / bandwidth) and the
+    /// ratio of the median to it.
+    #[arg(long, conflicts_with = "probe")]
+    pub probe_floor: bool,
+
+    /// Measure the memory bandwidth instead of timing a projection.
+    #[arg(long, conflicts_with_all = ["spec", "shape", "radius", "radius_frac", "zero_frac", "in_place"])]
+    pub probe: bool,
+
+    /// Size of each probe buffer in MiB (the probe allocates two); make it several times the
+    /// last-level cache.
+    #[arg(long, value_name = "MIB", default_value_t = 512, value_parser = parse_size_mib)]
+    pub size_mib: usize,
+
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DTypeArg {
     F64,
@@ -237,6 +337,23 @@ fn parse_threads(text: &str) -> Result<usize, String> {
         Ok(0) => Err("the number of threads must be at least 1".to_owned()),
         Ok(n) => Ok(n),
         Err(_) => Err("expected a whole number of threads, at least 1".to_owned()),
+    }
+}
+
+/// `--repeat`: a positive integer.
+fn parse_repeat(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("at least one timed run is needed".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err("expected a whole number of runs, at least 1".to_owned()),
+    }
+}
+
+/// `--size-mib`: a positive number of MiB, at most 1 TiB.
+fn parse_size_mib(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=1 << 20).contains(&n) => Ok(n),
+        _ => Err("expected a whole number of MiB between 1 and 1048576".to_owned()),
     }
 }
 

@@ -58,6 +58,7 @@ fn dispatch(command: &Command) -> Result<(), CliError> {
         Command::Norm(a) => commands::norm::run(a),
         Command::Explain(a) => commands::explain::run(a),
         Command::Check(a) => commands::check::run(a),
+        Command::Bench(a) => commands::bench::run(a),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The subcommands, one module each, and the steps they share: reading a spec, opening a
 //! tensor file, and binding the spec to the tensor.
 
+pub mod bench;
 pub mod check;
 pub mod explain;
 pub mod norm;
