@@ -35,7 +35,7 @@ use multiproj_runtime::solve::{Aggregates, GroupAction};
 use multiproj_runtime::{Backend, DataError, Element, Report};
 
 use crate::args::BenchArgs;
-use crate::commands::read_spec;
+use crate::commands::{read_spec, with_threads};
 use crate::diagnostics::{CliError, Failure};
 use crate::output::{self, shape_text};
 
@@ -308,34 +308,6 @@ fn available_memory() -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
-}
-
-/// Runs `f` on a pool of `threads` threads, or on rayon's global pool (one thread per core).
-fn with_threads<R: Send>(
-    threads: Option<usize>,
-    f: impl FnOnce() -> R + Send,
-) -> Result<R, CliError> {
-    let Some(n) = threads else {
-        return Ok(f());
-    };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .thread_name(|i| format!("multiproj-{i}"))
-        .build()
-        .map_err(|source| CliError::new(Failure::Data, ThreadsError { n, source }))?;
-    Ok(pool.install(f))
-}
-
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("could not start {n} threads")]
-#[diagnostic(
-    code(multiproj::threads),
-    help("pass a smaller --threads, or leave it out for one thread per core")
-)]
-struct ThreadsError {
-    n: usize,
-    #[source]
-    source: rayon::ThreadPoolBuildError,
 }
 
 /// The traffic model of the module docs, in bytes.

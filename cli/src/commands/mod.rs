@@ -12,7 +12,7 @@ use std::path::Path;
 use multiproj_compiler::{Plan, RankReq, TensorInfo};
 use multiproj_grammar::Spec;
 
-use crate::diagnostics::CliError;
+use crate::diagnostics::{CliError, Failure};
 use crate::output::shape_text;
 
 /// Parses the spec and checks everything that does not need a tensor (axis sets, a radius
@@ -35,4 +35,32 @@ pub fn plan_for(spec: &Spec, tensor: &TensorInfo, path: &Path) -> Result<Plan, C
         CliError::spec_mismatch(e, path, &what)
     })?;
     Ok(multiproj_compiler::plan(&ir))
+}
+
+/// Runs `f` on a pool of `threads` threads, or on rayon's global pool (one thread per core).
+pub fn with_threads<R: Send>(
+    threads: Option<usize>,
+    f: impl FnOnce() -> R + Send,
+) -> Result<R, CliError> {
+    let Some(n) = threads else {
+        return Ok(f());
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .thread_name(|i| format!("multiproj-{i}"))
+        .build()
+        .map_err(|source| CliError::new(Failure::Data, ThreadsError { n, source }))?;
+    Ok(pool.install(f))
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("could not start {n} threads")]
+#[diagnostic(
+    code(multiproj::threads),
+    help("pass a smaller --threads, or leave it out for one thread per core")
+)]
+struct ThreadsError {
+    n: usize,
+    #[source]
+    source: rayon::ThreadPoolBuildError,
 }

@@ -20,8 +20,8 @@ use multiproj_runtime::verify::Agreement;
 use multiproj_runtime::{Backend, DataError, Element, Report};
 
 use crate::args::ProjectArgs;
-use crate::commands::{plan_for, read_spec};
-use crate::diagnostics::{CliError, Failure};
+use crate::commands::{plan_for, read_spec, with_threads};
+use crate::diagnostics::CliError;
 use crate::output;
 use crate::stats::Stats;
 
@@ -81,34 +81,6 @@ fn same_file(input: &Path, output: &Path) -> bool {
         }
     }
     false
-}
-
-/// Runs `f` on a pool of `threads` threads, or on rayon's global pool (one thread per core).
-fn with_threads<R: Send>(
-    threads: Option<usize>,
-    f: impl FnOnce() -> R + Send,
-) -> Result<R, CliError> {
-    let Some(n) = threads else {
-        return Ok(f());
-    };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .thread_name(|i| format!("multiproj-{i}"))
-        .build()
-        .map_err(|source| CliError::new(Failure::Data, ThreadsError { n, source }))?;
-    Ok(pool.install(f))
-}
-
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("could not start {n} threads")]
-#[diagnostic(
-    code(multiproj::threads),
-    help("pass a smaller --threads, or leave it out for one thread per core")
-)]
-struct ThreadsError {
-    n: usize,
-    #[source]
-    source: rayon::ThreadPoolBuildError,
 }
 
 /// One projection, with everything decided that could be decided without the data.
