@@ -666,6 +666,12 @@ impl GroupTable {
         };
         for &a in actions {
             let (param, offset, keep, live) = match (a, op) {
+                // Clip and scale also get the identity parameter (an infinite radius, a
+                // factor of 1) and `live`: column-wise kernels then need not select `y` with
+                // `keep` (`y` is finite when the apply pass runs: the reduce rejects NaN and
+                // ±inf; and even then clipping to ±inf and scaling by 1 return `y`'s value).
+                (GroupAction::Keep, ApplyOp::Clip) => (f64::INFINITY, 0.0, u64::MAX, u64::MAX),
+                (GroupAction::Keep, ApplyOp::Scale) => (1.0, 0.0, u64::MAX, u64::MAX),
                 (GroupAction::Keep, _) => (0.0, 0.0, u64::MAX, 0),
                 (GroupAction::Zero, _) => (0.0, 0.0, 0, 0),
                 (GroupAction::Clip(r), ApplyOp::Clip) | (GroupAction::Scale(r), ApplyOp::Scale) => {
@@ -763,4 +769,76 @@ fn logical_index(plan: &Plan, mut pos: u64) -> Vec<usize> {
         }
     }
     index
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{ArrayD, IxDyn};
+
+    use multiproj_compiler::{DType, TensorInfo};
+
+    use super::*;
+
+    /// Clipping f32 rows runs in f32 against the radius rounded to f32: bit for bit what the
+    /// interpreter computes in f64, also for elements at, just above and just below the rounded
+    /// radius, for radii that f32 cannot represent, and for signed zeros; rows and columns, out
+    /// of place and in place, with kept and zeroed groups around.
+    #[test]
+    fn f32_clip_is_bit_identical_at_the_rounded_radius() {
+        let radii = [0.1f64, 1.0 / 3.0, 2.0f64.sqrt(), 1e-3 + 1e-12, 7.0, 1e-50];
+        for spec in [
+            "l1 over dim0 of linf over dim1 <= 1",
+            "l1 over dim1 of linf over dim0 <= 1",
+        ] {
+            let rows = spec.starts_with("l1 over dim0");
+            let (groups, len) = (radii.len() + 2, 4 * 9 + 3);
+            let shape = if rows { [groups, len] } else { [len, groups] };
+            let mut x = ArrayD::<f32>::zeros(IxDyn(&shape));
+            let mut actions = Vec::new();
+            for g in 0..groups {
+                let r = radii.get(g).copied().unwrap_or(0.5);
+                actions.push(match g.checked_sub(radii.len()) {
+                    None => GroupAction::Clip(r),
+                    Some(0) => GroupAction::Keep,
+                    Some(_) => GroupAction::Zero,
+                });
+                let r32 = r as f32;
+                let near = [
+                    r32,
+                    r32.next_up(),
+                    r32.next_down(),
+                    -r32,
+                    (-r32).next_up(),
+                    (-r32).next_down(),
+                    0.0,
+                    -0.0,
+                    2.5 * r32,
+                    -0.5 * r32,
+                    1e-45,
+                    -1e-45,
+                    f32::MAX,
+                ];
+                for j in 0..len {
+                    let v = near[j % near.len()];
+                    let at = if rows { [g, j] } else { [j, g] };
+                    x[IxDyn(&at)] = v;
+                }
+            }
+            let info = TensorInfo::c_order(&shape, DType::F32);
+            let parsed = multiproj_grammar::parse(spec).unwrap();
+            let plan =
+                multiproj_compiler::plan(&multiproj_compiler::check(&parsed, &info).unwrap());
+            let jit = Jit::new().unwrap();
+            let mut by_interp = ArrayD::<f32>::zeros(IxDyn(&shape));
+            interp::apply(&plan, &actions, &x.view(), &mut by_interp.view_mut()).unwrap();
+            let mut by_jit = ArrayD::<f32>::zeros(IxDyn(&shape));
+            apply_with(&jit, &plan, &actions, &x.view(), &mut by_jit.view_mut()).unwrap();
+            let mut in_place = x.clone();
+            apply_in_place_with(&jit, &plan, &actions, &mut in_place.view_mut()).unwrap();
+            for (k, ((a, b), c)) in by_interp.iter().zip(&by_jit).zip(&in_place).enumerate() {
+                assert_eq!(a.to_bits(), b.to_bits(), "{spec}: element {k}: {a} vs {b}");
+                assert_eq!(a.to_bits(), c.to_bits(), "{spec}: in place {k}: {a} vs {c}");
+            }
+        }
+    }
 }

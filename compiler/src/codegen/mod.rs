@@ -33,7 +33,9 @@
 //!   at a [`GroupParams`]: per group `g`, `keep[g]` is all ones for an untouched group, `live[g]`
 //!   all ones for a group the operation applies to with parameters `param[g]` (clip radius,
 //!   scale factor, or threshold base) and `offset[g]` (threshold offset: the soft threshold is
-//!   `(|y| - param) - offset`); a group with neither is zero-filled. The in-place kernel ignores
+//!   `(|y| - param) - offset`); a group with neither is zero-filled. For clip and scale, a kept
+//!   group must also have `live` all ones and the identity parameter (radius +inf, factor 1):
+//!   column-wise kernels compute `op(y) & live` for it. The in-place kernel ignores
 //!   `dst` and the output strides, and never stores to an element of a kept group.
 
 mod translate;

@@ -8,9 +8,16 @@
 //!
 //! A run is walked by a *strip*: when the run is contiguous, an unrolled loop of
 //! [`UNROLL`] pairs of elements (two f64 lanes: one 128-bit vector; f32 elements are loaded two
-//! at a time and widened, since all arithmetic is in f64), then a loop of single pairs, then a
-//! scalar tail; otherwise a scalar loop. All arithmetic is f64, so a kernel computes exactly
-//! what the interpreter computes element by element (sums only differ by reassociation).
+//! at a time and widened), then a loop of single pairs, then a scalar tail; otherwise a scalar
+//! loop. Arithmetic is f64, so a kernel computes exactly what the interpreter computes element
+//! by element (sums only differ by reassociation) — except where f32 arithmetic is provably
+//! bit-identical and the strip then takes four f32 lanes at a time: the max|x| of the linf
+//! reduce, the copy and zero fill of the apply, and clipping (see `apply_rows`).
+//!
+//! The addresses a strip reads and writes are pointers carried through its loops and advanced
+//! each iteration (`strip_ptrs`): Cranelift would otherwise recompute a base computed outside
+//! the loop from the loop indices in every iteration. Constant masks (`|x|`, `-x`) are built
+//! once per run for the same reason: a vector `fabs`/`fneg` rebuilds its mask at every use.
 //!
 //! Notes on Cranelift 0.135 (x86-64) this code relies on:
 //! - max/min are written as `bitselect(bitcast(fcmp lt a b), …)`, which lowers to one
@@ -20,7 +27,7 @@
 //! - Data loads are never marked aligned: mmap'd `.npy` data is only element-aligned.
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::types::{F32, F32X4, F64, F64X2, I64, I64X2};
+use cranelift_codegen::ir::types::{F32, F32X4, F64, F64X2, I32, I32X4, I64, I64X2};
 use cranelift_codegen::ir::{
     BlockArg, Endianness, Function, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type,
     Value,
@@ -220,7 +227,16 @@ impl Translator<'_> {
     fn reduce_rows(&mut self, norm: Norm, acc: Value, aux: Value, run: Run) {
         let vector = self.key.inner_contiguous;
         let l2 = norm == Norm::L2;
-        let zv = self.splat(0.0);
+        // max|x| of f32 elements is exact in f32 (it is one of them), so the linf reduce of f32
+        // data runs on f32x4 vectors: four elements per load, no widening. The result is
+        // promoted to f64 exactly. Sums (l1, l2) are formed in f64.
+        let native = self.native_f32() && norm == Norm::Linf;
+        let lanes = if native { 4 } else { LANES };
+        let zv = if native {
+            self.splat32(0.0)
+        } else {
+            self.splat(0.0)
+        };
         let zs = self.b.ins().f64const(0.0);
         // [sums or maxima ×UNROLL, (l2: maxima ×UNROLL), vector NaN detector,
         //  scalar accumulator, (l2: scalar maximum), scalar detector]
@@ -230,17 +246,29 @@ impl Translator<'_> {
         let det_s = det_v + 2 + usize::from(l2);
         let mut state = vec![zv; det_v + 1];
         state.extend(vec![zs; det_s - det_v]);
+        let ptr = state.len();
         let stride = self.data_stride(run);
-        let st = self.strip(run.n, vector, state, &mut |t, c, st| {
+        let abs_mask = if native {
+            self.abs_mask(F32X4)
+        } else {
+            self.abs_mask(F64X2)
+        };
+        let ptrs = [(run.at.data, stride)];
+        let st = self.strip_ptrs(run.n, vector, lanes, state, &ptrs, &mut |t, c, st| {
             if c.pair {
-                let x = t.load_pair(run.at.data, c.i, c.off);
-                st[c.u] = t.fold(norm, st[c.u], x, true);
+                let x = if native {
+                    t.load_f32x4_at(st[ptr], c.off)
+                } else {
+                    t.load_pair_at(st[ptr], c.off)
+                };
+                let abs = t.b.ins().band(x, abs_mask);
+                st[c.u] = t.fold_abs(norm, st[c.u], x, abs, true);
                 if l2 {
-                    st[UNROLL + c.u] = t.fold(Norm::Linf, st[UNROLL + c.u], x, true);
+                    st[UNROLL + c.u] = t.fold_abs(Norm::Linf, st[UNROLL + c.u], x, abs, true);
                 }
                 st[det_v] = t.detect(st[det_v], x);
             } else {
-                let x = t.load_one(run.at.data, c.i, stride);
+                let x = t.load_at(st[ptr]);
                 st[acc_s] = t.fold(norm, st[acc_s], x, false);
                 if l2 {
                     st[max_s] = t.fold(Norm::Linf, st[max_s], x, false);
@@ -252,11 +280,21 @@ impl Translator<'_> {
         let mut total = st[acc_s];
         let mut max = if l2 { st[max_s] } else { zs };
         if vector {
-            total = self.horizontal(norm, &st[..UNROLL], total);
+            if native {
+                total = self.horizontal_f32(&st[..UNROLL], total);
+            } else {
+                total = self.horizontal(norm, &st[..UNROLL], total);
+            }
             if l2 {
                 max = self.horizontal(Norm::Linf, &st[UNROLL..2 * UNROLL], max);
             }
-            let (lo, hi) = self.lanes(st[det_v]);
+            let little = MemFlagsData::new().with_endianness(Endianness::Little);
+            let dv = if native {
+                self.b.ins().bitcast(F64X2, little, st[det_v])
+            } else {
+                st[det_v]
+            };
+            let (lo, hi) = self.lanes(dv);
             let d = self.b.ins().bor(lo, hi);
             det = self.b.ins().bor(d, det);
         }
@@ -271,6 +309,21 @@ impl Translator<'_> {
             let new = self.combine(Norm::Linf, old, max);
             self.b.ins().store(self.data, new, slot, 0);
         }
+    }
+
+    /// Folds f32x4 maxima and a scalar f64 maximum into one f64 (exactly: f32 → f64 is exact).
+    fn horizontal_f32(&mut self, vectors: &[Value], scalar: Value) -> Value {
+        let a = self.combine(Norm::Linf, vectors[0], vectors[1]);
+        let b = self.combine(Norm::Linf, vectors[2], vectors[3]);
+        let v = self.combine(Norm::Linf, a, b);
+        let l: Vec<Value> = (0..4u8)
+            .map(|lane| self.b.ins().extractlane(v, lane))
+            .collect();
+        let a = self.combine(Norm::Linf, l[0], l[1]);
+        let b = self.combine(Norm::Linf, l[2], l[3]);
+        let m = self.combine(Norm::Linf, a, b);
+        let m = self.b.ins().fpromote(F64, m);
+        self.combine(Norm::Linf, m, scalar)
     }
 
     /// Folds vector accumulators and a scalar one into one f64.
@@ -294,26 +347,44 @@ impl Translator<'_> {
         let aux_base = self.elem_addr(aux, run.at.group, Stride::Const(8));
         let stride = self.data_stride(run);
         let gstride = self.group_stride(run);
-        let st = self.strip(run.n, vector, vec![zv, zs], &mut |t, c, st| {
-            let (x, ty, gs, off) = if c.pair {
-                let x = t.load_pair(run.at.data, c.i, c.off);
-                (x, F64X2, Stride::Const(8), (c.off * 8) as i32)
-            } else {
-                (t.load_one(run.at.data, c.i, stride), F64, gstride, 0)
-            };
-            let update = |t: &mut Translator<'_>, base: Value, norm: Norm| {
-                let slot = t.elem_addr(base, c.i, gs);
-                let a = t.b.ins().load(ty, t.data, slot, off);
-                let a = t.fold(norm, a, x, c.pair);
-                t.b.ins().store(t.data, a, slot, off);
-            };
-            update(t, base, norm);
-            if l2 {
-                update(t, aux_base, Norm::Linf);
-            }
-            let d = usize::from(!c.pair);
-            st[d] = t.detect(st[d], x);
-        });
+        let abs_mask = self.abs_mask(F64X2);
+        // [vector NaN detector, scalar detector; pointers: data, accumulators, (l2) maxima].
+        let mut ptrs = vec![(run.at.data, stride), (base, gstride)];
+        if l2 {
+            ptrs.push((aux_base, gstride));
+        }
+        let st = self.strip_ptrs(
+            run.n,
+            vector,
+            LANES,
+            vec![zv, zs],
+            &ptrs,
+            &mut |t, c, st| {
+                let (x, ty, off) = if c.pair {
+                    let x = t.load_pair_at(st[2], c.off);
+                    (x, F64X2, (c.off * 8) as i32)
+                } else {
+                    let x = t.load_at(st[2]);
+                    (x, F64, 0)
+                };
+                let abs = if c.pair {
+                    t.b.ins().band(x, abs_mask)
+                } else {
+                    t.b.ins().fabs(x)
+                };
+                let update = |t: &mut Translator<'_>, slot: Value, norm: Norm| {
+                    let a = t.b.ins().load(ty, t.data, slot, off);
+                    let a = t.fold_abs(norm, a, x, abs, c.pair);
+                    t.b.ins().store(t.data, a, slot, off);
+                };
+                update(t, st[3], norm);
+                if l2 {
+                    update(t, st[4], Norm::Linf);
+                }
+                let d = usize::from(!c.pair);
+                st[d] = t.detect(st[d], x);
+            },
+        );
         let mut det = st[1];
         if vector {
             let (lo, hi) = self.lanes(st[0]);
@@ -321,6 +392,44 @@ impl Translator<'_> {
             det = self.b.ins().bor(d, det);
         }
         self.check_finite(det, run);
+    }
+
+    /// A float vector of type `ty` (f64x2 or f32x4) with the sign bits clear: `x & mask` is
+    /// `|x|`. (A vector `fabs` rebuilds its mask at every use; this constant is loaded once.)
+    fn abs_mask(&mut self, ty: Type) -> Value {
+        let v = if ty == F32X4 {
+            let bits = self.b.ins().iconst(I32, i64::from(i32::MAX));
+            self.b.ins().splat(I32X4, bits)
+        } else {
+            let bits = self.b.ins().iconst(I64, i64::MAX);
+            self.b.ins().splat(I64X2, bits)
+        };
+        self.b.ins().bitcast(ty, MemFlagsData::new(), v)
+    }
+
+    /// A float vector of type `ty` (f64x2 or f32x4) with only the sign bits set: `x ^ mask` is
+    /// `-x`.
+    fn sign_mask(&mut self, ty: Type) -> Value {
+        let v = if ty == F32X4 {
+            let bits = self.b.ins().iconst(I32, i64::from(i32::MIN));
+            self.b.ins().splat(I32X4, bits)
+        } else {
+            let bits = self.b.ins().iconst(I64, i64::MIN);
+            self.b.ins().splat(I64X2, bits)
+        };
+        self.b.ins().bitcast(ty, MemFlagsData::new(), v)
+    }
+
+    /// [`Self::fold`] with `|x|` already computed.
+    fn fold_abs(&mut self, norm: Norm, acc: Value, x: Value, abs: Value, vector: bool) -> Value {
+        match norm {
+            Norm::L1 => self.b.ins().fadd(acc, abs),
+            Norm::L2 => {
+                let sq = self.b.ins().fmul(x, x);
+                self.b.ins().fadd(acc, sq)
+            }
+            Norm::Linf => self.pick_if_less(abs, acc, vector),
+        }
     }
 
     /// `acc ⊕ x` for the norm: `acc + |x|`, `acc + x²`, `max(acc, |x|)`.
@@ -404,7 +513,7 @@ impl Translator<'_> {
         self.b.switch_to_block(copy);
         let dst = self.elem_addr(out, c, Stride::Const(8));
         let stride = self.data_stride(run);
-        self.strip(run.n, vector, vec![], &mut |t, ch, _| {
+        self.strip(run.n, vector, LANES, vec![], &mut |t, ch, _| {
             let at = t.elem_addr(dst, ch.i, Stride::Const(8));
             if ch.pair {
                 let x = t.load_pair(run.at.data, ch.i, ch.off);
@@ -443,7 +552,7 @@ impl Translator<'_> {
             let next = t.b.ins().iadd(next, sign);
             t.b.ins().store(t.data, next, slot, off);
         };
-        self.strip(run.n, vector, vec![], &mut |t, ch, _| {
+        self.strip(run.n, vector, LANES, vec![], &mut |t, ch, _| {
             if ch.pair {
                 // Contiguous: the pair's cursors are adjacent too.
                 let x = t.load_pair(run.at.data, ch.i, ch.off);
@@ -468,6 +577,7 @@ impl Translator<'_> {
     /// written in place), zero-filled without reading, or projected.
     fn apply_rows(&mut self, op: ApplyKind, in_place: bool, g: Groups, run: Run) {
         let vector = self.key.inner_contiguous;
+        let native = self.native_f32();
         let keep_at = self.elem_addr(g.keep, run.at.group, Stride::Const(8));
         let live_at = self.elem_addr(g.live, run.at.group, Stride::Const(8));
         let param_at = self.elem_addr(g.param, run.at.group, Stride::Const(8));
@@ -488,21 +598,22 @@ impl Translator<'_> {
         self.b.switch_to_block(keep_b);
         if !in_place {
             let (stride, out_stride) = (self.data_stride(run), self.out_stride(run));
-            let raw = self.raw_pair_type();
             let elem = self.elem_type();
-            self.strip(run.n, vector, vec![], &mut |t, c, _| {
-                if c.pair {
-                    let src = t.elem_addr(run.at.data, c.i, Stride::Const(t.esize));
-                    let dst = t.elem_addr(run.at.out, c.i, Stride::Const(t.esize));
-                    let off = (c.off * t.esize) as i32;
-                    let v = t.b.ins().load(raw, t.data, src, off);
-                    t.b.ins().store(t.data, v, dst, off);
+            // f32: four elements per move.
+            let (raw, lanes) = if native {
+                (F32X4, 4)
+            } else {
+                (self.raw_pair_type(), LANES)
+            };
+            let ptrs = [(run.at.data, stride), (run.at.out, out_stride)];
+            self.strip_ptrs(run.n, vector, lanes, vec![], &ptrs, &mut |t, c, st| {
+                let (ty, off) = if c.pair {
+                    (raw, (c.off * t.esize) as i32)
                 } else {
-                    let src = t.elem_addr(run.at.data, c.i, stride);
-                    let dst = t.elem_addr(run.at.out, c.i, out_stride);
-                    let v = t.b.ins().load(elem, t.data, src, 0);
-                    t.b.ins().store(t.data, v, dst, 0);
-                }
+                    (elem, 0)
+                };
+                let v = t.b.ins().load(ty, t.data, st[0], off);
+                t.b.ins().store(t.data, v, st[1], off);
             });
         }
         self.b.ins().jump(join, &[]);
@@ -512,30 +623,45 @@ impl Translator<'_> {
 
         self.b.switch_to_block(zero_b);
         let out_stride = self.out_stride(run);
-        self.strip(run.n, vector, vec![], &mut |t, c, _| {
+        let lanes = if native { 4 } else { LANES };
+        let ptrs = [(run.at.out, out_stride)];
+        self.strip_ptrs(run.n, vector, lanes, vec![], &ptrs, &mut |t, c, st| {
             if c.pair {
-                let raw = t.raw_pair_type();
-                let zero = if raw == F64X2 {
+                let zero = if native {
+                    t.splat32(0.0)
+                } else if t.raw_pair_type() == F64X2 {
                     t.splat(0.0)
                 } else {
                     t.b.ins().iconst(I64, 0)
                 };
-                let dst = t.elem_addr(run.at.out, c.i, Stride::Const(t.esize));
-                t.b.ins().store(t.data, zero, dst, (c.off * t.esize) as i32);
+                t.b.ins()
+                    .store(t.data, zero, st[0], (c.off * t.esize) as i32);
             } else {
                 let zero = match t.key.dtype {
                     DType::F64 => t.b.ins().f64const(0.0),
                     DType::F32 => t.b.ins().f32const(0.0),
                 };
-                let dst = t.elem_addr(run.at.out, c.i, out_stride);
-                t.b.ins().store(t.data, zero, dst, 0);
+                t.b.ins().store(t.data, zero, st[0], 0);
             }
         });
         self.b.ins().jump(join, &[]);
 
         self.b.switch_to_block(op_b);
         let stride = self.data_stride(run);
-        let (param_v, offset_v) = if vector {
+        // Clipping f32 data runs in f32 against the radius rounded to f32, `r32 = fl32(r)`,
+        // which is bit-identical to clipping in f64 and rounding the result (what the scalar
+        // tail and the interpreter do), because rounding to nearest is monotone and leaves f32
+        // values unchanged. For an f32 element `y`: if `|y| ≤ r` then `|y| = fl32(|y|) ≤ r32`,
+        // so both give `y`; if `y > r` then `y = fl32(y) ≥ r32`, f64 gives `fl32(r) = r32` and
+        // f32 gives `r32` (when `y = r32`, `y` itself, the same value); `y < -r` likewise with
+        // `fl32(-r) = -r32`. Signed zeros follow the same comparisons in both. Scaling and the
+        // soft threshold round differently in f32, so they stay in f64.
+        let clip32 = native && op == ApplyKind::Clip;
+        let (param_v, offset_v) = if clip32 {
+            let p = self.b.ins().fdemote(F32, param);
+            let p = self.b.ins().splat(F32X4, p);
+            (p, p)
+        } else if vector {
             (
                 self.b.ins().splat(F64X2, param),
                 self.b.ins().splat(F64X2, offset),
@@ -543,15 +669,22 @@ impl Translator<'_> {
         } else {
             (param, offset)
         };
-        self.strip(run.n, vector, vec![], &mut |t, c, _| {
-            if c.pair {
-                let y = t.load_pair(run.at.data, c.i, c.off);
+        let lanes = if clip32 { 4 } else { LANES };
+        let ptrs = [(run.at.data, stride), (run.at.out, out_stride)];
+        self.strip_ptrs(run.n, vector, lanes, vec![], &ptrs, &mut |t, c, st| {
+            let (src, dst) = (st[0], st[1]);
+            if c.pair && clip32 {
+                let y = t.load_f32x4_at(src, c.off);
                 let r = t.op(op, y, param_v, offset_v, true);
-                t.store_pair(r, run.at.out, c.i, c.off);
+                t.store_f32x4_at(r, dst, c.off);
+            } else if c.pair {
+                let y = t.load_pair_at(src, c.off);
+                let r = t.op(op, y, param_v, offset_v, true);
+                t.store_pair_at(r, dst, c.off);
             } else {
-                let y = t.load_one(run.at.data, c.i, stride);
+                let y = t.load_at(src);
                 let r = t.op(op, y, param, offset, false);
-                t.store_one(r, run.at.out, c.i, out_stride);
+                t.store_at(r, dst);
             }
         });
         self.b.ins().jump(join, &[]);
@@ -560,7 +693,9 @@ impl Translator<'_> {
     }
 
     /// A run across groups (column-wise groups): every lane has its own group, so the action is
-    /// selected with masks, `(y & keep) | (op(y) & live)` (zero when neither). In place, a pair
+    /// selected with masks: `op(y) & live` for clip and scale, where a kept group has the
+    /// identity parameter and `live` set (see the module docs of `codegen`), and
+    /// `(y & keep) | (op(y) & live)` for the soft threshold (zero when neither). In place, a pair
     /// of kept elements is not written, and of a pair with one kept element only the other lane
     /// is stored. A zero-filled lane's data is loaded with its neighbour's but masked out, so
     /// whatever it holds (even NaN) never reaches the output.
@@ -575,44 +710,69 @@ impl Translator<'_> {
             self.out_stride(run),
             self.group_stride(run),
         );
-        self.strip(run.n, vector, vec![], &mut |t, c, _| {
-            let (ty, gs, off) = if c.pair {
-                (F64X2, Stride::Const(8), (c.off * 8) as i32)
+        // Pointers walked along the run: data, param, keep, live, then the output (out of
+        // place; in place it is the data pointer) and the offset (soft threshold only).
+        let shrink = op == ApplyKind::Shrink;
+        let mut ptrs = vec![
+            (run.at.data, stride),
+            (param, gstride),
+            (keep, gstride),
+            (live, gstride),
+        ];
+        let out_at = if in_place {
+            0
+        } else {
+            ptrs.push((run.at.out, out_stride));
+            ptrs.len() - 1
+        };
+        let offset_at = ptrs.len();
+        if shrink {
+            ptrs.push((offset, gstride));
+        }
+        self.strip_ptrs(run.n, vector, LANES, vec![], &ptrs, &mut |t, c, st| {
+            let (data, param, keep, live, out) = (st[0], st[1], st[2], st[3], st[out_at]);
+            let (ty, off) = if c.pair {
+                (F64X2, (c.off * 8) as i32)
             } else {
-                (F64, gstride, 0)
+                (F64, 0)
             };
             let y = if c.pair {
-                t.load_pair(run.at.data, c.i, c.off)
+                t.load_pair_at(data, c.off)
             } else {
-                t.load_one(run.at.data, c.i, stride)
+                t.load_at(data)
             };
-            let at = t.elem_addr(param, c.i, gs);
-            let p = t.b.ins().load(ty, t.data, at, off);
+            let p = t.b.ins().load(ty, t.data, param, off);
             // Only the soft threshold has a second parameter.
-            let o = if op == ApplyKind::Shrink {
-                let at = t.elem_addr(offset, c.i, gs);
-                t.b.ins().load(ty, t.data, at, off)
+            let o = if shrink {
+                t.b.ins().load(ty, t.data, st[offset_at], off)
             } else {
                 p
             };
-            let at = t.elem_addr(keep, c.i, gs);
-            let k = t.b.ins().load(ty, t.data, at, off);
-            let at = t.elem_addr(live, c.i, gs);
-            let l = t.b.ins().load(ty, t.data, at, off);
+            let l = t.b.ins().load(ty, t.data, live, off);
             let r = t.op(op, y, p, o, c.pair);
-            let kept = t.b.ins().band(y, k);
-            let projected = t.b.ins().band(r, l);
-            let res = t.b.ins().bor(kept, projected);
+            // Clip and scale: a kept group has the identity parameter and `live` set (see
+            // the module docs), so `op(y)` is `y` there; only the soft threshold needs `keep`
+            // to select `y`. In place, `keep` also says which lanes not to store.
+            let k = (shrink || in_place).then(|| t.b.ins().load(ty, t.data, keep, off));
+            let res = match k {
+                Some(k) if shrink => {
+                    let kept = t.b.ins().band(y, k);
+                    let projected = t.b.ins().band(r, l);
+                    t.b.ins().bor(kept, projected)
+                }
+                _ => t.b.ins().band(r, l),
+            };
             if !in_place {
                 if c.pair {
-                    t.store_pair(res, run.at.out, c.i, c.off)
+                    t.store_pair_at(res, out, c.off)
                 } else {
-                    t.store_one(res, run.at.out, c.i, out_stride)
+                    t.store_at(res, out)
                 }
                 return;
             }
             // In place, a kept element is never stored to, not even with its own bits (that
             // would dirty a clean page of a memory map).
+            let k = k.expect("loaded in place");
             let next = t.b.create_block();
             if c.pair {
                 let k = t.b.ins().bitcast(I64X2, MemFlagsData::new(), k);
@@ -630,17 +790,17 @@ impl Translator<'_> {
                 let no_lane = t.b.ins().icmp_imm_s(IntCC::Equal, kept, 0);
                 t.b.ins().brif(no_lane, none, &[], mixed, &[]);
                 t.b.switch_to_block(none);
-                t.store_pair(res, run.at.out, c.i, c.off);
+                t.store_pair_at(res, out, c.off);
                 t.b.ins().jump(next, &[]);
                 t.b.switch_to_block(mixed);
                 let lane0_kept = t.b.ins().icmp_imm_s(IntCC::Equal, kept, 1);
                 let lane0 = t.b.create_block();
                 t.b.ins().brif(lane0_kept, lane1, &[], lane0, &[]);
                 t.b.switch_to_block(lane0);
-                t.store_lane(res, 0, run.at.out, c.i, c.off);
+                t.store_lane_at(res, 0, out, c.off);
                 t.b.ins().jump(next, &[]);
                 t.b.switch_to_block(lane1);
-                t.store_lane(res, 1, run.at.out, c.i, c.off);
+                t.store_lane_at(res, 1, out, c.off);
                 t.b.ins().jump(next, &[]);
             } else {
                 let write = t.b.create_block();
@@ -648,7 +808,7 @@ impl Translator<'_> {
                 let kept = t.b.ins().icmp_imm_s(IntCC::NotEqual, k, 0);
                 t.b.ins().brif(kept, next, &[], write, &[]);
                 t.b.switch_to_block(write);
-                t.store_one(res, run.at.out, c.i, out_stride);
+                t.store_at(res, out);
                 t.b.ins().jump(next, &[]);
             }
             t.b.switch_to_block(next);
@@ -663,7 +823,15 @@ impl Translator<'_> {
             ApplyKind::Scale => self.b.ins().fmul(y, p),
             ApplyKind::Clip => {
                 // `y.clamp(-p, p)`: `if y < -p { -p }`, then `if y > p { p }`.
-                let lo = self.b.ins().fneg(p);
+                // For vectors, the sign flip as an xor with a constant the loop keeps in a
+                // register (a vector `fneg` rebuilds its mask at every use).
+                let lo = if vector {
+                    let ty = self.b.func.dfg.value_type(p);
+                    let m = self.sign_mask(ty);
+                    self.b.ins().bxor(p, m)
+                } else {
+                    self.b.ins().fneg(p)
+                };
                 let r = self.pick_if_less(lo, y, vector);
                 self.pick_if_greater_operand(p, r, vector)
             }
@@ -694,7 +862,8 @@ impl Translator<'_> {
     fn pick_if_less(&mut self, x: Value, y: Value, vector: bool) -> Value {
         let lt = self.b.ins().fcmp(FloatCC::LessThan, y, x);
         if vector {
-            let mask = self.b.ins().bitcast(F64X2, MemFlagsData::new(), lt);
+            let ty = self.b.func.dfg.value_type(x);
+            let mask = self.b.ins().bitcast(ty, MemFlagsData::new(), lt);
             self.b.ins().bitselect(mask, x, y)
         } else {
             self.b.ins().select(lt, x, y)
@@ -705,7 +874,8 @@ impl Translator<'_> {
     fn pick_if_greater_operand(&mut self, x: Value, y: Value, vector: bool) -> Value {
         let lt = self.b.ins().fcmp(FloatCC::LessThan, x, y);
         if vector {
-            let mask = self.b.ins().bitcast(F64X2, MemFlagsData::new(), lt);
+            let ty = self.b.func.dfg.value_type(x);
+            let mask = self.b.ins().bitcast(ty, MemFlagsData::new(), lt);
             self.b.ins().bitselect(mask, x, y)
         } else {
             self.b.ins().select(lt, x, y)
@@ -857,16 +1027,48 @@ impl Translator<'_> {
         &mut self,
         n: Value,
         vector: bool,
+        lanes: i64,
         state: Vec<Value>,
         chunk: &mut ChunkFn<'_>,
     ) -> Vec<Value> {
-        let mut i = self.b.ins().iconst(I64, 0);
+        self.strip_ptrs(n, vector, lanes, state, &[], chunk)
+    }
+
+    /// [`Self::strip`] with pointers that advance with the walk: `ptrs` are `(start, bytes per
+    /// element)`, and the chunk finds the pointer of the current position `i` after the state,
+    /// at `state[state.len()..]` (a chunk at `i + off` adds `off` elements itself). Pointers
+    /// carried through the loops stay in registers, where addresses formed from the loop index
+    /// and a base computed outside the loop are recomputed in every iteration.
+    fn strip_ptrs(
+        &mut self,
+        n: Value,
+        vector: bool,
+        lanes: i64,
+        state: Vec<Value>,
+        ptrs: &[(Value, Stride)],
+        chunk: &mut ChunkFn<'_>,
+    ) -> Vec<Value> {
+        let k = state.len();
         let mut state = state;
+        state.extend(ptrs.iter().map(|&(p, _)| p));
+        let advance = |t: &mut Translator<'_>, c: &mut [Value], elems: i64| {
+            for (j, &(_, stride)) in ptrs.iter().enumerate() {
+                c[k + j] = match stride {
+                    Stride::Const(bytes) => t.b.ins().iadd_imm_s(c[k + j], bytes * elems),
+                    Stride::Var(bytes) => {
+                        debug_assert_eq!(elems, 1);
+                        t.b.ins().iadd(c[k + j], bytes)
+                    }
+                };
+            }
+        };
+        let mut i = self.b.ins().iconst(I64, 0);
         if vector {
-            (i, state) = self.for_range(i, n, LANES * UNROLL as i64, &state, |t, i, c| {
+            let step = lanes * UNROLL as i64;
+            (i, state) = self.for_range(i, n, step, &state, |t, i, c| {
                 let mut c = c.to_vec();
                 for u in 0..UNROLL {
-                    let off = LANES * u as i64;
+                    let off = lanes * u as i64;
                     chunk(
                         t,
                         Chunk {
@@ -878,9 +1080,10 @@ impl Translator<'_> {
                         &mut c,
                     );
                 }
+                advance(t, &mut c, step);
                 c
             });
-            (i, state) = self.for_range(i, n, LANES, &state, |t, i, c| {
+            (i, state) = self.for_range(i, n, lanes, &state, |t, i, c| {
                 let mut c = c.to_vec();
                 chunk(
                     t,
@@ -892,10 +1095,11 @@ impl Translator<'_> {
                     },
                     &mut c,
                 );
+                advance(t, &mut c, lanes);
                 c
             });
         }
-        let (_, state) = self.for_range(i, n, 1, &state, |t, i, c| {
+        let (_, mut state) = self.for_range(i, n, 1, &state, |t, i, c| {
             let mut c = c.to_vec();
             chunk(
                 t,
@@ -907,8 +1111,10 @@ impl Translator<'_> {
                 },
                 &mut c,
             );
+            advance(t, &mut c, 1);
             c
         });
+        state.truncate(k);
         state
     }
 
@@ -963,9 +1169,33 @@ impl Translator<'_> {
         self.b.ins().iadd(base, d)
     }
 
+    /// The element at `at`, as f64.
+    fn load_at(&mut self, at: Value) -> Value {
+        let ty = self.elem_type();
+        let x = self.b.ins().load(ty, self.data, at, 0);
+        match self.key.dtype {
+            DType::F64 => x,
+            DType::F32 => self.b.ins().fpromote(F64, x),
+        }
+    }
+
+    /// Stores an f64 as the element at `at`, rounding once to the element type.
+    fn store_at(&mut self, v: Value, at: Value) {
+        let v = match self.key.dtype {
+            DType::F64 => v,
+            DType::F32 => self.b.ins().fdemote(F32, v),
+        };
+        self.b.ins().store(self.data, v, at, 0);
+    }
+
     /// The elements `i + off` and `i + off + 1` of a contiguous run, as f64x2.
     fn load_pair(&mut self, base: Value, i: Value, off: i64) -> Value {
         let at = self.elem_addr(base, i, Stride::Const(self.esize));
+        self.load_pair_at(at, off)
+    }
+
+    /// The elements `off` and `off + 1` after `at`, as f64x2.
+    fn load_pair_at(&mut self, at: Value, off: i64) -> Value {
         let off = (off * self.esize) as i32;
         match self.key.dtype {
             DType::F64 => self.b.ins().load(F64X2, self.data, at, off),
@@ -979,9 +1209,8 @@ impl Translator<'_> {
         }
     }
 
-    /// Stores an f64x2 as the elements `i + off`, `i + off + 1` of a contiguous run.
-    fn store_pair(&mut self, v: Value, base: Value, i: Value, off: i64) {
-        let at = self.elem_addr(base, i, Stride::Const(self.esize));
+    /// Stores an f64x2 as the elements `off`, `off + 1` after `at`.
+    fn store_pair_at(&mut self, v: Value, at: Value, off: i64) {
         let off = (off * self.esize) as i32;
         match self.key.dtype {
             DType::F64 => {
@@ -997,9 +1226,8 @@ impl Translator<'_> {
         }
     }
 
-    /// Stores lane `lane` of an f64x2 as the element `i + off + lane` of a contiguous run.
-    fn store_lane(&mut self, v: Value, lane: u8, base: Value, i: Value, off: i64) {
-        let at = self.elem_addr(base, i, Stride::Const(self.esize));
+    /// Stores lane `lane` of an f64x2 as the element `off + lane` after `at`.
+    fn store_lane_at(&mut self, v: Value, lane: u8, at: Value, off: i64) {
         let x = self.b.ins().extractlane(v, lane);
         let x = match self.key.dtype {
             DType::F64 => x,
@@ -1020,14 +1248,25 @@ impl Translator<'_> {
         }
     }
 
-    /// Stores an f64 as the element `i` of a run, rounding once to the element type.
-    fn store_one(&mut self, v: Value, base: Value, i: Value, stride: Stride) {
-        let at = self.elem_addr(base, i, stride);
-        let v = match self.key.dtype {
-            DType::F64 => v,
-            DType::F32 => self.b.ins().fdemote(F32, v),
-        };
-        self.b.ins().store(self.data, v, at, 0);
+    /// Whether f32 data is handled four elements at a time in f32 (contiguous f32 runs), where
+    /// that is bit-identical to the f64 computation: see the callers.
+    fn native_f32(&self) -> bool {
+        self.key.dtype == DType::F32 && self.key.inner_contiguous
+    }
+
+    /// The f32 elements `off .. off + 4` after `at`.
+    fn load_f32x4_at(&mut self, at: Value, off: i64) -> Value {
+        self.b.ins().load(F32X4, self.data, at, (off * 4) as i32)
+    }
+
+    /// Stores an f32x4 as the elements `off .. off + 4` after `at`.
+    fn store_f32x4_at(&mut self, v: Value, at: Value, off: i64) {
+        self.b.ins().store(self.data, v, at, (off * 4) as i32);
+    }
+
+    fn splat32(&mut self, x: f32) -> Value {
+        let s = self.b.ins().f32const(x);
+        self.b.ins().splat(F32X4, s)
     }
 
     fn splat(&mut self, x: f64) -> Value {
