@@ -91,24 +91,54 @@ pub fn l1_threshold(v: &[f64], radius: f64) -> f64 {
     l1_threshold_with(v, radius, &mut Vec::new())
 }
 
-/// [`l1_threshold`] with a caller-provided scratch buffer (cleared, grown to `v.len()`), so
-/// that hot loops do not allocate.
+/// [`l1_threshold`] with a caller-provided scratch buffer, so that hot loops do not allocate.
+/// The buffer is grown to at least `v.len()` (and kept at that length); its contents on return
+/// are unspecified.
 pub fn l1_threshold_with(v: &[f64], radius: f64, scratch: &mut Vec<f64>) -> f64 {
     l1_soft_threshold(v, radius, scratch).tau()
 }
 
 /// The soft threshold of [`l1_threshold`] in the split form of [`SoftThreshold`], for callers
 /// that apply it and want the result to land on the sphere even when `radius` is tiny next to
-/// the entries. Same preconditions as [`l1_threshold`].
+/// the entries. Same preconditions as [`l1_threshold`]; `scratch` as in [`l1_threshold_with`].
 ///
-/// This is Condat's algorithm (L. Condat, "Fast projection onto the simplex and the l1 ball",
-/// Math. Prog. 158, 2016): one pass keeps an *active list* whose mean-based estimate ρ of τ only
-/// grows, parking discarded prefixes on a *waiting list*; the waiting list is then revisited
-/// once, and a few cleanup sweeps drop active entries that fell below ρ. Expected O(n), no sort.
-/// Both lists live in `scratch`: `scratch[..start]` is the waiting list, `scratch[start..]`
-/// the active one, exactly as in Condat's reference C code.
+/// With `f(c) = Σ max(|v_i| − c, 0) − r` (decreasing, zero at τ): every set `S` of magnitudes
+/// gives a lower bound `(Σ_S y − r)/|S| ≤ τ` (τ is the largest of these), and so does every cut
+/// `c` with `f(c) ≥ 0`; the magnitudes at or below a lower bound are inactive. The *candidates*
+/// are the magnitudes above the current cut, in `v` or, once worth copying, in `scratch`.
+///
+/// 1. A first cut. On long vectors, a guess from a strided sample (the sample's threshold for
+///    the proportional radius, moved down by a few standard deviations) is checked with one
+///    read-only pass (count, sum and minimum of the candidates give `f(c)`). If the guess was
+///    too high (rare), or on short vectors: one read-only pass for `Σ|v|`, `min|v|`, `max|v|`
+///    gives the bounds of the whole set and of the largest entry.
+/// 2. Michelot's iteration (Newton's method on `f` from below): the bound of the candidates
+///    becomes the cut, until their smallest one is above the next bound. The passes are
+///    branch-free with independent accumulators; they only read the candidates, or copy them
+///    into `scratch` once at most an eighth of the set they scan remains. Computed bounds are
+///    lowered by a bound on their rounding error, so they never cut an active entry.
+/// 3. The candidates contain the active set; with the split threshold of [`SoftThreshold`]
+///    (one read-only pass) they usually all stay positive and that is the answer. Otherwise
+///    Michelot's iteration with split thresholds drops the rest (ties within rounding, tiny
+///    radii).
+/// 4. If step 2 stops paying off (a spread of magnitudes where each pass removes only a few),
+///    Condat's algorithm (L. Condat, "Fast projection onto the simplex and the l1 ball", Math.
+///    Prog. 158, 2016; expected linear time) finishes on the candidates before step 3, so the
+///    whole search is expected linear time, whatever the data. The passes cost about as much
+///    as 3 to 6 reads of `v`.
 pub fn l1_soft_threshold(v: &[f64], radius: f64, scratch: &mut Vec<f64>) -> SoftThreshold {
     debug_assert!(radius > 0.0 && radius.is_finite(), "radius {radius}");
+    l1_soft_threshold_budget(v, radius, scratch, 8 * v.len() + 64)
+}
+
+/// [`l1_soft_threshold`] with the number of entries Michelot's passes may visit before Condat
+/// takes over (tests force that path with 0).
+fn l1_soft_threshold_budget(
+    v: &[f64],
+    radius: f64,
+    scratch: &mut Vec<f64>,
+    budget: usize,
+) -> SoftThreshold {
     debug_assert!(v.iter().all(|x| x.is_finite()), "non-finite entry");
     debug_assert!(
         norm_l1(v) > radius,
@@ -116,27 +146,382 @@ pub fn l1_soft_threshold(v: &[f64], radius: f64, scratch: &mut Vec<f64>) -> Soft
         norm_l1(v)
     );
     let a = radius;
-    let Some((first, rest)) = v.split_first() else {
+    let n = v.len();
+    if n == 0 {
         return SoftThreshold::ZERO;
-    };
+    }
+    if scratch.len() < n {
+        if scratch.capacity() < n {
+            // A zeroed allocation: its pages are only touched where entries are kept.
+            *scratch = vec![0.0; n];
+        } else {
+            scratch.resize(n, 0.0);
+        }
+    }
 
-    scratch.clear();
-    scratch.reserve(v.len());
-    let first = first.abs();
-    scratch.push(first);
+    // 1. A first cut, and the count, sum and minimum of the candidates.
+    let guessed = sample_cut(v, a).and_then(|c| {
+        let kept = stats_above(v, c);
+        // f(c) > 0, with room for the rounding of the sums.
+        let f = (kept.sum - kept.len as f64 * c) - a;
+        (kept.len > 0 && f > 16.0 * f64::EPSILON * (kept.sum + a)).then_some((c, kept))
+    });
+    // The candidates are the magnitudes above `cut` in `v`, or in `scratch[..len]` once copied
+    // (short vectors at once, long ones when a pass shows that it pays off).
+    let mut in_scratch = guessed.is_none() && n < SAMPLE_FROM;
+    let (mut cut, mut kept) = guessed.unwrap_or_else(|| {
+        let (total, min, max) = abs_sum_min_max(v);
+        let c = f64::max(
+            safe_cut(max - a, max),
+            safe_cut((total - a) / n as f64, total),
+        );
+        let kept = if c < min {
+            // Everything is above the cut (ties, or a large radius): no pass needed.
+            in_scratch = false;
+            Kept {
+                len: n,
+                sum: total,
+                min,
+            }
+        } else if in_scratch {
+            filter_abs(v, c, scratch)
+        } else {
+            stats_above(v, c)
+        };
+        (c, kept)
+    });
+    let mut len = if in_scratch { kept.len } else { n };
+
+    // 2. Michelot's iteration, while it pays off. A pass compacts the candidates when at most
+    //    an eighth of the set it scans is still above the cut, and only reads them otherwise.
+    let mut work = 0;
+    let mut condat = false;
+    while kept.len > 0 {
+        let next = safe_cut((kept.sum - a) / kept.len as f64, kept.sum);
+        if !(next > cut && kept.min <= next) {
+            // No progress possible, or every candidate survives the next cut: stable.
+            break;
+        }
+        if work >= budget {
+            condat = true;
+            break;
+        }
+        cut = next;
+        work += len;
+        let shrink = kept.len <= len / 8;
+        kept = match (in_scratch, shrink) {
+            (false, false) => stats_above(v, cut),
+            (true, false) => stats_above(&scratch[..len], cut),
+            (false, true) => filter_abs(v, cut, scratch),
+            (true, true) => compact(&mut scratch[..len], cut),
+        };
+        if shrink {
+            (in_scratch, len) = (true, kept.len);
+        }
+    }
+    let candidates: &[f64] = if in_scratch { &scratch[..len] } else { v };
+
+    // 3. Settle with the split threshold. The candidates contain every active entry; usually
+    //    their threshold leaves them all positive and this is one read-only pass.
+    let mut t = SoftThreshold {
+        base: kept.min,
+        offset: (spread_above(candidates, cut, kept.min) - a) / kept.len as f64,
+    };
+    if !condat && (t.offset < 0.0 || kept.len == 0) {
+        return positive(t);
+    }
+    // The candidates, compacted in `scratch`: the last passes may only have read them.
+    if !in_scratch {
+        kept = filter_abs(v, cut, scratch);
+    } else if kept.len < len {
+        kept = compact(&mut scratch[..len], cut);
+    }
+    let mut k = kept.len;
+
+    // 4. Condat on the candidates; its threshold (a lower bound up to rounding) cuts them.
+    if condat {
+        if scratch.len() < 2 * k {
+            scratch.resize(2 * k, 0.0);
+        }
+        let (set, buf) = scratch.split_at_mut(k);
+        let tc = split_threshold(condat_active(set, &mut buf[..k], a), a);
+        let base;
+        (k, base) = compact_by(set, |y| tc.shrink(y) > 0.0);
+        if k == 0 {
+            return positive(tc);
+        }
+        t = split_threshold_from(&set[..k], base, a);
+    }
+
+    // 3. Drop the entries at or below the threshold of the current set until none is left
+    //    (each threshold is again a lower bound, so no active entry is ever dropped).
+    let mut set = &mut scratch[..k];
+    while t.offset >= 0.0 {
+        // `shrink` is monotone, so once it is positive at the smallest entry, all of them stay.
+        let (len, base) = compact_by(set, |y| t.shrink(y) > 0.0);
+        if len == 0 {
+            break;
+        }
+        set = &mut set[..len];
+        t = split_threshold_from(set, base, a);
+    }
+    positive(t)
+}
+
+/// `t`, or [`SoftThreshold::ZERO`] when it is not positive: only reachable through rounding
+/// (τ below an ulp of Σ|v|) or a violated precondition; a non-positive threshold would inflate
+/// entries.
+fn positive(t: SoftThreshold) -> SoftThreshold {
+    if t.tau() > 0.0 {
+        t
+    } else {
+        SoftThreshold::ZERO
+    }
+}
+
+/// Independent accumulators in the passes: enough to hide the latency of floating-point adds
+/// and let the compiler vectorize.
+const LANES: usize = 8;
+
+/// The largest sample [`sample_cut`] takes, and the shortest vector it samples.
+const SAMPLE: usize = 1024;
+const SAMPLE_FROM: usize = 8192;
+
+/// A guess for a cut just below τ, from a strided sample of `v`: the sample's own threshold for
+/// the radius scaled to its size, moved down past a few standard deviations of the number of
+/// sample entries above it. `None` on short vectors, or when the guess would keep nearly all
+/// of the sample (then the bounds of step 1 do as well, and are certain).
+fn sample_cut(v: &[f64], radius: f64) -> Option<f64> {
+    let n = v.len();
+    if n < SAMPLE_FROM {
+        return None;
+    }
+    let m = (n / 8).min(SAMPLE);
+    let mut u = [0.0; SAMPLE];
+    let u = &mut u[..m];
+    let stride = n / m;
+    for (j, y) in u.iter_mut().enumerate() {
+        *y = v[j * stride + stride / 2].abs();
+    }
+    // The sample's threshold for the scaled radius, by a few of Michelot's passes (capped: a
+    // lower threshold only makes the guess more cautious).
+    let r = radius * m as f64 / n as f64;
+    let mut t = (u.iter().sum::<f64>() - r) / m as f64;
+    let mut active = m;
+    for _ in 0..16 {
+        let (count, sum) = u
+            .iter()
+            .filter(|&&y| y > t)
+            .fold((0usize, 0.0), |(c, s), &y| (c + 1, s + y));
+        active = count;
+        let next = (sum - r) / count as f64;
+        let progress = next > t;
+        if !progress {
+            break;
+        }
+        t = next;
+    }
+    let q = active + 3 * (active as f64).sqrt() as usize + 8;
+    (q < m - m / 8).then(|| *u.select_nth_unstable_by(q, |x, y| y.total_cmp(x)).1)
+}
+
+/// A lower bound `t` on τ computed in floating point from sums of at most `total`, lowered by
+/// a bound on its rounding error so that it stays a lower bound: `y ≤` the result implies
+/// `y ≤ t` exactly. (The sums of non-negative terms in [`LANES`] accumulators are within
+/// `(n/LANES + LANES)·ε·total` of the exact ones, i.e. within `ε·total` after dividing by `n`;
+/// the subtraction and the division add an ε of `|t|` each. Four times that leaves room.)
+fn safe_cut(t: f64, total: f64) -> f64 {
+    t - 4.0 * f64::EPSILON * (total + t.abs())
+}
+
+/// `(Σ|v_i|, min|v_i|, max|v_i|)`.
+fn abs_sum_min_max(v: &[f64]) -> (f64, f64, f64) {
+    let mut sums = [0.0; LANES];
+    let mut mins = [f64::INFINITY; LANES];
+    let mut maxs = [0.0; LANES];
+    let chunks = v.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for j in 0..LANES {
+            let y = c[j].abs();
+            sums[j] += y;
+            mins[j] = if y < mins[j] { y } else { mins[j] };
+            maxs[j] = if y > maxs[j] { y } else { maxs[j] };
+        }
+    }
+    for (j, x) in tail.iter().enumerate() {
+        let y = x.abs();
+        sums[j] += y;
+        mins[j] = if y < mins[j] { y } else { mins[j] };
+        maxs[j] = if y > maxs[j] { y } else { maxs[j] };
+    }
+    (
+        sums.iter().sum(),
+        mins.iter().fold(f64::INFINITY, |m, &y| f64::min(m, y)),
+        maxs.iter().fold(0.0, |m, &y| f64::max(m, y)),
+    )
+}
+
+/// The entries a pass kept: how many, their sum and their minimum (+∞ for none).
+#[derive(Clone, Copy, Debug)]
+struct Kept {
+    len: usize,
+    sum: f64,
+    min: f64,
+}
+
+/// Keeps `y` when `keep`: `dst[*k] = y` always, the position only moves for kept entries.
+#[inline(always)]
+fn keep_into(dst: &mut [f64], k: &mut usize, y: f64, keep: bool, sum: &mut f64, min: &mut f64) {
+    dst[*k] = y;
+    *k += usize::from(keep);
+    // Selections by masks: with branches, a mix of kept and dropped entries mispredicts.
+    let mask = 0u64.wrapping_sub(u64::from(keep));
+    let kept = y.to_bits() & mask;
+    *sum += f64::from_bits(kept);
+    let m = f64::from_bits(kept | (f64::INFINITY.to_bits() & !mask));
+    *min = if m < *min { m } else { *min };
+}
+
+/// Copies the magnitudes of `v` above `cut` to the front of `dst` (`dst.len() ≥ v.len()`).
+/// Branch-free: every entry is written, and the write position moves only for kept ones.
+fn filter_abs(v: &[f64], cut: f64, dst: &mut [f64]) -> Kept {
+    let mut k = 0;
+    let mut sums = [0.0; LANES];
+    let mut mins = [f64::INFINITY; LANES];
+    let chunks = v.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for j in 0..LANES {
+            let y = c[j].abs();
+            keep_into(dst, &mut k, y, y > cut, &mut sums[j], &mut mins[j]);
+        }
+    }
+    for x in tail {
+        let y = x.abs();
+        keep_into(dst, &mut k, y, y > cut, &mut sums[0], &mut mins[0]);
+    }
+    Kept {
+        len: k,
+        sum: sums.iter().sum(),
+        min: mins.iter().fold(f64::INFINITY, |m, &y| f64::min(m, y)),
+    }
+}
+
+/// Keeps the entries of `set` above `cut` at its front, in order.
+fn compact(set: &mut [f64], cut: f64) -> Kept {
+    let mut k = 0;
+    let mut sums = [0.0; LANES];
+    let mut mins = [f64::INFINITY; LANES];
+    let n = set.len();
+    let whole = n - n % LANES;
+    for i in (0..whole).step_by(LANES) {
+        for j in 0..LANES {
+            let y = set[i + j];
+            keep_into(set, &mut k, y, y > cut, &mut sums[j], &mut mins[j]);
+        }
+    }
+    for i in whole..n {
+        let y = set[i];
+        keep_into(set, &mut k, y, y > cut, &mut sums[0], &mut mins[0]);
+    }
+    Kept {
+        len: k,
+        sum: sums.iter().sum(),
+        min: mins.iter().fold(f64::INFINITY, |m, &y| f64::min(m, y)),
+    }
+}
+
+/// The magnitudes of `set` above `cut`, read only and branch-free.
+fn stats_above(set: &[f64], cut: f64) -> Kept {
+    let mut counts = [0u64; LANES];
+    let mut sums = [0.0; LANES];
+    let mut mins = [f64::INFINITY; LANES];
+    let chunks = set.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for j in 0..LANES {
+            let y = c[j].abs();
+            let keep = y > cut;
+            counts[j] += u64::from(keep);
+            sums[j] += if keep { y } else { 0.0 };
+            let m = if keep { y } else { f64::INFINITY };
+            mins[j] = if m < mins[j] { m } else { mins[j] };
+        }
+    }
+    for (j, &x) in tail.iter().enumerate() {
+        let y = x.abs();
+        let keep = y > cut;
+        counts[j] += u64::from(keep);
+        sums[j] += if keep { y } else { 0.0 };
+        let m = if keep { y } else { f64::INFINITY };
+        mins[j] = if m < mins[j] { m } else { mins[j] };
+    }
+    Kept {
+        len: counts.iter().sum::<u64>() as usize,
+        sum: sums.iter().sum(),
+        min: mins.iter().fold(f64::INFINITY, |m, &y| f64::min(m, y)),
+    }
+}
+
+/// `Σ (|y| − base)` over the magnitudes of `set` above `cut`, read only.
+fn spread_above(set: &[f64], cut: f64, base: f64) -> f64 {
+    let mut sums = [0.0; LANES];
+    let chunks = set.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for j in 0..LANES {
+            let y = c[j].abs();
+            sums[j] += if y > cut { y - base } else { 0.0 };
+        }
+    }
+    for (j, &x) in tail.iter().enumerate() {
+        let y = x.abs();
+        sums[j] += if y > cut { y - base } else { 0.0 };
+    }
+    sums.iter().sum()
+}
+
+/// Keeps the entries of `set` that satisfy `keep` at its front, in order; returns their count
+/// and minimum.
+fn compact_by(set: &mut [f64], keep: impl Fn(f64) -> bool) -> (usize, f64) {
+    let mut k = 0;
+    let mut sum = 0.0;
+    let mut min = f64::INFINITY;
+    for i in 0..set.len() {
+        let y = set[i];
+        keep_into(set, &mut k, y, keep(y), &mut sum, &mut min);
+    }
+    (k, min)
+}
+
+/// Condat's algorithm on the magnitudes `set`, with `buf` (as long as `set`) for its lists:
+/// returns its active set, whose entries are those above Condat's estimate ρ of τ. One pass
+/// keeps an *active list* whose mean-based estimate ρ only grows, parking discarded prefixes on
+/// a *waiting list*; the waiting list is then revisited once, and a few cleanup sweeps drop
+/// active entries that fell below ρ. `buf[..start]` is the waiting list, `buf[start..len]` the
+/// active one, exactly as in Condat's reference C code. Rounding may leave out ties of the
+/// largest entries when the radius is tiny: callers settle the result (see step 4 above).
+fn condat_active<'b>(set: &[f64], buf: &'b mut [f64], a: f64) -> &'b [f64] {
+    let Some((&first, rest)) = set.split_first() else {
+        return &buf[..0];
+    };
+    buf[0] = first;
+    let mut len = 1;
     let mut start = 0;
     let mut rho = first - a;
 
     // 1. One pass. An entry above ρ joins the active list and raises ρ towards the mean-based
     //    threshold of the list; if it alone gives a higher threshold, the list so far is parked.
-    for y in rest.iter().map(|x| x.abs()) {
+    for &y in rest {
         if y > rho {
-            scratch.push(y);
-            let k = scratch.len() - start;
+            buf[len] = y;
+            len += 1;
+            let k = len - start;
             rho += (y - rho) / k as f64;
             if rho <= y - a {
                 rho = y - a;
-                start = scratch.len() - 1;
+                start = len - 1;
             }
         }
     }
@@ -144,16 +529,16 @@ pub fn l1_soft_threshold(v: &[f64], radius: f64, scratch: &mut Vec<f64>) -> Soft
     // 2. Parked entries still above ρ rejoin. They are written just below the active list, which
     //    stays contiguous: the write position only moves down and never passes the read one.
     for i in (0..start).rev() {
-        let y = scratch[i];
+        let y = buf[i];
         if y > rho {
             start -= 1;
-            scratch[start] = y;
-            rho += (y - rho) / (scratch.len() - start) as f64;
+            buf[start] = y;
+            rho += (y - rho) / (len - start) as f64;
         }
     }
 
     // 3. Drop active entries at or below ρ until none is left (each removal raises ρ).
-    let active = &mut scratch[start..];
+    let active = &mut buf[start..len];
     let mut len = active.len();
     loop {
         let before = len;
@@ -175,33 +560,7 @@ pub fn l1_soft_threshold(v: &[f64], radius: f64, scratch: &mut Vec<f64>) -> Soft
             break;
         }
     }
-    let mut t = split_threshold(&active[..len], a);
-
-    // 4. Settle the active set with the split threshold. ρ went through many rounded updates,
-    //    and once `radius` is below an ulp of the entries, `y − radius` rounds to `y`, so ties
-    //    of the largest entry were never "above ρ" and are missing. Any set's threshold is a
-    //    lower bound on τ (τ = max over sets S of (Σ_S y − radius)/|S|), so the entries above
-    //    `t` are a superset of the true active set; dropping the entries at or below the
-    //    threshold of the current set until none is left (Michelot's iteration) converges to
-    //    it. Usually the first set is already right and this is one pass over `v`.
-    scratch.clear();
-    scratch.extend(v.iter().map(|x| x.abs()).filter(|&y| t.shrink(y) > 0.0));
-    while !scratch.is_empty() {
-        t = split_threshold(scratch, a);
-        let before = scratch.len();
-        scratch.retain(|&y| t.shrink(y) > 0.0);
-        if scratch.len() == before {
-            break;
-        }
-    }
-
-    if t.tau() > 0.0 {
-        t
-    } else {
-        // Only reachable through rounding (τ below an ulp of Σ|v|) or a violated precondition;
-        // a non-positive threshold would inflate entries.
-        SoftThreshold::ZERO
-    }
+    &active[..len]
 }
 
 /// The threshold that makes the entries of `active` (all of them, and nothing else) sum to
@@ -209,7 +568,23 @@ pub fn l1_soft_threshold(v: &[f64], radius: f64, scratch: &mut Vec<f64>) -> Soft
 /// over magnitudes within `radius` of each other is nearly exact, unlike `Σy − radius`.
 fn split_threshold(active: &[f64], radius: f64) -> SoftThreshold {
     let base = active.iter().copied().fold(f64::INFINITY, f64::min);
-    let spread: f64 = active.iter().map(|y| y - base).sum();
+    split_threshold_from(active, base, radius)
+}
+
+/// [`split_threshold`] with the smallest entry of `active` already known.
+fn split_threshold_from(active: &[f64], base: f64, radius: f64) -> SoftThreshold {
+    let mut sums = [0.0; LANES];
+    let chunks = active.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for j in 0..LANES {
+            sums[j] += c[j] - base;
+        }
+    }
+    for (j, &y) in tail.iter().enumerate() {
+        sums[j] += y - base;
+    }
+    let spread: f64 = sums.iter().sum();
     SoftThreshold {
         base,
         offset: (spread - radius) / active.len() as f64,
@@ -470,6 +845,82 @@ mod tests {
         )
     }
 
+    /// `t` agrees with the sort-based threshold and lands `v` on the sphere.
+    fn assert_threshold_ok(v: &[f64], r: f64, t: SoftThreshold) {
+        let slow = l1_threshold_sorted(v, r);
+        let atol = 4.0 * v.len() as f64 * f64::EPSILON * norm_linf(v);
+        assert!(close(t.tau(), slow, 1e-12, atol), "{t:?} vs sorted {slow}");
+        assert!(t.tau() > 0.0);
+        let x: Vec<f64> = v.iter().map(|y| t.shrink(y.abs()).copysign(*y)).collect();
+        // Σ|x| compensated (Neumaier), so that long sums do not blur the check.
+        let (mut sum, mut c) = (0.0f64, 0.0f64);
+        for y in x.iter().map(|y| y.abs()) {
+            let s = sum + y;
+            c += if sum >= y {
+                (sum - s) + y
+            } else {
+                (y - s) + sum
+            };
+            sum = s;
+        }
+        let sum = sum + c;
+        assert!(close(sum, r, 1e-12, 0.0), "Σ|x| = {sum} vs r = {r}, {t:?}");
+        assert_l1_optimal(v, &x, r);
+    }
+
+    /// Long vectors (sampled first cut, compacting and read-only passes, the Condat fallback
+    /// forced with a zero budget) on the distributions of the timing test and adversarial ones.
+    #[test]
+    fn long_vectors() {
+        let n = 50_000;
+        let unit = |i: usize| {
+            ((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let stride = n / SAMPLE;
+        let cases: Vec<Vec<f64>> = vec![
+            (0..n).map(|i| unit(i) - 0.5).collect(),
+            (0..n)
+                .map(|i| if i % 3 == 0 { -1.0 } else { 1.0 })
+                .collect(),
+            (0..n).map(|i| 2f64.powf(-40.0 * unit(i))).collect(),
+            (0..n).map(|i| 0.999f64.powi(i as i32)).collect(),
+            (0..n).map(|i| (n - i) as f64).collect(),
+            // The sample sees only the large entries, or only the small ones.
+            (0..n)
+                .map(|i| {
+                    if i % stride == stride / 2 {
+                        1.0
+                    } else {
+                        1e-3 * unit(i)
+                    }
+                })
+                .collect(),
+            (0..n)
+                .map(|i| {
+                    if i % stride == stride / 2 {
+                        1e-3
+                    } else {
+                        unit(i)
+                    }
+                })
+                .collect(),
+            (0..n)
+                .map(|i| if i < 10 { 1e300 } else { unit(i) })
+                .collect(),
+            (0..n).map(|i| 1e6 + (i % 7) as f64).collect(),
+        ];
+        let mut scratch = Vec::new();
+        for v in &cases {
+            for frac in [0.9, 0.5, 0.1, 0.01, 1e-6, 1e-15] {
+                let r = frac * norm_l1(v);
+                for budget in [usize::MAX, 0] {
+                    let t = l1_soft_threshold_budget(v, r, &mut scratch, budget);
+                    assert_threshold_ok(v, r, t);
+                }
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(1000))]
 
@@ -558,6 +1009,120 @@ mod tests {
             let x = projected_l1(&v, r);
             prop_assert!(norm_l1(&x) <= r * (1.0 + 1e-12));
             assert_l1_optimal(&v, &x, r);
+        }
+    }
+
+    fn long_vector_and_radius() -> impl Strategy<Value = (Vec<f64>, f64)> {
+        (
+            prop::collection::vec(entry(), SAMPLE_FROM..3 * SAMPLE_FROM),
+            0.001..0.99f64,
+        )
+            .prop_filter_map("needs a positive sum", |(v, frac)| {
+                let s = norm_l1(&v);
+                (s > 0.0).then_some((v, frac * s))
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn long_vectors_match_sort((v, r) in long_vector_and_radius()) {
+            assert_threshold_ok(&v, r, l1_soft_threshold(&v, r, &mut Vec::new()));
+        }
+
+        #[test]
+        fn condat_fallback_matches_sort((v, r) in prop_oneof![vector_and_radius(), long_vector_and_radius()]) {
+            assert_threshold_ok(&v, r, l1_soft_threshold_budget(&v, r, &mut Vec::new(), 0));
+        }
+    }
+
+    /// Timing of `l1_soft_threshold` against the sort-based reference on the distributions that
+    /// matter (`cargo test --release -p multiproj-runtime --lib balls::tests::timing -- --ignored
+    /// --nocapture`); prints ns per entry at 10⁵, 10⁶, 10⁷ and the ratio to sorting at 10⁷.
+    #[test]
+    #[ignore = "timing; run in release"]
+    fn timing() {
+        use std::time::Instant;
+        fn mix(i: u64) -> u64 {
+            let mut z = 7u64.wrapping_add(i.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+        let unit = |i: u64| (mix(i) >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+        let sign = |i: u64| if mix(i ^ 0x5555) & 1 == 0 { 1.0 } else { -1.0 };
+        type Gen = Box<dyn Fn(u64) -> f64>;
+        thread_local!(static N: std::cell::Cell<u64> = const { std::cell::Cell::new(1) });
+        let cases: Vec<(&str, Gen, f64)> = vec![
+            ("uniform r=0.5", Box::new(move |i| unit(i) * sign(i)), 0.5),
+            ("uniform r=0.1", Box::new(move |i| unit(i) * sign(i)), 0.1),
+            ("uniform r=0.01", Box::new(move |i| unit(i) * sign(i)), 0.01),
+            (
+                "gaussian r=0.1",
+                Box::new(move |i| {
+                    let (u1, u2) = (1.0 - unit(2 * i), unit(2 * i + 1));
+                    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+                }),
+                0.1,
+            ),
+            ("all equal r=0.1", Box::new(sign), 0.1),
+            (
+                "log-uniform 2^-40..1 r=0.1",
+                Box::new(move |i| 2f64.powf(-40.0 * unit(i)) * sign(i)),
+                0.1,
+            ),
+            (
+                "log-uniform 2^-40..1 r=0.5",
+                Box::new(move |i| 2f64.powf(-40.0 * unit(i)) * sign(i)),
+                0.5,
+            ),
+            // Decaying by e^-1 every 10⁴ entries, sorted: a spread Michelot's passes dislike.
+            (
+                "geometric e^(-i/1e4) r=0.1",
+                Box::new(move |i| (-(i as f64) * 1e-4).exp()),
+                0.1,
+            ),
+            (
+                "geometric e^(-i/1e4) r=1e-3",
+                Box::new(move |i| (-(i as f64) * 1e-4).exp()),
+                1e-3,
+            ),
+            // The same, shuffled (1000003 is prime to every n here), so that sorting has work.
+            (
+                "shuffled geometric r=0.1",
+                Box::new(move |i| (-(((i * 1_000_003) % N.with(|n| n.get())) as f64) * 1e-4).exp()),
+                0.1,
+            ),
+        ];
+        let mut scratch = Vec::new();
+        let only = std::env::var("L1_TIMING_ONLY").unwrap_or_default();
+        for (name, g, frac) in cases.iter().filter(|c| c.0.contains(only.as_str())) {
+            let mut line = format!("{name:28}");
+            let mut fast_ns;
+            for n in [100_000usize, 1_000_000, 10_000_000] {
+                N.with(|c| c.set(n as u64));
+                let v: Vec<f64> = (0..n as u64).map(g).collect();
+                let r = frac * norm_l1(&v);
+                let reps = (30_000_000 / n).max(3);
+                let mut best = f64::INFINITY;
+                let mut tau = 0.0;
+                for _ in 0..reps {
+                    let t0 = Instant::now();
+                    tau = std::hint::black_box(l1_soft_threshold(&v, r, &mut scratch)).tau();
+                    best = best.min(t0.elapsed().as_secs_f64());
+                }
+                fast_ns = best * 1e9 / n as f64;
+                line += &format!(" {n:>9}: {fast_ns:6.2} ns");
+                if n == 10_000_000 {
+                    let t0 = Instant::now();
+                    let slow = l1_threshold_sorted(&v, r);
+                    let sort_ns = t0.elapsed().as_secs_f64() * 1e9 / n as f64;
+                    assert!(close(tau, slow, 1e-9, 0.0), "{tau} vs {slow}");
+                    line += &format!(" | sort {sort_ns:6.2} ns, x{:.1}", sort_ns / fast_ns);
+                }
+            }
+            println!("{line}");
         }
     }
 }
