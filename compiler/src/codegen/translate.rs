@@ -860,25 +860,31 @@ impl Translator<'_> {
 
     /// `if y < x { x } else { y }` — a max that lowers to one `maxpd` for vectors.
     fn pick_if_less(&mut self, x: Value, y: Value, vector: bool) -> Value {
-        let lt = self.b.ins().fcmp(FloatCC::LessThan, y, x);
-        if vector {
-            let ty = self.b.func.dfg.value_type(x);
-            let mask = self.b.ins().bitcast(ty, MemFlagsData::new(), lt);
-            self.b.ins().bitselect(mask, x, y)
-        } else {
-            self.b.ins().select(lt, x, y)
-        }
+        self.select_if_lt(y, x, x, y, vector)
     }
 
     /// `if x < y { x } else { y }` — a min that lowers to one `minpd` for vectors.
     fn pick_if_greater_operand(&mut self, x: Value, y: Value, vector: bool) -> Value {
-        let lt = self.b.ins().fcmp(FloatCC::LessThan, x, y);
+        self.select_if_lt(x, y, x, y, vector)
+    }
+
+    /// `if a < b { then } else { otherwise }`, as a `bitselect` on the comparison mask for
+    /// vectors (which is what lowers to a single `maxpd`/`minpd`) and a `select` for scalars.
+    fn select_if_lt(
+        &mut self,
+        a: Value,
+        b: Value,
+        then: Value,
+        otherwise: Value,
+        vector: bool,
+    ) -> Value {
+        let lt = self.b.ins().fcmp(FloatCC::LessThan, a, b);
         if vector {
-            let ty = self.b.func.dfg.value_type(x);
+            let ty = self.b.func.dfg.value_type(then);
             let mask = self.b.ins().bitcast(ty, MemFlagsData::new(), lt);
-            self.b.ins().bitselect(mask, x, y)
+            self.b.ins().bitselect(mask, then, otherwise)
         } else {
-            self.b.ins().select(lt, x, y)
+            self.b.ins().select(lt, then, otherwise)
         }
     }
 
