@@ -5,13 +5,15 @@
 # tri-level 256³; an innermost-l1 case; an l1∘l2 case; each with radii that zero ~50% and ~95% of
 # the groups; an in-place case) it runs `multiproj bench … --json` with every available backend
 # (jit when `multiproj bench --backend jit` works, interp always), times the vectorized NumPy
-# implementation in bench/numpy_ref.py the same way (median of --repeat runs after a warm-up, on
-# NumPy's own random data of the same shape and distribution, at the same fraction of the
-# norm), measures the memory bandwidth with `multiproj bench --probe`, and writes BENCHMARKS.md
-# (bench/report.py): times, the floor `bytes moved / bandwidth`, ratios, speed-ups, 1 vs 2
-# threads, cost per element at four sizes, the machine, the date and the exact commands.
+# implementations in bench/numpy_ref.py the same way, in both of its styles (tuned: what a
+# careful NumPy programmer writes, `$id.numpy.json`; textbook: the paper's formulas, vectorized,
+# `$id.numpy_textbook.json`) (median of --repeat runs after a warm-up, on NumPy's own random data
+# of the same shape and distribution, at the same fraction of the norm), measures the memory
+# bandwidth with `multiproj bench --probe`, and writes BENCHMARKS.md (bench/report.py): times,
+# the floor `bytes moved / bandwidth`, ratios, speed-ups, 1 vs 2 threads, cost per element at
+# four sizes, the machine, the date and the exact commands.
 #
-# Usage:  bench/compare.sh                 (about 5 minutes on 2 cores, most of it the interpreter)
+# Usage:  bench/compare.sh                 (5 to 6 minutes on 2 cores, most of it the interpreter)
 # Environment:
 #   BACKENDS="jit interp"   backends to run (default: jit if it works, and interp)
 #   REPEAT=5 WARMUP=1       timed and untimed runs per case
@@ -89,8 +91,9 @@ record() {
 summary() {
     "$PY" -c 'import json, sys
 r = json.load(open(sys.argv[1]))
-print("   {:6} median {:10.3f} ms   zero groups {}/{}".format(
-    r["backend"], r["median_ms"], r["zero_groups"], r["groups"]))' "$1" >&2
+name = r["backend"] + ("/" + r["style"] if "style" in r else "")
+print("   {:15} median {:10.3f} ms   zero groups {}/{}".format(
+    name, r["median_ms"], r["zero_groups"], r["groups"]))' "$1" >&2
 }
 
 # The load on the machine: other processes share the cores and the memory bus. The load average
@@ -127,8 +130,8 @@ for b in $BACKENDS; do
 done
 say "backends: $BACKENDS; NumPy $NUMPY_VERSION; $REPEAT timed runs after $WARMUP warm-up"
 
-# 4. Both sides compute the same projection.
-say "checking NumPy against multiproj project"
+# 4. Both sides compute the same projection (both NumPy styles against every backend).
+say "checking NumPy (tuned and textbook) against multiproj project"
 check_args=()
 for b in $BACKENDS; do check_args+=(--backend "$b"); done
 record "$RESULTS/check.txt" "$PY" bench/numpy_ref.py check --multiproj "$BIN" "${check_args[@]}"
@@ -209,9 +212,15 @@ while IFS=$'\t' read -r -u 3 id table label spec shape dtype zero threads inplac
     done
     if [ "$table" != threads ]; then
         frac=$("$PY" -c 'import json,sys; print(repr(json.load(open(sys.argv[1]))["radius_frac"]))' "$RESULTS/$id.interp.json")
-        record "$RESULTS/$id.numpy.json" "$PY" bench/numpy_ref.py run --spec "$spec" --shape "$shape" \
-            --dtype "$dtype" --radius-frac "$frac" --repeat "$REPEAT" --warmup "$WARMUP" "${np_flags[@]}"
-        summary "$RESULTS/$id.numpy.json"
+        # Both NumPy styles: tuned into $id.numpy.json, textbook into $id.numpy_textbook.json.
+        for style in tuned textbook; do
+            dest=$RESULTS/$id.numpy.json
+            [ "$style" = tuned ] || dest=$RESULTS/$id.numpy_$style.json
+            record "$dest" "$PY" bench/numpy_ref.py run --spec "$spec" --shape "$shape" \
+                --dtype "$dtype" --radius-frac "$frac" --style "$style" --repeat "$REPEAT" \
+                --warmup "$WARMUP" "${np_flags[@]}"
+            summary "$dest"
+        done
     fi
 done 3<"$CASES"
 
