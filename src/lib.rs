@@ -45,7 +45,7 @@ pub use multiproj_runtime as runtime;
 
 pub use multiproj_compiler::{CheckError, DType, Norm, Order, Plan, TensorInfo};
 pub use multiproj_grammar::{ParseError, Spec};
-pub use multiproj_runtime::{Backend, DataError, Element, Report};
+pub use multiproj_runtime::{Backend, DataError, Element, Executor, Progress, Report, Stage};
 
 /// Everything that can go wrong, by stage.
 /// Renders with miette, spec errors with the spec underlined.

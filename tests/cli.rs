@@ -1238,3 +1238,232 @@ fn explain_with_a_bad_shape() {
                 `dims A..`)
         ");
 }
+
+// ---------------------------------------------------------------------------------------------
+// `norm --backend/--threads` and the progress bar.
+// ---------------------------------------------------------------------------------------------
+
+/// A directory holding the example weights (512×64 f32) as `w.npy`.
+fn with_example_weights() -> Dir {
+    let d = Dir::new();
+    let bytes = fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/weights.npy"))
+        .expect("examples/weights.npy");
+    d.write_bytes("w.npy", &bytes);
+    d
+}
+
+#[test]
+fn norm_gives_the_same_number_on_both_backends_and_any_thread_count() {
+    let d = with_example_weights();
+    let w: ArrayD<f32> = read_npy(d.path("w.npy")).unwrap();
+    for spec in [BILEVEL, "l1 over dim1 of linf over dim0"] {
+        // Max-based levels: every backend and thread count gives the same bits.
+        let expected = Projection::compile(spec).unwrap().norm(&w).unwrap();
+        for extra in [
+            &["--backend", "jit"][..],
+            &["--backend", "interp"],
+            &["--backend", "interp", "--threads", "1"],
+            &["--backend", "jit", "--threads", "2"],
+            &["--threads", "1"],
+        ] {
+            let mut args = vec!["norm", spec, "w.npy"];
+            args.extend_from_slice(extra);
+            assert_eq!(d.ok(&args), format!("{expected}\n"), "{args:?}");
+        }
+    }
+    // Sums may be added up in another order: within rounding.
+    let spec = "l1 over dim0 of l2 over dim1";
+    let number = |backend: &str| -> f64 {
+        d.ok(&["norm", spec, "w.npy", "--backend", backend])
+            .trim()
+            .parse()
+            .expect("a number")
+    };
+    let (jit, interp) = (number("jit"), number("interp"));
+    assert!((jit - interp).abs() <= 1e-12 * interp, "{jit} vs {interp}");
+
+    // And on a fixture in Fortran order, with --json.
+    let d = with_weights();
+    d.write("f.npy", &weights_f());
+    for backend in ["jit", "interp"] {
+        let v = json(&d.ok(&["norm", BILEVEL, "f.npy", "--json", "--backend", backend]));
+        assert!((v["norm"].as_f64().unwrap() - 6.1).abs() < 1e-12, "{v}");
+        assert_eq!(v["order"], "F");
+    }
+}
+
+#[test]
+fn norm_rejects_a_bad_backend_or_thread_count() {
+    let d = with_weights();
+    insta::assert_snapshot!(d.fails(&["norm", BILEVEL, "w.npy", "--backend", "gpu"], 2), @"
+    error: invalid value 'gpu' for '--backend <BACKEND>'
+      [possible values: jit, interp]
+
+    For more information, try '--help'.
+    ");
+    insta::assert_snapshot!(d.fails(&["norm", BILEVEL, "w.npy", "--threads", "0"], 2), @"
+    error: invalid value '0' for '--threads <N>': the number of threads must be at least 1
+
+    For more information, try '--help'.
+    ");
+}
+
+/// The frames of a progress bar: stderr cut at each `\r` and newline, blank ones dropped.
+fn frames(stderr: &str) -> Vec<&str> {
+    stderr
+        .split(['\r', '\n'])
+        .map(str::trim_end)
+        .filter(|f| !f.is_empty())
+        .collect()
+}
+
+#[test]
+fn progress_always_draws_the_stages_and_changes_nothing_else() {
+    let d = with_example_weights();
+    for backend in ["jit", "interp"] {
+        let run = |progress: &str, out: &str| {
+            d.run(&[
+                "project",
+                BILEVEL,
+                "w.npy",
+                "-r",
+                "40",
+                "-o",
+                out,
+                "--json",
+                "--backend",
+                backend,
+                "--progress",
+                progress,
+            ])
+        };
+        let quiet = run("never", "quiet.npy");
+        assert_eq!(quiet.code, 0, "{}", quiet.stderr);
+        assert_eq!(quiet.stderr, "", "--progress never draws nothing");
+        let drawn = run("always", "drawn.npy");
+        assert_eq!(drawn.code, 0, "{}", drawn.stderr);
+
+        // stdout and the output file are exactly those of a run without the bar.
+        let (a, b) = (json(&quiet.stdout), json(&drawn.stdout));
+        assert_eq!(a["norm_after"], b["norm_after"]);
+        assert_eq!(a["groups"], b["groups"]);
+        assert_eq!(d.read("quiet.npy"), d.read("drawn.npy"));
+
+        // Every stage is drawn as it starts, then the statistics' pass and the writing of the
+        // file; the bar is redrawn in place and its last frame, at 100%, ends with a newline.
+        let err = &drawn.stderr;
+        assert!(err.starts_with('\r') && err.ends_with('\n'), "{err:?}");
+        assert_eq!(err.matches('\n').count(), 1, "{err:?}");
+        let frames = frames(err);
+        let mut stages = vec![];
+        if backend == "jit" {
+            stages.push("project: compile");
+        }
+        stages.extend(["project: reduce", "project: solve", "project: apply"]);
+        stages.extend(["stats: reduce", "write"]);
+        let mut at = 0;
+        for stage in &stages {
+            let found = frames[at..].iter().position(|f| f.starts_with(stage));
+            at += found.unwrap_or_else(|| panic!("{backend}: no frame for {stage}: {frames:#?}"));
+        }
+        // 512×64 f32: 128 KiB.
+        let last = frames.last().unwrap();
+        assert!(
+            last.starts_with("done          100% [####################] 128.0 KiB / 128.0 KiB"),
+            "{last}"
+        );
+        assert!(
+            frames
+                .iter()
+                .any(|f| f.starts_with("project: reduce") && f.contains("  0% [---")),
+            "{frames:#?}"
+        );
+    }
+}
+
+#[test]
+fn progress_auto_draws_nothing_when_stderr_is_not_a_terminal() {
+    let d = with_example_weights();
+    // `ok` checks that stderr stays empty.
+    d.ok(&["project", BILEVEL, "w.npy", "-r", "40", "-o", "o.npy"]);
+    d.ok(&[
+        "project",
+        BILEVEL,
+        "w.npy",
+        "-r",
+        "40",
+        "-o",
+        "o.npy",
+        "--progress",
+        "auto",
+    ]);
+    d.ok(&["norm", BILEVEL, "w.npy", "--progress", "auto"]);
+    d.ok(&["norm", BILEVEL, "w.npy", "--progress", "never"]);
+}
+
+#[test]
+fn progress_of_norm_verify_and_in_place() {
+    let d = with_example_weights();
+    let out = d.run(&["norm", BILEVEL, "w.npy", "--progress", "always"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, d.ok(&["norm", BILEVEL, "w.npy"]));
+    let frames_of_norm = frames(&out.stderr);
+    assert!(
+        frames_of_norm
+            .iter()
+            .any(|f| f.starts_with("norm: reduce      0% [---")),
+        "{frames_of_norm:#?}"
+    );
+    let last = frames_of_norm.last().unwrap();
+    assert!(last.starts_with("done          100% [#"), "{last}");
+
+    let before = d.read("w.npy");
+    let out = d.run(&[
+        "project",
+        BILEVEL,
+        "w.npy",
+        "-r",
+        "40",
+        "--in-place",
+        "--verify",
+        "--progress",
+        "always",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "");
+    let frames = frames(&out.stderr);
+    let at = |prefix: &str| frames.iter().rposition(|f| f.starts_with(prefix));
+    // The in-memory run and the other backend's are checked first, then the file is written.
+    assert!(at("verify: apply") < at("project: apply"), "{frames:#?}");
+    assert!(at("project: apply") < at("write"), "{frames:#?}");
+    assert!(frames.last().unwrap().starts_with("done "), "{frames:#?}");
+    assert_ne!(d.read("w.npy"), before, "projected in place");
+}
+
+#[test]
+fn a_failure_wipes_the_bar_before_the_diagnostic() {
+    let d = Dir::new();
+    let mut w = weights();
+    w[[2, 1]] = f64::NAN;
+    d.write("w.npy", &w);
+    for args in [
+        project_args("w.npy", &["-r", "1"]),
+        vec!["project", BILEVEL, "w.npy", "--in-place", "-r", "1"],
+        vec!["norm", BILEVEL, "w.npy"],
+    ] {
+        let plain = d.fails(&args, 1);
+        let mut drawn = args.clone();
+        drawn.extend(["--progress", "always"]);
+        let with_bar = d.fails(&drawn, 1);
+        // The bar's line is blanked and the cursor returned to its start: the diagnostic then
+        // begins on a clean line, exactly as without the bar.
+        let (bar, diagnostic) = with_bar.rsplit_once('\r').expect("a bar was drawn");
+        assert_eq!(diagnostic, plain, "{drawn:?}");
+        assert!(!bar.contains('\n'), "{drawn:?}: {bar:?}");
+        let blank = bar.rsplit_once('\r').map_or(bar, |(_, b)| b);
+        assert!(
+            !blank.is_empty() && blank.chars().all(|c| c == ' '),
+            "{drawn:?}: {bar:?}"
+        );
+    }
+}

@@ -149,14 +149,18 @@ pub struct ProjectArgs {
     #[arg(short, long, value_name = "R", allow_negative_numbers = true)]
     pub radius: Option<f64>,
 
-    /// The backend that runs the passes over the data [default: the interpreter, until the jit
-    /// backend is built].
+    /// The backend that runs the passes over the data: the compiled kernels (jit) or the
+    /// reference interpreter (interp) [default: jit].
     #[arg(long, value_name = "BACKEND", value_parser = ["jit", "interp"])]
     pub backend: Option<String>,
 
     /// Number of threads (at least 1) [default: one per core].
     #[arg(long, value_name = "N", value_parser = parse_threads)]
     pub threads: Option<usize>,
+
+    /// When to show a progress bar on stderr: auto (a terminal and a long run), always, never.
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = ProgressArg::Auto)]
+    pub progress: ProgressArg,
 
     /// Run both backends and fail if they disagree (needs the jit backend).
     #[arg(long)]
@@ -181,6 +185,19 @@ pub struct NormArgs {
     /// The tensor: a .npy file holding little-endian f32 or f64.
     #[arg(value_name = "INPUT.npy")]
     pub input: PathBuf,
+
+    /// The backend that runs the reduce pass: the compiled kernels (jit) or the reference
+    /// interpreter (interp) [default: jit].
+    #[arg(long, value_name = "BACKEND", value_parser = ["jit", "interp"])]
+    pub backend: Option<String>,
+
+    /// Number of threads (at least 1) [default: one per core].
+    #[arg(long, value_name = "N", value_parser = parse_threads)]
+    pub threads: Option<usize>,
+
+    /// When to show a progress bar on stderr: auto (a terminal and a long run), always, never.
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = ProgressArg::Auto)]
+    pub progress: ProgressArg,
 
     /// Print one JSON object: {"norm": …, "spec": …, "shape": …, "dtype": …}.
     #[arg(long)]
@@ -295,6 +312,17 @@ pub struct BenchArgs {
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--progress`: when to draw the progress bar (see [`crate::progress`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProgressArg {
+    /// When stderr is a terminal and the input is at least 256 MiB or the run takes over 0.5 s.
+    Auto,
+    /// From the start, also when stderr is a file or a pipe.
+    Always,
+    /// Never.
+    Never,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -12,6 +12,7 @@ pub mod args;
 pub mod commands;
 pub mod diagnostics;
 pub mod output;
+pub mod progress;
 pub mod stats;
 
 use std::panic::{self, AssertUnwindSafe};
@@ -70,6 +71,8 @@ fn install_panic_hook() {
         if REPORTED.swap(true, Ordering::SeqCst) {
             return;
         }
+        // A progress bar must not share the line with the report, nor draw after it.
+        progress::silence();
         let payload = info.payload();
         let message = payload
             .downcast_ref::<&str>()

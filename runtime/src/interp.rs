@@ -7,6 +7,9 @@
 //! parallel: it writes each element once from read-only per-group parameters, so the result
 //! does not depend on the number of threads. The reduce pass is serial on purpose: summing in
 //! one fixed order keeps the oracle deterministic.
+//!
+//! The `*_ticked` forms report progress to a [`Ticker`]: the serial walks every
+//! [`TICK_ELEMENTS`] elements, the apply pass after every index of the first axis.
 
 use ndarray::{ArrayViewD, ArrayViewMutD, Axis, Dimension, IxDyn};
 use rayon::prelude::*;
@@ -16,7 +19,11 @@ use multiproj_compiler::{Norm, Plan};
 use crate::balls;
 use crate::element::Element;
 use crate::error::DataError;
+use crate::progress::Ticker;
 use crate::solve::GroupAction;
+
+/// How many elements the serial walks visit between two progress ticks.
+pub const TICK_ELEMENTS: usize = 1 << 16;
 
 /// Group index of the element at logical index `idx`.
 #[inline]
@@ -27,19 +34,30 @@ fn group_of(plan: &Plan, idx: &[usize]) -> usize {
         .sum()
 }
 
-/// Visits every element in memory order with its logical index.
+/// Visits every element in memory order with its logical index, ticking `ticker` every
+/// [`TICK_ELEMENTS`] elements and once more at the end.
 fn for_each_in_memory_order<T: Element>(
     plan: &Plan,
     x: &ArrayViewD<'_, T>,
+    ticker: &Ticker<'_>,
     mut f: impl FnMut(&[usize], T) -> Result<(), DataError>,
 ) -> Result<(), DataError> {
     let walk = x.view().permuted_axes(IxDyn(&plan.memory_order));
     let mut logical = vec![0usize; plan.memory_order.len()];
+    let mut pending = 0;
     for (idx, &y) in walk.indexed_iter() {
         for (p, &a) in plan.memory_order.iter().enumerate() {
             logical[a] = idx[p];
         }
         f(&logical, y)?;
+        pending += 1;
+        if pending == TICK_ELEMENTS {
+            ticker.tick(pending);
+            pending = 0;
+        }
+    }
+    if pending > 0 {
+        ticker.tick(pending);
     }
     Ok(())
 }
@@ -47,11 +65,20 @@ fn for_each_in_memory_order<T: Element>(
 /// The reduce pass: the innermost norm of every group (`V_{k-1}`), in f64. Fails on the first
 /// NaN or infinity, naming its index, before anything is written anywhere.
 pub fn reduce<T: Element>(plan: &Plan, x: &ArrayViewD<'_, T>) -> Result<Vec<f64>, DataError> {
+    reduce_ticked(plan, x, &Ticker::none())
+}
+
+/// [`reduce`], reporting progress to `ticker`.
+pub fn reduce_ticked<T: Element>(
+    plan: &Plan,
+    x: &ArrayViewD<'_, T>,
+    ticker: &Ticker<'_>,
+) -> Result<Vec<f64>, DataError> {
     let norm = plan.innermost().norm;
     let mut acc = vec![0.0f64; plan.groups];
     // For l2 also the largest magnitude, to notice a sum of squares that over- or underflowed.
     let mut max = vec![0.0f64; if norm == Norm::L2 { plan.groups } else { 0 }];
-    for_each_in_memory_order(plan, x, |idx, y| {
+    for_each_in_memory_order(plan, x, ticker, |idx, y| {
         let y = y.to_f64();
         if !y.is_finite() {
             return Err(DataError::NonFinite {
@@ -101,7 +128,7 @@ pub fn finish_l2<T: Element>(plan: &Plan, x: &ArrayViewD<'_, T>, acc: &mut [f64]
     }
     let mut members: Vec<Vec<f64>> = vec![Vec::new(); acc.len()];
     // Cannot fail: the closure never returns an error.
-    let _ = for_each_in_memory_order(plan, x, |idx, y| {
+    let _ = for_each_in_memory_order(plan, x, &Ticker::none(), |idx, y| {
         let g = group_of(plan, idx);
         if redo[g] {
             members[g].push(y.to_f64());
@@ -122,6 +149,17 @@ pub fn threshold<T: Element>(
     x: &ArrayViewD<'_, T>,
     actions: &mut [GroupAction],
 ) -> Result<(), DataError> {
+    threshold_ticked(plan, x, actions, &Ticker::none())
+}
+
+/// [`threshold`], reporting progress to `ticker` (the gathering walk; nothing when no group
+/// needs a threshold).
+pub fn threshold_ticked<T: Element>(
+    plan: &Plan,
+    x: &ArrayViewD<'_, T>,
+    actions: &mut [GroupAction],
+    ticker: &Ticker<'_>,
+) -> Result<(), DataError> {
     if !actions
         .iter()
         .any(|a| matches!(a, GroupAction::NeedsThreshold(_)))
@@ -135,7 +173,7 @@ pub fn threshold<T: Element>(
             _ => Vec::new(),
         })
         .collect();
-    for_each_in_memory_order(plan, x, |idx, y| {
+    for_each_in_memory_order(plan, x, ticker, |idx, y| {
         let g = group_of(plan, idx);
         if let GroupAction::NeedsThreshold(_) = actions[g] {
             members[g].push(y.to_f64());
@@ -202,6 +240,17 @@ pub fn apply<T: Element>(
     x: &ArrayViewD<'_, T>,
     out: &mut ArrayViewMutD<'_, T>,
 ) -> Result<(), DataError> {
+    apply_ticked(plan, actions, x, out, &Ticker::none())
+}
+
+/// [`apply`], reporting progress to `ticker` after every index of the first axis.
+pub fn apply_ticked<T: Element>(
+    plan: &Plan,
+    actions: &[GroupAction],
+    x: &ArrayViewD<'_, T>,
+    out: &mut ArrayViewMutD<'_, T>,
+    ticker: &Ticker<'_>,
+) -> Result<(), DataError> {
     check_ready(actions)?;
     if out.shape() != x.shape() {
         return Err(DataError::ShapeMismatch {
@@ -217,6 +266,7 @@ pub fn apply<T: Element>(
             for ((rest, o), &y) in o.indexed_iter_mut().zip(xi.iter()) {
                 *o = applied(actions[group_of_split(plan, i0, rest.slice())], y);
             }
+            ticker.tick(xi.len());
         });
     Ok(())
 }
@@ -226,6 +276,16 @@ pub fn apply_in_place<T: Element>(
     plan: &Plan,
     actions: &[GroupAction],
     data: &mut ArrayViewMutD<'_, T>,
+) -> Result<(), DataError> {
+    apply_in_place_ticked(plan, actions, data, &Ticker::none())
+}
+
+/// [`apply_in_place`], reporting progress to `ticker` after every index of the first axis.
+pub fn apply_in_place_ticked<T: Element>(
+    plan: &Plan,
+    actions: &[GroupAction],
+    data: &mut ArrayViewMutD<'_, T>,
+    ticker: &Ticker<'_>,
 ) -> Result<(), DataError> {
     check_ready(actions)?;
     data.axis_iter_mut(Axis(0))
@@ -238,6 +298,7 @@ pub fn apply_in_place<T: Element>(
                     *y = applied(action, *y);
                 }
             }
+            ticker.tick(d.len());
         });
     Ok(())
 }

@@ -51,6 +51,7 @@ use crate::balls;
 use crate::element::Element;
 use crate::error::DataError;
 use crate::interp;
+use crate::progress::Ticker;
 use crate::solve::GroupAction;
 
 /// Below this many elements a pass runs as one chunk on the calling thread.
@@ -72,7 +73,7 @@ fn internal(e: &CodegenError) -> DataError {
 
 /// The reduce pass with the global JIT: see [`reduce_with`].
 pub fn reduce<T: Element>(plan: &Plan, x: &ArrayViewD<'_, T>) -> Result<Vec<f64>, DataError> {
-    reduce_with(global()?, plan, x)
+    reduce_with(global()?, plan, x, &Ticker::none())
 }
 
 /// The threshold stage with the global JIT: see [`threshold_with`].
@@ -81,7 +82,7 @@ pub fn threshold<T: Element>(
     x: &ArrayViewD<'_, T>,
     actions: &mut [GroupAction],
 ) -> Result<(), DataError> {
-    threshold_with(global()?, plan, x, actions)
+    threshold_with(global()?, plan, x, actions, &Ticker::none())
 }
 
 /// Compiles (or finds in the cache) every kernel a projection with `plan` runs: reduce, apply
@@ -111,7 +112,7 @@ pub fn apply<T: Element>(
     x: &ArrayViewD<'_, T>,
     out: &mut ArrayViewMutD<'_, T>,
 ) -> Result<(), DataError> {
-    apply_with(global()?, plan, actions, x, out)
+    apply_with(global()?, plan, actions, x, out, &Ticker::none())
 }
 
 /// The apply pass, in place, with the global JIT: see [`apply_in_place_with`].
@@ -120,18 +121,20 @@ pub fn apply_in_place<T: Element>(
     actions: &[GroupAction],
     data: &mut ArrayViewMutD<'_, T>,
 ) -> Result<(), DataError> {
-    apply_in_place_with(global()?, plan, actions, data)
+    apply_in_place_with(global()?, plan, actions, data, &Ticker::none())
 }
 
 /// The reduce pass: the innermost norm of every group (`V_{k-1}`), in f64. Fails on NaN or ±inf
 /// with the index the interpreter would name. For l2, groups whose sum of squares over- or
-/// underflowed are recomputed exactly as the interpreter does ([`interp::finish_l2`]).
+/// underflowed are recomputed exactly as the interpreter does ([`interp::finish_l2`]). Ticks
+/// `ticker` after every chunk.
 pub fn reduce_with<T: Element>(
     jit: &Jit,
     plan: &Plan,
     x: &ArrayViewD<'_, T>,
+    ticker: &Ticker<'_>,
 ) -> Result<Vec<f64>, DataError> {
-    let (mut acc, bad) = run_reduce(jit, plan, x)?;
+    let (mut acc, bad) = run_reduce(jit, plan, x, ticker)?;
     if let Some(pos) = bad {
         let index = logical_index(plan, pos);
         return Err(match interp::reduce(plan, x) {
@@ -155,7 +158,7 @@ pub fn find_non_finite<T: Element>(
     plan: &Plan,
     x: &ArrayViewD<'_, T>,
 ) -> Result<Option<Vec<usize>>, DataError> {
-    let (_, bad) = run_reduce(jit, plan, x)?;
+    let (_, bad) = run_reduce(jit, plan, x, &Ticker::none())?;
     Ok(bad.map(|pos| logical_index(plan, pos)))
 }
 
@@ -206,6 +209,7 @@ fn run_reduce<T: Element>(
     jit: &Jit,
     plan: &Plan,
     x: &ArrayViewD<'_, T>,
+    ticker: &Ticker<'_>,
 ) -> Result<(Accumulators, Option<u64>), DataError> {
     check_view::<T>(&plan.tensor, x.shape(), x.strides())?;
     let norm = plan.innermost().norm;
@@ -218,6 +222,7 @@ fn run_reduce<T: Element>(
     let data = x.as_ptr().wrapping_offset(plan.data_start) as usize;
     let split_reduced = plan.split.is_some_and(|s| s.reduced);
     let chunks = chunks(plan, x.len(), split_reduced);
+    let per_index = elements_per_index(plan, x.len());
 
     let run = |(sum, max): (usize, usize), (begin, end): (usize, usize)| {
         // SAFETY: the view has the plan's shape and strides (checked above), so for loop-0
@@ -227,7 +232,7 @@ fn run_reduce<T: Element>(
         // i.e. an entry of the accumulator arrays `sum` and `max` (l2) point into at
         // `-group_start`. Chunks running at the same time either own disjoint groups (split
         // loop not reduced) or have their own arrays.
-        unsafe {
+        let found = unsafe {
             kernel.call(
                 data as *const u8,
                 &loops,
@@ -236,7 +241,9 @@ fn run_reduce<T: Element>(
                 begin,
                 end,
             )
-        }
+        };
+        ticker.tick((end - begin) * per_index);
+        found
     };
 
     let bad = if chunks.len() == 1 {
@@ -274,6 +281,7 @@ pub fn threshold_with<T: Element>(
     plan: &Plan,
     x: &ArrayViewD<'_, T>,
     actions: &mut [GroupAction],
+    ticker: &Ticker<'_>,
 ) -> Result<(), DataError> {
     check_view::<T>(&plan.tensor, x.shape(), x.strides())?;
     if actions.len() != plan.groups {
@@ -307,9 +315,9 @@ pub fn threshold_with<T: Element>(
     let split_reduced = plan.split.is_some_and(|s| s.reduced);
     let chunks = chunks(plan, x.len(), split_reduced);
     let decided = if !split_reduced && chunks.len() > 1 {
-        threshold_by_chunk(plan, &gather, &chunks, actions)
+        threshold_by_chunk(plan, &gather, &chunks, actions, ticker)
     } else {
-        threshold_in_one_buffer(plan, &gather, &chunks, actions, &needing)
+        threshold_in_one_buffer(plan, &gather, &chunks, actions, &needing, ticker)
     };
     for (g, action) in decided {
         actions[g] = action;
@@ -376,9 +384,11 @@ fn threshold_by_chunk(
     gather: &Gather,
     chunks: &[(usize, usize)],
     actions: &[GroupAction],
+    ticker: &Ticker<'_>,
 ) -> Vec<(usize, GroupAction)> {
     let gl = plan.group_len;
     let l0 = &plan.loops[0];
+    let per_index = elements_per_index(plan, plan.tensor.len());
     // Group offsets (from the group at loop-0 index i0) of the groups one loop-0 index visits.
     let mut inner: Vec<isize> = vec![0];
     for l in plan.loops[1..].iter().filter(|l| !l.is_reduced()) {
@@ -403,6 +413,7 @@ fn threshold_by_chunk(
                     .filter_map(|g| needs(actions[g]).map(|r| (g, r)))
                     .collect();
                 if members.is_empty() {
+                    ticker.tick((end - begin) * per_index);
                     return Vec::new();
                 }
                 for (k, &(g, _)) in members.iter().enumerate() {
@@ -425,6 +436,7 @@ fn threshold_by_chunk(
                         (begin, end),
                     )
                 };
+                ticker.tick((end - begin) * per_index);
                 members
                     .iter()
                     .zip(buf.chunks_exact(gl))
@@ -445,6 +457,7 @@ fn threshold_in_one_buffer(
     chunks: &[(usize, usize)],
     actions: &[GroupAction],
     needing: &[usize],
+    ticker: &Ticker<'_>,
 ) -> Vec<(usize, GroupAction)> {
     let gl = plan.group_len;
     let mut start = vec![-1i64; plan.groups];
@@ -496,6 +509,7 @@ fn threshold_in_one_buffer(
             // `gl` with one chunk): the parts of different chunks and groups do not overlap.
             unsafe { gather.run(loops, data, cursor, out as *mut f64, (begin, end)) };
         }
+        ticker.tick((end - begin) * elements_per_index(plan, plan.tensor.len()));
     };
     if chunks.len() == 1 {
         run(&mut start, chunks[0]);
@@ -565,6 +579,7 @@ pub fn apply_with<T: Element>(
     actions: &[GroupAction],
     x: &ArrayViewD<'_, T>,
     out: &mut ArrayViewMutD<'_, T>,
+    ticker: &Ticker<'_>,
 ) -> Result<(), DataError> {
     check_view::<T>(&plan.tensor, x.shape(), x.strides())?;
     check_view::<T>(&plan.output, out.shape(), out.strides())?;
@@ -575,7 +590,7 @@ pub fn apply_with<T: Element>(
     let kernel = jit.apply_kernel(plan, false).map_err(|e| internal(&e))?;
     let src = x.as_ptr().wrapping_offset(plan.data_start) as usize;
     let dst = out.as_mut_ptr().wrapping_offset(plan.out_start) as usize;
-    run_apply(plan, &kernel, &table, src, dst, x.len());
+    run_apply(plan, &kernel, &table, src, dst, x.len(), ticker);
     Ok(())
 }
 
@@ -587,6 +602,7 @@ pub fn apply_in_place_with<T: Element>(
     plan: &Plan,
     actions: &[GroupAction],
     data: &mut ArrayViewMutD<'_, T>,
+    ticker: &Ticker<'_>,
 ) -> Result<(), DataError> {
     check_view::<T>(&plan.tensor, data.shape(), data.strides())?;
     let table = GroupTable::new(plan, actions)?;
@@ -595,7 +611,7 @@ pub fn apply_in_place_with<T: Element>(
     }
     let kernel = jit.apply_kernel(plan, true).map_err(|e| internal(&e))?;
     let base = data.as_mut_ptr().wrapping_offset(plan.data_start) as usize;
-    run_apply(plan, &kernel, &table, base, 0, data.len());
+    run_apply(plan, &kernel, &table, base, 0, data.len(), ticker);
     Ok(())
 }
 
@@ -606,6 +622,7 @@ fn run_apply(
     src: usize,
     dst: usize,
     len: usize,
+    ticker: &Ticker<'_>,
 ) {
     let loops = codegen::loop_descriptor(plan);
     let g = plan.group_start;
@@ -629,7 +646,8 @@ fn run_apply(
         // elements of the views, and `group_start + Σ index·group_stride` is an index into the
         // group table's arrays (length `groups`). Chunks cover disjoint loop-0 ranges, so no
         // element is written by two chunks; in place nothing else holds the data (`&mut`).
-        unsafe { kernel.call(src as *const u8, dst as *mut u8, &loops, groups, begin, end) }
+        unsafe { kernel.call(src as *const u8, dst as *mut u8, &loops, groups, begin, end) };
+        ticker.tick((end - begin) * elements_per_index(plan, len));
     };
     let chunks = chunks(plan, len, false);
     if chunks.len() == 1 {
@@ -750,6 +768,12 @@ fn chunks(plan: &Plan, len: usize, separate_accumulators: bool) -> Vec<(usize, u
         .collect()
 }
 
+/// Elements one loop-0 index covers (loop 0 times the rest is the whole tensor), for progress
+/// ticks.
+fn elements_per_index(plan: &Plan, len: usize) -> usize {
+    len / plan.loops.first().map_or(1, |l| l.extent).max(1)
+}
+
 /// The logical index of the element at loop-nest position `pos` (row-major over the plan's
 /// loops; flipped axes counted from their end).
 fn logical_index(plan: &Plan, mut pos: u64) -> Vec<usize> {
@@ -832,9 +856,10 @@ mod tests {
             let mut by_interp = ArrayD::<f32>::zeros(IxDyn(&shape));
             interp::apply(&plan, &actions, &x.view(), &mut by_interp.view_mut()).unwrap();
             let mut by_jit = ArrayD::<f32>::zeros(IxDyn(&shape));
-            apply_with(&jit, &plan, &actions, &x.view(), &mut by_jit.view_mut()).unwrap();
+            let t = Ticker::none();
+            apply_with(&jit, &plan, &actions, &x.view(), &mut by_jit.view_mut(), &t).unwrap();
             let mut in_place = x.clone();
-            apply_in_place_with(&jit, &plan, &actions, &mut in_place.view_mut()).unwrap();
+            apply_in_place_with(&jit, &plan, &actions, &mut in_place.view_mut(), &t).unwrap();
             for (k, ((a, b), c)) in by_interp.iter().zip(&by_jit).zip(&in_place).enumerate() {
                 assert_eq!(a.to_bits(), b.to_bits(), "{spec}: element {k}: {a} vs {b}");
                 assert_eq!(a.to_bits(), c.to_bits(), "{spec}: in place {k}: {a} vs {c}");

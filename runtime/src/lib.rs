@@ -9,9 +9,11 @@ pub mod exec;
 pub mod interp;
 pub mod jit;
 pub mod npy;
+pub mod progress;
 pub mod solve;
 pub mod verify;
 
 pub use element::Element;
 pub use error::DataError;
-pub use exec::{Backend, BackendError, Report, norm, project, project_in_place};
+pub use exec::{Backend, BackendError, Executor, Report, norm, project, project_in_place};
+pub use progress::{Progress, Stage};

@@ -13,7 +13,7 @@ use multiproj_compiler::{DType, Plan};
 
 use crate::element::Element;
 use crate::error::DataError;
-use crate::exec::{Backend, Report, project};
+use crate::exec::{Backend, Executor, Report};
 
 /// How closely two backends agreed.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -54,9 +54,26 @@ pub fn check_against<T: Element>(
     radius: f64,
     primary: Backend,
 ) -> Result<(Agreement, Report), DataError> {
+    check_against_with(plan, x, result, radius, &Executor::new(primary))
+}
+
+/// [`check_against`] where `exec.backend` produced `result`; the other backend's run reports its
+/// progress to `exec.progress`.
+pub fn check_against_with<T: Element>(
+    plan: &Plan,
+    x: &ArrayViewD<'_, T>,
+    result: &ArrayViewD<'_, T>,
+    radius: f64,
+    exec: &Executor<'_>,
+) -> Result<(Agreement, Report), DataError> {
+    let primary = exec.backend;
     let other = primary.other();
     let mut theirs = alloc_output::<T>(plan);
-    let report = project(plan, x, &mut theirs.view_mut(), radius, other)?;
+    let report = Executor {
+        backend: other,
+        ..*exec
+    }
+    .project(plan, x, &mut theirs.view_mut(), radius)?;
     let scale = x.iter().fold(0.0f64, |m, &y| m.max(y.to_f64().abs()));
     let tolerance = rtol(T::DTYPE) * scale;
     let mut agreement = Agreement {

@@ -11,6 +11,7 @@ use proptest::prelude::*;
 use multiproj_compiler::codegen::Jit;
 use multiproj_compiler::{Norm, Plan, TensorInfo};
 use multiproj_runtime::balls::SoftThreshold;
+use multiproj_runtime::progress::Ticker;
 use multiproj_runtime::solve::{Aggregates, GroupAction};
 use multiproj_runtime::{DataError, Element, interp, jit};
 
@@ -259,7 +260,7 @@ fn check_threshold<T: Element>(
 ) {
     let mut from_jit = actions.to_vec();
     let mut from_interp = actions.to_vec();
-    jit::threshold_with(jit_, plan, x, &mut from_jit).unwrap();
+    jit::threshold_with(jit_, plan, x, &mut from_jit, &Ticker::none()).unwrap();
     interp::threshold(plan, x, &mut from_interp).unwrap();
     let exact = !reverses_a_reduced_axis(plan);
     for (g, ((&a, &b), &before)) in from_jit.iter().zip(&from_interp).zip(actions).enumerate() {
@@ -364,7 +365,7 @@ fn check_case<T: Element>(jit_: &Jit, rng: &mut Rng, spec: &str, layout: &Layout
     let plan = plan_for(spec, info_of(&x.view()));
     let ctx = format!("{spec} on {} ({:?})", plan.tensor, plan.loops);
 
-    let from_jit = jit::reduce_with(jit_, &plan, &x.view()).unwrap();
+    let from_jit = jit::reduce_with(jit_, &plan, &x.view(), &Ticker::none()).unwrap();
     let from_interp = interp::reduce(&plan, &x.view()).unwrap();
     assert_reduce_close(&plan, &from_jit, &from_interp);
 
@@ -381,7 +382,15 @@ fn check_case<T: Element>(jit_: &Jit, rng: &mut Rng, spec: &str, layout: &Layout
     ] {
         let mut out_jit = output_for::<T>(&plan);
         let mut out_interp = output_for::<T>(&plan);
-        jit::apply_with(jit_, &plan, &actions, &x.view(), &mut out_jit.view_mut()).unwrap();
+        jit::apply_with(
+            jit_,
+            &plan,
+            &actions,
+            &x.view(),
+            &mut out_jit.view_mut(),
+            &Ticker::none(),
+        )
+        .unwrap();
         interp::apply(&plan, &actions, &x.view(), &mut out_interp.view_mut()).unwrap();
         assert_bitwise(&ctx, &out_jit.view(), &out_interp.view());
 
@@ -389,7 +398,7 @@ fn check_case<T: Element>(jit_: &Jit, rng: &mut Rng, spec: &str, layout: &Layout
         let mut in_interp = x.clone();
         let mut in_jit_v = same_layout_view(&x, &mut in_jit);
         let mut in_interp_v = same_layout_view(&x, &mut in_interp);
-        jit::apply_in_place_with(jit_, &plan, &actions, &mut in_jit_v).unwrap();
+        jit::apply_in_place_with(jit_, &plan, &actions, &mut in_jit_v, &Ticker::none()).unwrap();
         interp::apply_in_place(&plan, &actions, &mut in_interp_v).unwrap();
         assert_bitwise(&ctx, &in_jit_v.view(), &in_interp_v.view());
     }
@@ -640,7 +649,14 @@ fn in_place_apply_never_stores_to_kept_elements() {
                 assert!(x.iter().any(|v| v.is_nan()) || !actions.contains(&GroupAction::Keep));
                 let mut by_jit = x.clone();
                 let mut by_interp = x.clone();
-                jit::apply_in_place_with(&jit_, &plan, &actions, &mut by_jit.view_mut()).unwrap();
+                jit::apply_in_place_with(
+                    &jit_,
+                    &plan,
+                    &actions,
+                    &mut by_jit.view_mut(),
+                    &Ticker::none(),
+                )
+                .unwrap();
                 interp::apply_in_place(&plan, &actions, &mut by_interp.view_mut()).unwrap();
                 for ((idx, a), (b, before)) in by_jit.indexed_iter().zip(by_interp.iter().zip(&x)) {
                     let kept = actions[group_of(&plan, idx.slice())] == GroupAction::Keep;
@@ -672,9 +688,24 @@ fn zero_filled_groups_are_not_read() {
             }
         }
         let mut out = output_for::<T>(&plan);
-        jit::apply_with(jit_, &plan, &actions, &x.view(), &mut out.view_mut()).unwrap();
+        jit::apply_with(
+            jit_,
+            &plan,
+            &actions,
+            &x.view(),
+            &mut out.view_mut(),
+            &Ticker::none(),
+        )
+        .unwrap();
         let mut in_place = x.clone();
-        jit::apply_in_place_with(jit_, &plan, &actions, &mut in_place.view_mut()).unwrap();
+        jit::apply_in_place_with(
+            jit_,
+            &plan,
+            &actions,
+            &mut in_place.view_mut(),
+            &Ticker::none(),
+        )
+        .unwrap();
         let mut expected = output_for::<T>(&plan);
         interp::apply(&plan, &actions, &x.view(), &mut expected.view_mut()).unwrap();
         for result in [out.view(), in_place.view()] {
@@ -748,7 +779,7 @@ fn l2_sums_that_overflow_or_underflow_are_recomputed() {
     for scale in [1e200, 1e-200] {
         let x = ArrayD::from_shape_fn(IxDyn(&[4, 9]), |i| scale * (i[0] * 9 + i[1]) as f64);
         let plan = plan_for("l1 over dim0 of l2 over dim1", info_of(&x.view()));
-        let a = jit::reduce_with(&jit_, &plan, &x.view()).unwrap();
+        let a = jit::reduce_with(&jit_, &plan, &x.view(), &Ticker::none()).unwrap();
         let b = interp::reduce(&plan, &x.view()).unwrap();
         assert!(a.iter().all(|v| v.is_finite()));
         assert_reduce_close(&plan, &a, &b);
@@ -896,10 +927,11 @@ fn timing_4096() {
             .unwrap();
         pool.install(|| {
             let jr = time(7, || {
-                jit::reduce_with(&jit_, &plan, &x.view()).unwrap();
+                jit::reduce_with(&jit_, &plan, &x.view(), &Ticker::none()).unwrap();
             });
             let ja = time(7, || {
-                jit::apply_with(&jit_, &plan, &actions, &x.view(), &mut out.view_mut()).unwrap()
+                let t = Ticker::none();
+                jit::apply_with(&jit_, &plan, &actions, &x.view(), &mut out.view_mut(), &t).unwrap()
             });
             let ir = time(3, || {
                 interp::reduce(&plan, &x.view()).unwrap();
@@ -967,7 +999,7 @@ fn timing_threshold_4096() {
             let mut a = pre.clone();
             let j = time(9, || {
                 a.copy_from_slice(&pre);
-                jit::threshold_with(&jit_, &plan, &x.view(), &mut a).unwrap();
+                jit::threshold_with(&jit_, &plan, &x.view(), &mut a, &Ticker::none()).unwrap();
             });
             let mut b = pre.clone();
             let i = time(3, || {

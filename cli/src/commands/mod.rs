@@ -11,6 +11,7 @@ use std::path::Path;
 
 use multiproj_compiler::{Plan, RankReq, TensorInfo};
 use multiproj_grammar::Spec;
+use multiproj_runtime::Backend;
 
 use crate::diagnostics::{CliError, Failure};
 use crate::output::shape_text;
@@ -35,6 +36,22 @@ pub fn plan_for(spec: &Spec, tensor: &TensorInfo, path: &Path) -> Result<Plan, C
         CliError::spec_mismatch(e, path, &what)
     })?;
     Ok(multiproj_compiler::plan(&ir))
+}
+
+/// The backend `--backend` names, or the default.
+pub fn choose_backend(name: Option<&str>) -> Result<Backend, CliError> {
+    match name {
+        None => Ok(Backend::default()),
+        Some(name) => name
+            .parse::<Backend>()
+            .map_err(|e| CliError::usage(e.to_string(), None)),
+    }
+}
+
+/// The size of the file at `path` in bytes, for deciding whether a run is long; 0 if it cannot
+/// be read (opening the file reports why).
+pub fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
 /// Runs `f` on a pool of `threads` threads, or on rayon's global pool (one thread per core).

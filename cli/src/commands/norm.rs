@@ -1,25 +1,34 @@
 //! `multiproj norm SPEC INPUT.npy`: the multi-level norm of a tensor, the number alone.
 
+use multiproj_runtime::Executor;
 use multiproj_runtime::npy::{NpyInput, TensorView};
-use multiproj_runtime::{Backend, DataError};
 use serde_json::json;
 
 use crate::args::NormArgs;
-use crate::commands::{plan_for, read_spec};
+use crate::commands::{choose_backend, file_size, plan_for, read_spec, with_threads};
 use crate::diagnostics::CliError;
 use crate::output;
+use crate::progress;
 
 pub fn run(args: &NormArgs) -> Result<(), CliError> {
+    let backend = choose_backend(args.backend.as_deref())?;
     let (spec, _) = read_spec(&args.spec)?;
     let input = NpyInput::open(&args.input)?;
     let tensor = input.info();
     let plan = plan_for(&spec, &tensor, &args.input)?;
-    let backend = Backend::default();
-    let norm = match input.view() {
-        TensorView::F32(x) => multiproj_runtime::norm(&plan, &x, backend),
-        TensorView::F64(x) => multiproj_runtime::norm(&plan, &x, backend),
-    }
-    .map_err(|e: DataError| CliError::data_in(e, "cannot compute the norm of", &args.input))?;
+    let norm = progress::run(args.progress, file_size(&args.input), |bar| {
+        let mut exec = Executor::new(backend);
+        if let Some(bar) = bar {
+            bar.element_size(tensor.dtype.size());
+            bar.phase("norm");
+            exec = exec.with_progress(bar);
+        }
+        with_threads(args.threads, || match input.view() {
+            TensorView::F32(x) => exec.norm(&plan, &x),
+            TensorView::F64(x) => exec.norm(&plan, &x),
+        })?
+        .map_err(|e| CliError::data_in(e, "cannot compute the norm of", &args.input))
+    })?;
     let text = if args.json {
         let value = json!({
             "norm": norm,

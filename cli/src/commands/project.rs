@@ -17,16 +17,17 @@ use multiproj_grammar::Spec;
 use multiproj_runtime::interp::count_nonzeros;
 use multiproj_runtime::npy::{NpyInPlace, NpyInput, NpyOutput, TensorView, TensorViewMut};
 use multiproj_runtime::verify::Agreement;
-use multiproj_runtime::{Backend, DataError, Element, Report};
+use multiproj_runtime::{Backend, DataError, Element, Executor, Report};
 
 use crate::args::ProjectArgs;
-use crate::commands::{plan_for, read_spec, with_threads};
+use crate::commands::{choose_backend, file_size, plan_for, read_spec, with_threads};
 use crate::diagnostics::CliError;
 use crate::output;
+use crate::progress::{self, Bar};
 use crate::stats::Stats;
 
 pub fn run(args: &ProjectArgs) -> Result<(), CliError> {
-    let backend = choose_backend(args)?;
+    let backend = choose_backend(args.backend.as_deref())?;
     let (spec, _) = read_spec(&args.spec)?;
     let radius =
         multiproj_compiler::resolve_radius(&spec.source, spec.radius.as_ref(), args.radius)?;
@@ -38,28 +39,21 @@ pub fn run(args: &ProjectArgs) -> Result<(), CliError> {
             Some("name another file with --output, or use --in-place instead of --output"),
         ));
     }
-    let job = Job {
-        args,
-        spec: &spec,
-        radius,
-        backend,
-        want_stats: args.stats || args.json,
-    };
-    let stats = with_threads(args.threads, || job.run())??;
+    let stats = progress::run(args.progress, file_size(&args.input), |bar| {
+        let job = Job {
+            args,
+            spec: &spec,
+            radius,
+            backend,
+            want_stats: args.stats || args.json,
+            bar,
+        };
+        with_threads(args.threads, || job.run())?
+    })?;
     match stats {
         Some(stats) if args.json => output::print(&format!("{}\n", stats.json())),
         Some(stats) => output::print(&stats.human()),
         None => Ok(()),
-    }
-}
-
-/// The backend to run (`--verify` also runs the other one).
-fn choose_backend(args: &ProjectArgs) -> Result<Backend, CliError> {
-    match args.backend.as_deref() {
-        None => Ok(Backend::default()),
-        Some(name) => name
-            .parse::<Backend>()
-            .map_err(|e| CliError::usage(e.to_string(), None)),
     }
 }
 
@@ -88,8 +82,10 @@ struct Job<'a> {
     args: &'a ProjectArgs,
     spec: &'a Spec,
     radius: f64,
+    /// The backend to run (`--verify` also runs the other one).
     backend: Backend,
     want_stats: bool,
+    bar: Option<&'a Bar>,
 }
 
 /// What a typed run returns: the runtime's report, and for `--stats` the counts and the norm
@@ -107,12 +103,35 @@ struct Measured {
 }
 
 impl Job<'_> {
+    /// The runtime's options: the backend, and the progress bar if there is one.
+    fn exec(&self) -> Executor<'_> {
+        let exec = Executor::new(self.backend);
+        match self.bar {
+            Some(bar) => exec.with_progress(bar),
+            None => exec,
+        }
+    }
+
+    /// Names the step the progress bar shows.
+    fn phase(&self, name: &'static str) {
+        if let Some(bar) = self.bar {
+            bar.phase(name);
+        }
+    }
+
+    fn element_size(&self, bytes: usize) {
+        if let Some(bar) = self.bar {
+            bar.element_size(bytes);
+        }
+    }
+
     fn run(&self) -> Result<Option<Stats>, CliError> {
         let input = &self.args.input;
         let (tensor, order, plan, outcome, written) = match &self.args.output {
             Some(target) => {
                 let file = NpyInput::open(input)?;
                 let tensor = file.info();
+                self.element_size(tensor.dtype.size());
                 let plan = plan_for(self.spec, &tensor, input)?;
                 let mut out = NpyOutput::create(target, tensor.dtype, &tensor.shape, file.order())?;
                 let outcome = match (file.view(), out.view_mut()) {
@@ -128,12 +147,14 @@ impl Job<'_> {
                     }),
                 }
                 .map_err(|e| CliError::data_in(e, "cannot project", input))?;
+                self.phase("write");
                 out.commit()?;
                 (tensor, file.order(), plan, outcome, target.as_path())
             }
             None => {
                 let mut file = NpyInPlace::open(input)?;
                 let tensor = file.info();
+                self.element_size(tensor.dtype.size());
                 let plan = plan_for(self.spec, &tensor, input)?;
                 let outcome = match file.view_mut() {
                     TensorViewMut::F32(mut x) => self.in_place(&plan, &mut x),
@@ -141,6 +162,7 @@ impl Job<'_> {
                 }
                 .map_err(|e| CliError::data_in(e, "cannot project", input))?;
                 let order = file.order();
+                self.phase("write");
                 file.flush()?;
                 (tensor, order, plan, outcome, input.as_path())
             }
@@ -173,8 +195,9 @@ impl Job<'_> {
         x: &ArrayViewD<'_, T>,
         out: &mut ArrayViewMutD<'_, T>,
     ) -> Result<Outcome, DataError> {
+        self.phase("project");
         let before = self.want_stats.then(|| count_nonzeros(x));
-        let report = multiproj_runtime::project(plan, x, out, self.radius, self.backend)?;
+        let report = self.exec().project(plan, x, out, self.radius)?;
         let verified = self.verify(plan, x, &out.view())?;
         let measured = self.measure(plan, before, &out.view())?;
         Ok(Outcome {
@@ -189,23 +212,22 @@ impl Job<'_> {
         plan: &Plan,
         data: &mut ArrayViewMutD<'_, T>,
     ) -> Result<Outcome, DataError> {
+        self.phase("project");
         let before = self.want_stats.then(|| count_nonzeros(&data.view()));
         // With --verify, both backends first project into memory and must agree before the
         // file is touched.
         let verified = if self.args.verify {
+            self.phase("verify");
             let mut ours = multiproj_runtime::verify::alloc_output::<T>(plan);
-            multiproj_runtime::project(
-                plan,
-                &data.view(),
-                &mut ours.view_mut(),
-                self.radius,
-                self.backend,
-            )?;
-            self.verify(plan, &data.view(), &ours.view().into_dyn())?
+            self.exec()
+                .project(plan, &data.view(), &mut ours.view_mut(), self.radius)?;
+            let verified = self.verify(plan, &data.view(), &ours.view().into_dyn())?;
+            self.phase("project");
+            verified
         } else {
             None
         };
-        let report = multiproj_runtime::project_in_place(plan, data, self.radius, self.backend)?;
+        let report = self.exec().project_in_place(plan, data, self.radius)?;
         let measured = self.measure(plan, before, &data.view())?;
         Ok(Outcome {
             report,
@@ -225,8 +247,14 @@ impl Job<'_> {
         if !self.args.verify {
             return Ok(None);
         }
-        let (agreement, _) =
-            multiproj_runtime::verify::check_against(plan, x, result, self.radius, self.backend)?;
+        self.phase("verify");
+        let (agreement, _) = multiproj_runtime::verify::check_against_with(
+            plan,
+            x,
+            result,
+            self.radius,
+            &self.exec(),
+        )?;
         Ok(Some(agreement))
     }
 
@@ -240,10 +268,11 @@ impl Job<'_> {
         let Some(nonzeros_before) = nonzeros_before else {
             return Ok(None);
         };
+        self.phase("stats");
         Ok(Some(Measured {
             nonzeros_before,
             nonzeros_after: count_nonzeros(result),
-            norm_after: multiproj_runtime::norm(plan, result, self.backend)?,
+            norm_after: self.exec().norm(plan, result)?,
         }))
     }
 }
