@@ -24,6 +24,9 @@
 #   KEEP=1               keep the files afterwards (default: removed)
 #   DROP_CACHES=1        drop the page cache before each run (root only; affects the whole
 #                        machine), so that even a small SIZE_GIB reads from the disk
+#   RECORD=path.md       where the report is also written as markdown, with the date, the
+#                        machine and the command (default bench/out_of_core.md, which
+#                        bench/report.py copies into BENCHMARKS.md; RECORD= to skip)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -34,6 +37,7 @@ DIR=${DIR:-target/out-of-core}
 RADIUS_FRAC=${RADIUS_FRAC:-0.25}
 KEEP=${KEEP:-0}
 DROP_CACHES=${DROP_CACHES:-0}
+RECORD=${RECORD-bench/out_of_core.md}
 COLS=4096
 SPEC='l1 over dim0 of linf over dim1'
 VENV=target/bench-venv
@@ -180,7 +184,8 @@ run in-place "$SPEC" "$BIG" --radius "$RADIUS" --in-place
 
 # 4. The report.
 say "report"
-python3 - "$DIR" "$BYTES" "$DD_READ" "$DD_WRITE" "$SIZE_GIB" "$mem_kib" "$OUT_OF_PLACE" \
+REPORT=$DIR/report.txt
+(python3 - "$DIR" "$BYTES" "$DD_READ" "$DD_WRITE" "$SIZE_GIB" "$mem_kib" "$OUT_OF_PLACE" \
     "$ROWS" "$ZEROED" "$PROJECTED" "$UNTOUCHED" "$DROP_CACHES" <<'PYEOF'
 import re, sys
 
@@ -193,6 +198,9 @@ print(f"disk (dd)      sequential read {rd:.2f} GB/s, write {wr:.2f} GB/s (O_DIR
 if cached:
     print("note           the tensor fits in RAM and the page cache was not dropped: reads came "
           "from memory,\n               so the floor at the disk's rates does not bound these runs")
+elif sys.argv[12] != "1":
+    print("note           the page cache was not dropped (DROP_CACHES=1 does): the first run may "
+          "find part of\n               the file, written just before, still in memory")
 for name in (["out-of-place"] if oop else []) + ["in-place"]:
     t = open(f"{d}/{name}.time").read()
     wall = re.search(r"Elapsed \(wall clock\) time.*: (\S+)", t).group(1)
@@ -218,3 +226,25 @@ for name in (["out-of-place"] if oop else []) + ["in-place"]:
     print(f"{'':15}peak RSS {rss / 2**20:.2f} GiB (/usr/bin/time -v); sampled peaks: anonymous "
           f"{anon / 2**10:.0f} MiB, mapped file {filek / 2**20:.2f} GiB (page cache, reclaimable)")
 PYEOF
+) | tee "$REPORT"
+
+if [ -n "$RECORD" ]; then
+    {
+        echo "Run on $(date -u '+%Y-%m-%d %H:%M UTC') by \`bench/out_of_core.sh\` with" \
+            "\`SIZE_GIB=$SIZE_GIB RADIUS_FRAC=$RADIUS_FRAC DROP_CACHES=$DROP_CACHES\`" \
+            "($(nproc) cores, $((mem_kib / 1024 / 1024)) GiB RAM," \
+            "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)). The runs:"
+        echo
+        echo '```sh'
+        if [ "$OUT_OF_PLACE" = 1 ]; then
+            echo "multiproj project '$SPEC' big.npy --radius $RADIUS --output projected.npy"
+        fi
+        echo "multiproj project '$SPEC' big.npy --radius $RADIUS --in-place"
+        echo '```'
+        echo
+        echo '```'
+        cat "$REPORT"
+        echo '```'
+    } >"$RECORD"
+    say "wrote $RECORD"
+fi

@@ -400,6 +400,18 @@ def main():
     out.extend(notes)
     w("")
 
+    # The last out-of-core run (bench/out_of_core.sh writes this record; it is not rerun here).
+    ooc = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out_of_core.md")
+    if os.path.exists(ooc):
+        w("## Out of core: a tensor larger than RAM\n")
+        w("`bench/out_of_core.sh` (not part of this script's run, and not a CI test) projects an "
+          "f32 `.npy` larger than the machine's RAM through the memory map, out of place and in "
+          "place, and compares with the disk's sequential rates measured by `dd` in the same "
+          "run. Its last record:\n")
+        with open(ooc) as f:
+            out.extend(line.rstrip("\n") for line in f)
+        w("")
+
     w("## Commands\n")
     with open(os.path.join(res, "commands.txt")) as f:
         root = os.getcwd() + "/"
