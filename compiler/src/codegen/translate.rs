@@ -48,6 +48,9 @@ use multiproj_grammar::Norm;
 
 /// Pairs of elements per iteration of the unrolled loop (independent accumulators in reduce).
 const UNROLL: usize = 4;
+/// The same for jammed runs, whose iterations already take [`JAM_ROWS`] elements per group
+/// (more would only lengthen the code and its compile time: measured no faster).
+const UNROLL_JAM: usize = 1;
 /// Elements per vector: two f64 lanes.
 const LANES: i64 = 2;
 
@@ -63,6 +66,7 @@ pub(super) fn translate(
         key,
         esize: key.dtype.size() as i64,
         data: MemFlagsData::new().with_notrap(),
+        unroll: UNROLL,
     };
     match key.pass {
         Pass::Reduce(norm) => t.translate_reduce(norm),
@@ -153,6 +157,9 @@ struct Translator<'a> {
     esize: i64,
     /// Flags of accesses to the tensor and the group arrays: valid, but not known aligned.
     data: MemFlagsData,
+    /// Pairs per iteration of a strip's unrolled loop: [`UNROLL`], or [`UNROLL_JAM`] while a
+    /// jammed run is translated.
+    unroll: usize,
 }
 
 impl Translator<'_> {
@@ -1065,6 +1072,7 @@ impl Translator<'_> {
                     t.step(row, inner, zero)
                 });
                 let n = inner_extent;
+                t.unroll = UNROLL_JAM;
                 run(
                     t,
                     Run {
@@ -1080,6 +1088,7 @@ impl Translator<'_> {
                         }),
                     },
                 );
+                t.unroll = UNROLL;
                 vec![]
             });
         }
@@ -1197,10 +1206,11 @@ impl Translator<'_> {
         };
         let mut i = self.b.ins().iconst(I64, 0);
         if vector {
-            let step = lanes * UNROLL as i64;
+            let unroll = self.unroll;
+            let step = lanes * unroll as i64;
             (i, state) = self.for_range(i, n, step, &state, |t, i, c| {
                 let mut c = c.to_vec();
-                for u in 0..UNROLL {
+                for u in 0..unroll {
                     let off = lanes * u as i64;
                     chunk(
                         t,
