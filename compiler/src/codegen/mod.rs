@@ -120,7 +120,15 @@ pub struct KernelKey {
     /// The innermost loop is contiguous in the data (and in the output, out of place, and in the
     /// group index when it is not reduced), so it is vectorized.
     pub inner_contiguous: bool,
+    /// Column-wise groups whose enclosing loop stays inside the groups (group stride 0): the
+    /// reduce and apply kernels take [`JAM_ROWS`] runs of that loop at once, so each group's
+    /// accumulator, parameters and masks are loaded (and stored) once per four rows of data
+    /// instead of once per row (unroll-and-jam; the order of every group's fold is unchanged).
+    pub jam: bool,
 }
+
+/// Runs of the innermost loop a jammed kernel processes together (see [`KernelKey::jam`]).
+pub const JAM_ROWS: usize = 4;
 
 impl KernelKey {
     /// The key of `pass` for `plan`.
@@ -141,12 +149,18 @@ impl KernelKey {
                     ) || l.out_stride == 1)
             }
         };
+        let outer_in_group = plan.loops.len() >= 2 && plan.loops[plan.loops.len() - 2].is_reduced();
+        let jam = !inner_reduced
+            && inner_contiguous
+            && outer_in_group
+            && matches!(pass, Pass::Reduce(_) | Pass::Apply { .. });
         KernelKey {
             pass,
             dtype: plan.tensor.dtype,
             depth: plan.loops.len().max(1),
             inner_reduced,
             inner_contiguous,
+            jam,
         }
     }
 
@@ -170,7 +184,7 @@ impl KernelKey {
             } else {
                 "strided"
             }
-        )
+        ) + if self.jam { "_jam" } else { "" }
     }
 }
 

@@ -14,6 +14,13 @@
 //! bit-identical and the strip then takes four f32 lanes at a time: the max|x| of the linf
 //! reduce, the copy and zero fill of the apply, and clipping (see `apply_rows`).
 //!
+//! Column-wise groups (the innermost loop runs across groups) are *jammed* when the loop around
+//! it stays inside the groups ([`KernelKey::jam`]): [`JAM_ROWS`] consecutive runs go through
+//! one strip, so a group's accumulator (reduce) or parameters and masks (apply) are loaded and
+//! stored once per [`JAM_ROWS`] elements of the group instead of once per element. Each
+//! group's elements are still folded in memory order, so results are bit-identical to one run
+//! at a time. The remaining runs (fewer than [`JAM_ROWS`]) go one at a time.
+//!
 //! The addresses a strip reads and writes are pointers carried through its loops and advanced
 //! each iteration (`strip_ptrs`): Cranelift would otherwise recompute a base computed outside
 //! the loop from the loop indices in every iteration. Constant masks (`|x|`, `-x`) are built
@@ -35,12 +42,15 @@ use cranelift_codegen::ir::{
 use cranelift_codegen::isa::TargetFrontendConfig;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
-use super::{ApplyKind, KernelKey, LOOP_DESC_LEN, Pass};
+use super::{ApplyKind, JAM_ROWS, KernelKey, LOOP_DESC_LEN, Pass};
 use crate::tensor::DType;
 use multiproj_grammar::Norm;
 
 /// Pairs of elements per iteration of the unrolled loop (independent accumulators in reduce).
 const UNROLL: usize = 4;
+/// The same for jammed runs, whose iterations already take [`JAM_ROWS`] elements per group
+/// (more would only lengthen the code and its compile time: measured no faster).
+const UNROLL_JAM: usize = 1;
 /// Elements per vector: two f64 lanes.
 const LANES: i64 = 2;
 
@@ -56,6 +66,7 @@ pub(super) fn translate(
         key,
         esize: key.dtype.size() as i64,
         data: MemFlagsData::new().with_notrap(),
+        unroll: UNROLL,
     };
     match key.pass {
         Pass::Reduce(norm) => t.translate_reduce(norm),
@@ -92,6 +103,20 @@ struct Run {
     n: Value,
     stride: Value,
     group_stride: Value,
+    out_stride: Value,
+    /// A jammed run ([`KernelKey::jam`]): [`JAM_ROWS`] runs of consecutive indices of the
+    /// enclosing loop, which visit the same groups.
+    rows: Option<Rows>,
+}
+
+/// The runs of a jammed run: their cursors (the first is the run's), and the enclosing loop's
+/// data and output strides in bytes, from which row `k` is `k` strides from the first. (The
+/// offsets are formed from the strides alone, so Cranelift computes them once per kernel; from
+/// the cursors they would be recomputed in every iteration.)
+#[derive(Clone, Copy)]
+struct Rows {
+    at: [Cursor; JAM_ROWS],
+    stride: Value,
     out_stride: Value,
 }
 
@@ -132,6 +157,9 @@ struct Translator<'a> {
     esize: i64,
     /// Flags of accesses to the tensor and the group arrays: valid, but not known aligned.
     data: MemFlagsData,
+    /// Pairs per iteration of a strip's unrolled loop: [`UNROLL`], or [`UNROLL_JAM`] while a
+    /// jammed run is translated.
+    unroll: usize,
 }
 
 impl Translator<'_> {
@@ -348,6 +376,9 @@ impl Translator<'_> {
         let stride = self.data_stride(run);
         let gstride = self.group_stride(run);
         let abs_mask = self.abs_mask(F64X2);
+        // A jammed run folds the same element of JAM_ROWS rows into one load and store of its
+        // accumulator, row after row: the same order of operations as one run per row.
+        let row_offsets = self.row_offsets(run, false);
         // [vector NaN detector, scalar detector; pointers: data, accumulators, (l2) maxima].
         let mut ptrs = vec![(run.at.data, stride), (base, gstride)];
         if l2 {
@@ -360,29 +391,45 @@ impl Translator<'_> {
             vec![zv, zs],
             &ptrs,
             &mut |t, c, st| {
-                let (x, ty, off) = if c.pair {
-                    let x = t.load_pair_at(st[2], c.off);
-                    (x, F64X2, (c.off * 8) as i32)
+                let (ty, off) = if c.pair {
+                    (F64X2, (c.off * 8) as i32)
                 } else {
-                    let x = t.load_at(st[2]);
-                    (x, F64, 0)
+                    (F64, 0)
                 };
-                let abs = if c.pair {
-                    t.b.ins().band(x, abs_mask)
-                } else {
-                    t.b.ins().fabs(x)
-                };
-                let update = |t: &mut Translator<'_>, slot: Value, norm: Norm| {
-                    let a = t.b.ins().load(ty, t.data, slot, off);
-                    let a = t.fold_abs(norm, a, x, abs, c.pair);
-                    t.b.ins().store(t.data, a, slot, off);
-                };
-                update(t, st[3], norm);
-                if l2 {
-                    update(t, st[4], Norm::Linf);
+                let mut a = t.b.ins().load(ty, t.data, st[3], off);
+                let mut m = l2.then(|| t.b.ins().load(ty, t.data, st[4], off));
+                let mut bad = None;
+                for &row in &row_offsets {
+                    let at = t.offset_ptr(st[2], row);
+                    let x = if c.pair {
+                        t.load_pair_at(at, c.off)
+                    } else {
+                        t.load_at(at)
+                    };
+                    let abs = if c.pair {
+                        t.b.ins().band(x, abs_mask)
+                    } else {
+                        t.b.ins().fabs(x)
+                    };
+                    a = t.fold_abs(norm, a, x, abs, c.pair);
+                    if let Some(mm) = m {
+                        m = Some(t.fold_abs(Norm::Linf, mm, x, abs, c.pair));
+                    }
+                    let d = t.b.ins().fsub(x, x);
+                    bad = Some(bad.map_or(d, |b| t.b.ins().bor(b, d)));
+                }
+                // The NaN detector, through the stored accumulator: `x - x` is +0 for every
+                // finite `x`, so OR-ing it into the accumulator changes nothing, and NaN bits
+                // for a non-finite one, which make the accumulator NaN (it is thrown away with
+                // the error). The detector then only needs the stored value, not every `x`
+                // until the end of the iteration (which would spill them).
+                let a = t.b.ins().bor(a, bad.expect("a run has rows"));
+                t.b.ins().store(t.data, a, st[3], off);
+                if let Some(m) = m {
+                    t.b.ins().store(t.data, m, st[4], off);
                 }
                 let d = usize::from(!c.pair);
-                st[d] = t.detect(st[d], x);
+                st[d] = t.detect(st[d], a);
             },
         );
         let mut det = st[1];
@@ -392,6 +439,28 @@ impl Translator<'_> {
             det = self.b.ins().bor(d, det);
         }
         self.check_finite(det, run);
+    }
+
+    /// The byte offsets of the rows of a jammed run from its first row (`[None]`, no offset,
+    /// for a plain run), in the data or (`out`) in the output.
+    fn row_offsets(&mut self, run: Run, out: bool) -> Vec<Option<Value>> {
+        match run.rows {
+            None => vec![None],
+            Some(rows) => {
+                let stride = if out { rows.out_stride } else { rows.stride };
+                std::iter::once(None)
+                    .chain((1..JAM_ROWS).map(|k| Some(self.b.ins().imul_imm_s(stride, k as i64))))
+                    .collect()
+            }
+        }
+    }
+
+    /// `ptr + offset` (a row of a jammed run), or `ptr`.
+    fn offset_ptr(&mut self, ptr: Value, offset: Option<Value>) -> Value {
+        match offset {
+            Some(o) => self.b.ins().iadd(ptr, o),
+            None => ptr,
+        }
     }
 
     /// A float vector of type `ty` (f64x2 or f32x4) with the sign bits clear: `x & mask` is
@@ -476,22 +545,29 @@ impl Translator<'_> {
         self.b.set_cold_block(rescan);
         self.b.ins().brif(bad, rescan, &[], ok, &[]);
         self.b.switch_to_block(rescan);
-        let zero = self.b.ins().iconst(I64, 0);
         let stride = self.data_stride(run);
-        self.for_range(zero, run.n, 1, &[], |t, j, _| {
-            let x = t.load_one(run.at.data, j, stride);
-            let d = t.b.ins().fsub(x, x);
-            let nan = t.b.ins().fcmp(FloatCC::Unordered, d, d);
-            let found = t.b.create_block();
-            let next = t.b.create_block();
-            t.b.set_cold_block(found);
-            t.b.ins().brif(nan, found, &[], next, &[]);
-            t.b.switch_to_block(found);
-            let pos = t.b.ins().iadd(run.at.pos, j);
-            t.b.ins().return_(&[pos]);
-            t.b.switch_to_block(next);
-            vec![]
-        });
+        // A jammed run rescans its rows in memory order, so the first one found is the first.
+        let rows = match run.rows {
+            Some(rows) => rows.at.to_vec(),
+            None => vec![run.at],
+        };
+        for at in rows {
+            let zero = self.b.ins().iconst(I64, 0);
+            self.for_range(zero, run.n, 1, &[], |t, j, _| {
+                let x = t.load_one(at.data, j, stride);
+                let d = t.b.ins().fsub(x, x);
+                let nan = t.b.ins().fcmp(FloatCC::Unordered, d, d);
+                let found = t.b.create_block();
+                let next = t.b.create_block();
+                t.b.set_cold_block(found);
+                t.b.ins().brif(nan, found, &[], next, &[]);
+                t.b.switch_to_block(found);
+                let pos = t.b.ins().iadd(at.pos, j);
+                t.b.ins().return_(&[pos]);
+                t.b.switch_to_block(next);
+                vec![]
+            });
+        }
         // Not reached when the detector is right; carrying on is the safe fallback.
         self.b.ins().jump(ok, &[]);
         self.b.switch_to_block(ok);
@@ -710,36 +786,39 @@ impl Translator<'_> {
             self.out_stride(run),
             self.group_stride(run),
         );
-        // Pointers walked along the run: data, param, keep, live, then the output (out of
-        // place; in place it is the data pointer) and the offset (soft threshold only).
+        // A jammed run loads each group's parameters and masks once for JAM_ROWS rows.
+        let data_rows = self.row_offsets(run, false);
+        let out_rows = if in_place {
+            data_rows.clone()
+        } else {
+            self.row_offsets(run, true)
+        };
+        // Pointers walked along the run: data, param, live, then the output (out of place; in
+        // place it is the data pointer), `keep` (soft threshold and in place) and the offset
+        // (soft threshold only).
         let shrink = op == ApplyKind::Shrink;
-        let mut ptrs = vec![
-            (run.at.data, stride),
-            (param, gstride),
-            (keep, gstride),
-            (live, gstride),
-        ];
+        let mut ptrs = vec![(run.at.data, stride), (param, gstride), (live, gstride)];
         let out_at = if in_place {
             0
         } else {
             ptrs.push((run.at.out, out_stride));
             ptrs.len() - 1
         };
+        let needs_keep = shrink || in_place;
+        let keep_at = ptrs.len();
+        if needs_keep {
+            ptrs.push((keep, gstride));
+        }
         let offset_at = ptrs.len();
         if shrink {
             ptrs.push((offset, gstride));
         }
         self.strip_ptrs(run.n, vector, LANES, vec![], &ptrs, &mut |t, c, st| {
-            let (data, param, keep, live, out) = (st[0], st[1], st[2], st[3], st[out_at]);
+            let (data, param, live, out) = (st[0], st[1], st[2], st[out_at]);
             let (ty, off) = if c.pair {
                 (F64X2, (c.off * 8) as i32)
             } else {
                 (F64, 0)
-            };
-            let y = if c.pair {
-                t.load_pair_at(data, c.off)
-            } else {
-                t.load_at(data)
             };
             let p = t.b.ins().load(ty, t.data, param, off);
             // Only the soft threshold has a second parameter.
@@ -749,29 +828,49 @@ impl Translator<'_> {
                 p
             };
             let l = t.b.ins().load(ty, t.data, live, off);
-            let r = t.op(op, y, p, o, c.pair);
-            // Clip and scale: a kept group has the identity parameter and `live` set (see
-            // the module docs), so `op(y)` is `y` there; only the soft threshold needs `keep`
-            // to select `y`. In place, `keep` also says which lanes not to store.
-            let k = (shrink || in_place).then(|| t.b.ins().load(ty, t.data, keep, off));
-            let res = match k {
-                Some(k) if shrink => {
-                    let kept = t.b.ins().band(y, k);
-                    let projected = t.b.ins().band(r, l);
-                    t.b.ins().bor(kept, projected)
+            let k = needs_keep.then(|| t.b.ins().load(ty, t.data, st[keep_at], off));
+            // The projected rows: clip and scale: a kept group has the identity parameter and
+            // `live` set (see the module docs), so `op(y)` is `y` there; only the soft
+            // threshold needs `keep` to select `y`. In place, `keep` also says which lanes not
+            // to store.
+            let results: Vec<(Value, Value)> = data_rows
+                .iter()
+                .zip(&out_rows)
+                .map(|(&d, &o_row)| {
+                    let src = t.offset_ptr(data, d);
+                    let y = if c.pair {
+                        t.load_pair_at(src, c.off)
+                    } else {
+                        t.load_at(src)
+                    };
+                    let r = t.op(op, y, p, o, c.pair);
+                    let res = match k {
+                        Some(k) if shrink => {
+                            let kept = t.b.ins().band(y, k);
+                            let projected = t.b.ins().band(r, l);
+                            t.b.ins().bor(kept, projected)
+                        }
+                        _ => t.b.ins().band(r, l),
+                    };
+                    (res, t.offset_ptr(out, o_row))
+                })
+                .collect();
+            let store_all = |t: &mut Translator<'_>| {
+                for &(res, dst) in &results {
+                    if c.pair {
+                        t.store_pair_at(res, dst, c.off)
+                    } else {
+                        t.store_at(res, dst)
+                    }
                 }
-                _ => t.b.ins().band(r, l),
             };
             if !in_place {
-                if c.pair {
-                    t.store_pair_at(res, out, c.off)
-                } else {
-                    t.store_at(res, out)
-                }
+                store_all(t);
                 return;
             }
             // In place, a kept element is never stored to, not even with its own bits (that
-            // would dirty a clean page of a memory map).
+            // would dirty a clean page of a memory map). The rows share their groups, so one
+            // decision covers them all.
             let k = k.expect("loaded in place");
             let next = t.b.create_block();
             if c.pair {
@@ -790,17 +889,21 @@ impl Translator<'_> {
                 let no_lane = t.b.ins().icmp_imm_s(IntCC::Equal, kept, 0);
                 t.b.ins().brif(no_lane, none, &[], mixed, &[]);
                 t.b.switch_to_block(none);
-                t.store_pair_at(res, out, c.off);
+                store_all(t);
                 t.b.ins().jump(next, &[]);
                 t.b.switch_to_block(mixed);
                 let lane0_kept = t.b.ins().icmp_imm_s(IntCC::Equal, kept, 1);
                 let lane0 = t.b.create_block();
                 t.b.ins().brif(lane0_kept, lane1, &[], lane0, &[]);
                 t.b.switch_to_block(lane0);
-                t.store_lane_at(res, 0, out, c.off);
+                for &(res, dst) in &results {
+                    t.store_lane_at(res, 0, dst, c.off);
+                }
                 t.b.ins().jump(next, &[]);
                 t.b.switch_to_block(lane1);
-                t.store_lane_at(res, 1, out, c.off);
+                for &(res, dst) in &results {
+                    t.store_lane_at(res, 1, dst, c.off);
+                }
                 t.b.ins().jump(next, &[]);
             } else {
                 let write = t.b.create_block();
@@ -808,7 +911,7 @@ impl Translator<'_> {
                 let kept = t.b.ins().icmp_imm_s(IntCC::NotEqual, k, 0);
                 t.b.ins().brif(kept, next, &[], write, &[]);
                 t.b.switch_to_block(write);
-                t.store_at(res, out);
+                store_all(t);
                 t.b.ins().jump(next, &[]);
             }
             t.b.switch_to_block(next);
@@ -951,11 +1054,44 @@ impl Translator<'_> {
                     stride: l.stride,
                     group_stride: l.group_stride,
                     out_stride: l.out_stride,
+                    rows: None,
                 },
             );
             return;
         }
         let inner_extent = loops[level + 1].extent;
+        let mut start = start;
+        if self.key.jam && level + 2 == loops.len() {
+            // Unroll-and-jam: JAM_ROWS runs at a time, then the rest one by one.
+            let inner = loops[level + 1];
+            (start, _) = self.for_range(start, end, JAM_ROWS as i64, &[], |t, i, _| {
+                let zero = t.b.ins().iconst(I64, 0);
+                let rows: [Cursor; JAM_ROWS] = std::array::from_fn(|k| {
+                    let ik = t.b.ins().iadd_imm_s(i, k as i64);
+                    let row = t.step(at, l, ik);
+                    t.step(row, inner, zero)
+                });
+                let n = inner_extent;
+                t.unroll = UNROLL_JAM;
+                run(
+                    t,
+                    Run {
+                        at: rows[0],
+                        n,
+                        stride: inner.stride,
+                        group_stride: inner.group_stride,
+                        out_stride: inner.out_stride,
+                        rows: Some(Rows {
+                            at: rows,
+                            stride: l.stride,
+                            out_stride: l.out_stride,
+                        }),
+                    },
+                );
+                t.unroll = UNROLL;
+                vec![]
+            });
+        }
         self.for_range(start, end, 1, &[], |t, i, _| {
             let at = t.step(at, l, i);
             let zero = t.b.ins().iconst(I64, 0);
@@ -1070,10 +1206,11 @@ impl Translator<'_> {
         };
         let mut i = self.b.ins().iconst(I64, 0);
         if vector {
-            let step = lanes * UNROLL as i64;
+            let unroll = self.unroll;
+            let step = lanes * unroll as i64;
             (i, state) = self.for_range(i, n, step, &state, |t, i, c| {
                 let mut c = c.to_vec();
-                for u in 0..UNROLL {
+                for u in 0..unroll {
                     let off = lanes * u as i64;
                     chunk(
                         t,
