@@ -187,6 +187,7 @@ impl<'a> Executor<'a> {
         plan: &Plan,
         x: &ArrayViewD<'_, T>,
         radius: f64,
+        in_place: bool,
         stages: &mut Stages<'a>,
     ) -> Result<(Aggregates, Vec<GroupAction>), DataError> {
         debug_assert!(radius.is_finite() && radius >= 0.0);
@@ -195,7 +196,8 @@ impl<'a> Executor<'a> {
             // Compiling (or fetching from the cache) is its own stage, so that kernel compile
             // time never hides inside the time of a pass over the data.
             stages.run(Stage::Compile, 0, |_| {
-                jit::prepare(plan, plan.innermost().norm == multiproj_compiler::Norm::L1)
+                let l1 = plan.innermost().norm == multiproj_compiler::Norm::L1;
+                jit::prepare(plan, l1, in_place)
             })?;
         }
         let inner = stages.run(Stage::Reduce, x.len(), |t| self.reduce(plan, x, t))?;
@@ -238,7 +240,7 @@ impl<'a> Executor<'a> {
         radius: f64,
     ) -> Result<Report, DataError> {
         let mut stages = Stages::new(self.progress);
-        let (agg, actions) = self.analyze(plan, x, radius, &mut stages)?;
+        let (agg, actions) = self.analyze(plan, x, radius, false, &mut stages)?;
         check_layout(plan, out.shape())?;
         stages.run(Stage::Apply, x.len(), |t| match self.backend {
             Backend::Jit => jit::apply_with(jit::global()?, plan, &actions, x, out, t),
@@ -256,7 +258,7 @@ impl<'a> Executor<'a> {
         radius: f64,
     ) -> Result<Report, DataError> {
         let mut stages = Stages::new(self.progress);
-        let (agg, actions) = self.analyze(plan, &data.view(), radius, &mut stages)?;
+        let (agg, actions) = self.analyze(plan, &data.view(), radius, true, &mut stages)?;
         stages.run(Stage::Apply, data.len(), |t| match self.backend {
             Backend::Jit => jit::apply_in_place_with(jit::global()?, plan, &actions, data, t),
             Backend::Interp => interp::apply_in_place_ticked(plan, &actions, data, t),

@@ -85,23 +85,27 @@ pub fn threshold<T: Element>(
     threshold_with(global()?, plan, x, actions, &Ticker::none())
 }
 
-/// Compiles (or finds in the cache) every kernel a projection with `plan` runs: reduce, apply
-/// out of place and in place, and, when `needs_threshold` and the innermost norm is l1, the
-/// gather of the threshold stage. Lets a caller time compilation as a stage of its own; the
-/// passes then only hit the cache.
-pub fn prepare(plan: &Plan, needs_threshold: bool) -> Result<(), DataError> {
-    prepare_with(global()?, plan, needs_threshold)
+/// Compiles (or finds in the cache) every kernel a projection with `plan` runs: reduce, the
+/// apply pass (in place or out of place, the one the projection runs) and, when
+/// `needs_threshold` and the innermost norm is l1, the gather of the threshold stage. Lets a
+/// caller time compilation as a stage of its own; the passes then only hit the cache.
+pub fn prepare(plan: &Plan, needs_threshold: bool, in_place: bool) -> Result<(), DataError> {
+    prepare_with(global()?, plan, needs_threshold, in_place)
 }
 
 /// [`prepare`] with a given JIT.
-pub fn prepare_with(jit: &Jit, plan: &Plan, needs_threshold: bool) -> Result<(), DataError> {
+pub fn prepare_with(
+    jit: &Jit,
+    plan: &Plan,
+    needs_threshold: bool,
+    in_place: bool,
+) -> Result<(), DataError> {
     let err = |e: CodegenError| internal(&e);
     jit.reduce_kernel(plan).map_err(err)?;
     if needs_threshold && plan.innermost().norm == Norm::L1 {
         jit.gather_kernel(plan).map_err(err)?;
     }
-    jit.apply_kernel(plan, false).map_err(err)?;
-    jit.apply_kernel(plan, true).map_err(err)?;
+    jit.apply_kernel(plan, in_place).map_err(err)?;
     Ok(())
 }
 

@@ -739,9 +739,14 @@ fn prepare_compiles_every_kernel_a_projection_runs() {
     ] {
         let x = make_tensor::<f64>(&mut rng, &[30, 20], false, NONE, NONE);
         let plan = plan_for(spec, info_of(&x.view()));
-        jit::prepare_with(&jit_, &plan, true).unwrap();
+        // One apply kernel per call: the one the projection runs.
+        jit::prepare_with(&jit_, &plan, true, false).unwrap();
+        let one = jit_.compiled();
+        jit::prepare_with(&jit_, &plan, true, true).unwrap();
+        assert_eq!(jit_.compiled(), one + 1, "{spec}: the in-place apply is compiled only now");
         let compiled = jit_.compiled();
-        jit::prepare_with(&jit_, &plan, true).unwrap();
+        jit::prepare_with(&jit_, &plan, true, false).unwrap();
+        jit::prepare_with(&jit_, &plan, true, true).unwrap();
         assert_eq!(jit_.compiled(), compiled, "prepare twice compiles once");
         check_case::<f64>(&jit_, &mut rng, spec, &Layout::dense(&[30, 20], false), 0.5);
         assert_eq!(
