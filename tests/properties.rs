@@ -20,7 +20,7 @@ mod common;
 use std::fmt::Write as _;
 use std::ops::RangeInclusive;
 
-use multiproj::{Norm, Projection};
+use multiproj::{Backend, Norm, Projection};
 use ndarray::{ArrayBase, ArrayD, ArrayViewD, IxDyn, RawData, ShapeBuilder, Slice};
 use proptest::prelude::*;
 use proptest::sample::subsequence;
@@ -640,6 +640,51 @@ fn scaling_covariant(c: &Case, spec: String, k: i32) -> Result<(), TestCaseError
     )
 }
 
+/// The same near the top of the f64 range: `2^k·Y` with entries up to about `f64::MAX`, whose
+/// sums overflow (several entries of that size in a group or a level). Norms beyond `f64::MAX`
+/// are computed scaled by a power of two, so the projection still commutes with the scaling.
+/// The radius is the case's fraction of the scaled norm, or of `f64::MAX` when that norm
+/// overflows.
+fn scaling_to_the_top(c: &Case, spec: String, below: i32) -> Result<(), TestCaseError> {
+    let x = build::<f64>(c);
+    let max = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    prop_assume!(max > 0.0);
+    // The largest entry lands within a factor 2^(below+1) of f64::MAX. (`2^k` itself may not
+    // be a finite f64: scale in two steps.)
+    let k = f64::MAX_EXP - 1 - max.log2().ceil() as i32 - below;
+    let times_2k = |v: f64| v * 2f64.powi(k / 2) * 2f64.powi(k - k / 2);
+    let proj = lib(&spec, "compile", Projection::compile(&spec))?;
+    let norm = lib(&spec, "norm", proj.norm(&x))?;
+    let top = if times_2k(norm).is_finite() {
+        times_2k(norm)
+    } else {
+        f64::MAX
+    };
+    let radius = c.frac.min(1.5) * top;
+    prop_assume!(radius.is_finite());
+    // 2^k·P(Y, R/2^k), computed where nothing overflows.
+    let unscaled = radius * 2f64.powi(-(k / 2)) * 2f64.powi(-(k - k / 2));
+    let s = Setup::with_radius(c, spec.clone(), x.clone(), Some(unscaled))?;
+    let expected = s.project(&s.x.view())?.mapv(times_2k);
+    let y = x.mapv(times_2k);
+    for (backend, name) in [(Backend::Jit, "jit"), (Backend::Interp, "interp")] {
+        let proj = lib(&spec, "compile", Projection::compile(&spec))?;
+        let proj = lib(&spec, "with_radius", proj.with_radius(radius))?.with_backend(backend);
+        let got = lib(&spec, "project", proj.project(&y))?;
+        compared(
+            &s.spec,
+            &format!("{name}: P(2^{k}·Y, R) vs 2^{k}·P(Y, R/2^{k}), R = {radius:e}"),
+            compare_close(&got.view(), &expected.view(), 1e-12, times_2k(s.slack())),
+        )?;
+        prop_assert!(
+            got.iter().all(|v| v.is_finite()),
+            "`{}`: {name} left a non-finite entry",
+            s.spec
+        );
+    }
+    Ok(())
+}
+
 /// A NaN or an infinity anywhere is an error naming its index, from `norm`, `project` and
 /// `project_in_place`, and in place nothing is written.
 fn non_finite_is_an_error<T: Float>(
@@ -750,6 +795,15 @@ proptest! {
         k in -400i32..=400,
     ) {
         scaling_covariant(&c, c.spec(&norms), k)?;
+    }
+
+    #[test]
+    fn projection_commutes_with_scaling_up_to_f64_max(
+        c in cases(1..=4, 1..=4),
+        norms in norms(),
+        below in 0i32..=3,
+    ) {
+        scaling_to_the_top(&c, c.spec(&norms), below)?;
     }
 
     #[test]

@@ -268,6 +268,47 @@ fn l1_soft_threshold_budget(
     positive(t)
 }
 
+/// The projection of a group with l1 radius `radius > 0` (finite entries, any magnitude):
+/// `None` when the group is inside the ball (its l1 norm, summed in order, is at most `radius`:
+/// the identity), else its soft threshold ([`l1_soft_threshold`]).
+///
+/// A group whose l1 norm overflows f64 (entries near `f64::MAX`) is solved on its entries
+/// scaled by `2^-k`, enough that no sum overflows, and the threshold scaled back: scaling by a
+/// power of two is exact (entries below `2^(k-1074)` lose bits, which cannot change a
+/// threshold of that size).
+pub fn l1_group_threshold(
+    values: &[f64],
+    radius: f64,
+    scratch: &mut Vec<f64>,
+) -> Option<SoftThreshold> {
+    let total = norm_l1(values);
+    if total <= radius {
+        return None;
+    }
+    if total.is_finite() {
+        return Some(l1_soft_threshold(values, radius, scratch));
+    }
+    let k = overflow_exponent(values.len());
+    let down = 2f64.powi(-k);
+    let scaled: Vec<f64> = values.iter().map(|&y| y * down).collect();
+    let r = radius * down;
+    if norm_l1(&scaled) <= r {
+        return None;
+    }
+    let t = l1_soft_threshold(&scaled, r, scratch);
+    let up = 2f64.powi(k);
+    Some(SoftThreshold {
+        base: t.base * up,
+        offset: t.offset * up,
+    })
+}
+
+/// The `k` for which the sum of `n` magnitudes, each at most `f64::MAX`, scaled by `2^-k`
+/// stays below `f64::MAX / 2`: `2^k ≥ 2n`.
+pub fn overflow_exponent(n: usize) -> i32 {
+    (usize::BITS - n.max(1).leading_zeros()) as i32 + 1
+}
+
 /// `t`, or [`SoftThreshold::ZERO`] when it is not positive: only reachable through rounding
 /// (τ below an ulp of Σ|v|) or a violated precondition; a non-positive threshold would inflate
 /// entries.

@@ -202,7 +202,15 @@ impl<'a> Executor<'a> {
         }
         let inner = stages.run(Stage::Reduce, x.len(), |t| self.reduce(plan, x, t))?;
         let (agg, mut actions) = stages.run(Stage::Solve, 0, |_| {
-            let agg = Aggregates::reduce_up(plan, inner);
+            let mut agg = Aggregates::reduce_up(plan, inner);
+            if !agg.finite() {
+                // A norm overflowed f64 (entries near f64::MAX): the aggregates of the tensor
+                // scaled by a power of two, from a second, scaling pass (the interpreter's:
+                // such data is rare, and this pass only runs for it).
+                let exp = Aggregates::overflow_exp(x.len());
+                let inner = interp::reduce_scaled(plan, x, &Ticker::none(), exp)?;
+                agg = Aggregates::reduce_up_scaled(plan, inner, exp);
+            }
             let radii = agg.solve(plan, radius);
             let actions = agg.actions(plan, &radii);
             Ok((agg, actions))

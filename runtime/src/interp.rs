@@ -74,6 +74,19 @@ pub fn reduce_ticked<T: Element>(
     x: &ArrayViewD<'_, T>,
     ticker: &Ticker<'_>,
 ) -> Result<Vec<f64>, DataError> {
+    reduce_scaled(plan, x, ticker, 0)
+}
+
+/// [`reduce_ticked`] of the tensor scaled by `2^-exp` (exactly, up to entries that fall below
+/// the normal range): the group norms of a tensor whose norms overflow f64 unscaled (see
+/// `solve::Aggregates::scale_exp`).
+pub fn reduce_scaled<T: Element>(
+    plan: &Plan,
+    x: &ArrayViewD<'_, T>,
+    ticker: &Ticker<'_>,
+    exp: i32,
+) -> Result<Vec<f64>, DataError> {
+    let down = 2f64.powi(-exp);
     let norm = plan.innermost().norm;
     let mut acc = vec![0.0f64; plan.groups];
     // For l2 also the largest magnitude, to notice a sum of squares that over- or underflowed.
@@ -87,6 +100,7 @@ pub fn reduce_ticked<T: Element>(
             });
         }
         let g = group_of(plan, idx);
+        let y = y * down;
         match norm {
             Norm::L1 => acc[g] += y.abs(),
             Norm::L2 => {
@@ -98,7 +112,7 @@ pub fn reduce_ticked<T: Element>(
         Ok(())
     })?;
     if norm == Norm::L2 {
-        finish_l2(plan, x, &mut acc, &max);
+        finish_l2_scaled(plan, x, &mut acc, &max, down);
     }
     Ok(acc)
 }
@@ -113,6 +127,17 @@ pub fn sum_of_squares_lost(sum: f64, max: f64) -> bool {
 /// [`sum_of_squares_lost`]) — rare, so a second look at their data costs nothing in practice —
 /// are recomputed from their entries with [`balls::norm_l2`], which rescales.
 pub fn finish_l2<T: Element>(plan: &Plan, x: &ArrayViewD<'_, T>, acc: &mut [f64], max: &[f64]) {
+    finish_l2_scaled(plan, x, acc, max, 1.0);
+}
+
+/// [`finish_l2`] for sums of the squares of the entries times `scale` (a power of two).
+fn finish_l2_scaled<T: Element>(
+    plan: &Plan,
+    x: &ArrayViewD<'_, T>,
+    acc: &mut [f64],
+    max: &[f64],
+    scale: f64,
+) {
     let redo: Vec<bool> = acc
         .iter()
         .zip(max)
@@ -131,7 +156,7 @@ pub fn finish_l2<T: Element>(plan: &Plan, x: &ArrayViewD<'_, T>, acc: &mut [f64]
     let _ = for_each_in_memory_order(plan, x, &Ticker::none(), |idx, y| {
         let g = group_of(plan, idx);
         if redo[g] {
-            members[g].push(y.to_f64());
+            members[g].push(y.to_f64() * scale);
         }
         Ok(())
     });
@@ -186,10 +211,9 @@ pub fn threshold_ticked<T: Element>(
             // A backend that summed the group in another order may have seen its norm a
             // rounding error above `r`; summed here, in gathering order, it may be inside. Then
             // no positive threshold exists and the projection is the identity.
-            *action = if balls::norm_l1(values) <= r {
-                GroupAction::Keep
-            } else {
-                GroupAction::Shrink(balls::l1_soft_threshold(values, r, &mut scratch))
+            *action = match balls::l1_group_threshold(values, r, &mut scratch) {
+                None => GroupAction::Keep,
+                Some(t) => GroupAction::Shrink(t),
             };
         }
     }

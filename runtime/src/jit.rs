@@ -366,10 +366,9 @@ fn decide(values: &[f64], r: f64, scratch: &mut Vec<f64>) -> GroupAction {
     // A backend that summed the group in another order may have seen its norm a rounding error
     // above `r`; summed here, in memory order, it may be inside: then the projection is the
     // identity.
-    if balls::norm_l1(values) <= r {
-        GroupAction::Keep
-    } else {
-        GroupAction::Shrink(balls::l1_soft_threshold(values, r, scratch))
+    match balls::l1_group_threshold(values, r, scratch) {
+        None => GroupAction::Keep,
+        Some(t) => GroupAction::Shrink(t),
     }
 }
 

@@ -34,16 +34,29 @@ pub fn norm_of(norm: Norm, v: &[f64]) -> f64 {
     }
 }
 
-/// All aggregates of a projection: `v[j]` is `V_j` (`v[0]` holds the multi-level norm), and
-/// `radii` is `U_{k-1}`, the radius of each innermost group.
+/// All aggregates of a projection: `v[j]` is `V_j` (`v[0]` holds the multi-level norm), each
+/// scaled by `2^-scale_exp`.
+///
+/// The scale is 0 unless some norm overflows f64 (sums of entries near `f64::MAX`): then the
+/// aggregates are those of the tensor scaled by `2^-k`, with `k` from
+/// [`balls::overflow_exponent`] of the number of entries, so that no norm at any level
+/// overflows (every one of them is at most the l1 norm of the whole tensor). Scaling by a power
+/// of two is exact, so the decisions ([`Aggregates::actions`]) are those of the unscaled
+/// aggregates, and the group parameters are scaled back exactly.
 #[derive(Clone, Debug)]
 pub struct Aggregates {
     pub v: Vec<Vec<f64>>,
+    pub scale_exp: i32,
 }
 
 impl Aggregates {
     /// The upper reductions: from the innermost group norms `V_{k-1}` up to `V_0`.
     pub fn reduce_up(plan: &Plan, inner: Vec<f64>) -> Aggregates {
+        Self::reduce_up_scaled(plan, inner, 0)
+    }
+
+    /// [`Aggregates::reduce_up`] from innermost norms of the tensor scaled by `2^-scale_exp`.
+    pub fn reduce_up_scaled(plan: &Plan, inner: Vec<f64>, scale_exp: i32) -> Aggregates {
         let k = plan.levels.len();
         debug_assert_eq!(inner.len(), plan.groups);
         let mut v = vec![Vec::new(); k];
@@ -53,20 +66,32 @@ impl Aggregates {
             let norm = plan.levels[j - 1].norm;
             v[j - 1] = v[j].chunks_exact(n).map(|seg| norm_of(norm, seg)).collect();
         }
-        Aggregates { v }
+        Aggregates { v, scale_exp }
     }
 
-    /// The multi-level norm of the tensor.
+    /// Whether every aggregate is finite (the multi-level norm bounds them all); if not, some
+    /// norm overflowed and the aggregates must be computed scaled.
+    pub fn finite(&self) -> bool {
+        self.v[0][0].is_finite()
+    }
+
+    /// The scale exponent the aggregates of a tensor of `len` entries take when they overflow.
+    pub fn overflow_exp(len: usize) -> i32 {
+        balls::overflow_exponent(len)
+    }
+
+    /// The multi-level norm of the tensor (+∞ when it exceeds `f64::MAX`).
     pub fn norm(&self) -> f64 {
-        self.v[0][0]
+        self.v[0][0] * 2f64.powi(self.scale_exp)
     }
 
     /// The top-down solve: returns `U_{k-1}`, the radius of each innermost group, for a total
     /// radius `radius`. `U_0 = [radius]`; for each level `j < k` and each segment `s`,
-    /// `U_j[s,·] = P_{p_j}(V_j[s,·], U_{j-1}[s])`.
+    /// `U_j[s,·] = P_{p_j}(V_j[s,·], U_{j-1}[s])`. Like the aggregates, the radii are scaled by
+    /// `2^-scale_exp`; [`Aggregates::actions`] takes them so.
     pub fn solve(&self, plan: &Plan, radius: f64) -> Vec<f64> {
         let k = plan.levels.len();
-        let mut u = vec![radius];
+        let mut u = vec![radius * 2f64.powi(-self.scale_exp)];
         let mut scratch = Vec::new();
         for j in 1..k {
             let level = &plan.levels[j - 1];
@@ -106,6 +131,8 @@ impl Aggregates {
     pub fn actions(&self, plan: &Plan, radii: &[f64]) -> Vec<GroupAction> {
         let inner = &self.v[plan.levels.len() - 1];
         let norm = plan.innermost().norm;
+        // Radii back to the tensor's scale (exact: a power of two, and at most the radius).
+        let up = 2f64.powi(self.scale_exp);
         inner
             .iter()
             .zip(radii)
@@ -116,9 +143,9 @@ impl Aggregates {
                     GroupAction::Zero
                 } else {
                     match norm {
-                        Norm::Linf => GroupAction::Clip(r),
+                        Norm::Linf => GroupAction::Clip(r * up),
                         Norm::L2 => GroupAction::Scale(r / vg),
-                        Norm::L1 => GroupAction::NeedsThreshold(r),
+                        Norm::L1 => GroupAction::NeedsThreshold(r * up),
                     }
                 }
             })

@@ -743,7 +743,11 @@ fn prepare_compiles_every_kernel_a_projection_runs() {
         jit::prepare_with(&jit_, &plan, true, false).unwrap();
         let one = jit_.compiled();
         jit::prepare_with(&jit_, &plan, true, true).unwrap();
-        assert_eq!(jit_.compiled(), one + 1, "{spec}: the in-place apply is compiled only now");
+        assert_eq!(
+            jit_.compiled(),
+            one + 1,
+            "{spec}: the in-place apply is compiled only now"
+        );
         let compiled = jit_.compiled();
         jit::prepare_with(&jit_, &plan, true, false).unwrap();
         jit::prepare_with(&jit_, &plan, true, true).unwrap();
