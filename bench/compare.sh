@@ -224,6 +224,37 @@ while IFS=$'\t' read -r -u 3 id table label spec shape dtype zero threads inplac
     fi
 done 3<"$CASES"
 
+# 6b. Compile latency (jit): a fresh process per run, so that every kernel the projection needs
+#     is compiled (cold) — the `compile` stage of `--warmup 0 --repeat 1` — for each spec on a
+#     1 MiB f64 tensor, five times; and the projection of that tensor alone, warm, by both
+#     backends, for scale.
+if [[ " $BACKENDS " == *" jit "* ]]; then
+    say "compile latency"
+    LATENCY=$RESULTS/latency.tsv
+    : >"$LATENCY"
+    n=0
+    for spec in "$ROWS" 'l1 over dim1 of linf over dim0' \
+        'l1 over dim0 of linf over dim1 of linf over dim2' 'l1 over dim0 of l1 over dim1' \
+        'l1 over dim1 of l1 over dim0' 'l1 over dim0 of l2 over dim1'; do
+        n=$((n + 1))
+        shape=362x362
+        [[ $spec == *dim2 ]] && shape=52x52x52
+        printf '%s\t%s\t%s\n' "lat$n" "$spec" "$shape" >>"$LATENCY"
+        for k in 1 2 3 4 5; do
+            record "$RESULTS/lat$n.cold$k.json" "$BIN" bench "$spec" --shape "$shape" \
+                --zero-frac 0.5 --warmup 0 --repeat 1 --json --backend jit
+        done
+        for b in jit interp; do
+            record "$RESULTS/lat$n.warm.$b.json" "$BIN" bench "$spec" --shape "$shape" \
+                --zero-frac 0.5 --warmup "$WARMUP" --repeat "$REPEAT" --json --backend "$b"
+        done
+        "$PY" -c 'import json, sys
+c = sorted(json.load(open(f"{sys.argv[1]}.cold{k}.json"))["stages"]["compile"] for k in range(1, 6))
+w = json.load(open(f"{sys.argv[1]}.warm.jit.json"))["median_ms"]
+print(f"   cold compile median {c[2]:.3f} ms, warm run {w:.3f} ms")' "$RESULTS/lat$n" >&2
+    done
+fi
+
 # The probe again: the floor takes the higher rate of the two runs (the least disturbed by
 # other load), since it is a bound on what the machine can do.
 say "bandwidth probe, second run"

@@ -336,6 +336,37 @@ def main():
         table(["shape", "size"] + [f"{b} ns/element" for b in backends] + ["NumPy ns/element"]
               + (["NumPy textbook ns/element"] if textbook else []), rows)
 
+    # Compile latency (jit), when this run measured it.
+    latency = []
+    lat_path = os.path.join(res, "latency.tsv")
+    if os.path.exists(lat_path):
+        with open(lat_path) as f:
+            for row in csv.reader(f, delimiter="\t"):
+                id_, spec, shape = row
+                cold = [load(os.path.join(res, f"{id_}.cold{k}.json")) for k in range(1, 6)]
+                cold = sorted(c["stages"]["compile"] for c in cold if c)
+                warm = {b: load(os.path.join(res, f"{id_}.warm.{b}.json")) for b in ("jit", "interp")}
+                if cold and warm["jit"] and warm["interp"]:
+                    latency.append(dict(spec=spec, shape=shape, compile=cold[len(cold) // 2],
+                                        jit=warm["jit"]["median_ms"],
+                                        interp=warm["interp"]["median_ms"],
+                                        mib=warm["jit"]["elements"] * 8 / 2**20))
+    if latency:
+        w("## Compile latency\n")
+        w("Kernels are compiled once per structure (spec, dtype, loop nest) and cached for the life "
+          "of the process: a library user pays this once, a `multiproj project` run once per "
+          "invocation. *Cold compile*: the `compile` stage of a fresh process's first projection "
+          "(median of 5 processes; every kernel that projection runs: reduce, apply, and the "
+          "threshold's gather for an innermost l1), on a ~1 MiB f64 tensor. *Warm*: the "
+          "projection alone, kernels cached. The last column compares the first projection in a "
+          "fresh process, compile included, with the interpreter on the same tensor.\n")
+        rows = [[f"`{l['spec']}`", l["shape"].replace("x", "×"), f"{l['mib']:.2f}",
+                 ms(l["compile"]), ms(l["jit"]), ratio(l["compile"], l["jit"], "{:.0f}×"),
+                 ms(l["interp"]), ratio(l["interp"], l["compile"] + l["jit"], "{:.1f}×")]
+                for l in latency]
+        table(["spec", "shape", "MiB", "cold compile ms", "warm jit ms", "compile / warm run",
+               "interp ms", "interp / (compile + jit)"], rows)
+
     # Targets of issue 4, where this run measured them.
     w("## Targets of issue 4\n")
     notes = []
@@ -391,9 +422,28 @@ def main():
         if vals:
             notes.append(f"- Linear time: {head} cost per element from {min(vals):.3f} to "
                          f"{max(vals):.3f} ns over {len(vals)} sizes (table above).")
-    notes.append("- The l1-ball solve (Condat vs sort, 10⁵–10⁷ entries) and compile latency are not "
-                 "measured by this script: `cargo bench --bench l1_ball` times the former; the "
-                 "warm-up run absorbs the latter.")
+    if latency:
+        comp = [l["compile"] for l in latency]
+        over = [l["compile"] / l["jit"] for l in latency]
+        beats = [l["interp"] / (l["compile"] + l["jit"]) for l in latency]
+        # The size above which a cold compile is under 5% of the run, from the cost per element
+        # of the main bi-level case (the largest measured).
+        big_rows = [c for c in big if c["id"].endswith("-f64-0.5") and c["r"].get(head)]
+        at = ""
+        if big_rows:
+            r = max(big_rows, key=lambda c: c["r"][head]["elements"])["r"][head]
+            ns = r["median_ms"] * 1e6 / r["elements"]
+            mib = max(comp) / 0.05 * 1e6 / ns * 8 / 2**20
+            at = (f" At the bi-level case's {ns:.2f} ns per element, the slowest cold compile is "
+                  f"under 5% of the run from about {mib:.0f} MiB of f64 up.")
+        notes.append(f"- Compile latency invisible next to the run for tensors above 1 MiB: cold "
+                     f"compiles take {min(comp):.2f} to {max(comp):.2f} ms, {min(over):.0f}× to "
+                     f"{max(over):.0f}× the warm projection of a ~1 MiB tensor — **not met** as "
+                     f"stated for a single run at 1 MiB; yet the first projection, compile "
+                     f"included, is {min(beats):.1f}× to {max(beats):.1f}× faster than the "
+                     f"interpreter there, and a process compiles each structure once." + at)
+    notes.append("- The l1-ball solve (Condat vs sort, 10⁵–10⁷ entries) is not measured by this "
+                 "script: `cargo bench --bench l1_ball` times it.")
     if head != "jit":
         notes.append("- These verdicts are about the interpreter, the only backend timed in this "
                      "run; the targets are meant for the jit backend.")

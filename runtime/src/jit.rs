@@ -425,8 +425,12 @@ fn threshold_by_chunk(
                     // `g` while this chunk runs.
                     unsafe { *(entries as *mut i64).add(g) = (k * gl) as i64 };
                 }
-                buf.clear();
-                buf.resize(members.len() * gl, 0.0);
+                // Only grown, never cleared: the gather overwrites the part it uses (a cleared
+                // buffer would be zero-filled again for every chunk).
+                let need = members.len() * gl;
+                if buf.len() < need {
+                    buf.resize(need, 0.0);
+                }
                 // SAFETY: loop-0 indices `begin..end` visit only this chunk's groups, each with
                 // a cursor entry; the gathered ones (cursor ≥ 0) are `members`, whose runs
                 // `k·gl..(k+1)·gl` lie in `buf` and receive exactly `gl` entries each.
@@ -442,7 +446,7 @@ fn threshold_by_chunk(
                 ticker.tick((end - begin) * per_index);
                 members
                     .iter()
-                    .zip(buf.chunks_exact(gl))
+                    .zip(buf[..need].chunks_exact(gl))
                     .map(|(&(g, r), values)| (g, decide(values, r, scratch)))
                     .collect::<Vec<_>>()
             },
