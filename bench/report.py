@@ -450,6 +450,14 @@ def main():
     out.extend(notes)
     w("")
 
+    # The last instruction profile (bench/profile.sh writes it; it is not rerun here).
+    prof = os.path.join(os.path.dirname(os.path.abspath(__file__)), "profile.md")
+    if os.path.exists(prof):
+        w("## Profile: where the instructions go\n")
+        with open(prof) as f:
+            out.extend(line.rstrip("\n") for line in f)
+        w("")
+
     # The last out-of-core run (bench/out_of_core.sh writes this record; it is not rerun here).
     ooc = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out_of_core.md")
     if os.path.exists(ooc):
