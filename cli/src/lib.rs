@@ -27,6 +27,8 @@ use crate::diagnostics::{CliError, INTERNAL_EXIT_CODE};
 /// Runs the command line of this process and returns its exit code.
 pub fn main() -> ExitCode {
     install_panic_hook();
+    // Compiled kernels are kept on disk between runs (MULTIPROJ_KERNEL_CACHE=off turns it off).
+    multiproj_runtime::jit::use_disk_cache_by_default();
     // Unwind safety: on a panic nothing run here is looked at again; the process ends.
     match panic::catch_unwind(AssertUnwindSafe(run)) {
         Ok(code) => code,

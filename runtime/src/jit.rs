@@ -37,6 +37,7 @@
 //!   order. When the innermost loop runs across groups, a chunk is further cut into tiles of
 //!   [`GATHER_TILE`] groups of that loop, so the scattered stores of a row go to few pages.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use ndarray::{ArrayViewD, ArrayViewMutD};
@@ -61,10 +62,33 @@ pub const CHUNK_ELEMENTS: usize = 1 << 18;
 /// Groups of the innermost loop a column-wise gather handles per tile (see the module docs).
 pub const GATHER_TILE: usize = 256;
 
-/// The process-wide JIT, with its kernel cache.
+/// Whether the global JIT keeps kernels on disk when `MULTIPROJ_KERNEL_CACHE` is not set.
+static DISK_CACHE_BY_DEFAULT: AtomicBool = AtomicBool::new(false);
+
+/// Makes the global JIT keep compiled kernels in the default disk cache
+/// ([`codegen::default_kernel_cache_dir`]: `$XDG_CACHE_HOME/multiproj/kernels` or
+/// `~/.cache/multiproj/kernels`) when `MULTIPROJ_KERNEL_CACHE` is not set. The `multiproj`
+/// command does this; a library leaves the user's home alone unless asked. Takes effect if
+/// called before the first projection.
+pub fn use_disk_cache_by_default() {
+    DISK_CACHE_BY_DEFAULT.store(true, Ordering::Relaxed);
+}
+
+/// The process-wide JIT, with its kernel cache. It also keeps kernels on disk between
+/// processes when `MULTIPROJ_KERNEL_CACHE` names a directory (`off` turns that off), or by
+/// default after [`use_disk_cache_by_default`].
 pub fn global() -> Result<&'static Jit, DataError> {
     static JIT: OnceLock<Result<Jit, CodegenError>> = OnceLock::new();
-    JIT.get_or_init(Jit::new).as_ref().map_err(internal)
+    JIT.get_or_init(|| {
+        let asked = std::env::var_os("MULTIPROJ_KERNEL_CACHE").is_some()
+            || DISK_CACHE_BY_DEFAULT.load(Ordering::Relaxed);
+        match asked.then(codegen::default_kernel_cache_dir).flatten() {
+            Some(dir) => Jit::with_disk_cache(dir),
+            None => Jit::new(),
+        }
+    })
+    .as_ref()
+    .map_err(internal)
 }
 
 fn internal(e: &CodegenError) -> DataError {

@@ -6,7 +6,8 @@
 //! element type, the depth of the loop nest, whether the innermost loop runs inside one group
 //! and whether it is contiguous — never for its sizes: extents and strides are read at run time
 //! from a loop descriptor ([`loop_descriptor`]). So a new shape with the same structure reuses
-//! the kernels already compiled ([`Jit`] caches them by [`KernelKey`]).
+//! the kernels already compiled ([`Jit`] caches them by [`KernelKey`]). A JIT made with
+//! [`Jit::with_disk_cache`] also keeps their machine code on disk for later processes (`disk.rs`).
 //!
 //! [`Jit`] owns the `JITModule` with everything needed to compile into it, in the style of
 //! cranelift-jit-demo; the translator (`translate.rs`) has one `translate_*` per kernel kind.
@@ -38,10 +39,14 @@
 //!   column-wise kernels compute `op(y) & live` for it. The in-place kernel ignores
 //!   `dst` and the output strides, and never stores to an element of a kept group.
 
+mod disk;
 mod translate;
+
+pub use disk::default_dir as default_kernel_cache_dir;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use cranelift_codegen::ir::{AbiParam, UserFuncName, types};
@@ -235,7 +240,11 @@ struct State {
     ctx: Context,
     /// Code addresses (as integers, so the state stays `Send`) and CLIF text by key.
     cache: HashMap<KernelKey, (usize, Arc<str>)>,
+    /// Kernels compiled by Cranelift, and kernels loaded from the disk cache.
     compiled: usize,
+    loaded: usize,
+    /// Where compiled kernels are kept between processes, if anywhere.
+    disk: Option<disk::DiskCache>,
 }
 
 /// Owner of the code. Dropped when the [`Jit`] and every kernel handle are gone.
@@ -431,6 +440,18 @@ impl ApplyKernel {
 impl Jit {
     /// A JIT for the host machine, with the verifier on in debug builds.
     pub fn new() -> Result<Jit, CodegenError> {
+        Self::build(None)
+    }
+
+    /// A JIT that also keeps the machine code of the kernels it compiles in `dir`, and loads
+    /// kernels compiled there before (by any process) instead of compiling them again. See
+    /// [`default_kernel_cache_dir`] for the usual place; the cache is best effort (an unusable
+    /// directory only means compiling).
+    pub fn with_disk_cache(dir: impl Into<PathBuf>) -> Result<Jit, CodegenError> {
+        Self::build(Some(dir.into()))
+    }
+
+    fn build(disk_dir: Option<PathBuf>) -> Result<Jit, CodegenError> {
         let mut flags = settings::builder();
         flags.set("opt_level", "speed").map_err(CodegenError::new)?;
         flags
@@ -454,6 +475,20 @@ impl Jit {
             .map_err(CodegenError::new)?
             .finish(settings::Flags::new(flags))
             .map_err(CodegenError::new)?;
+        // What machine code is valid for: cached kernels must match it exactly.
+        let target = format!(
+            "multiproj {} | {} {} | {} | {}",
+            env!("CARGO_PKG_VERSION"),
+            isa.name(),
+            isa.triple(),
+            isa.flags(),
+            isa.isa_flags()
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+        let disk = disk_dir.map(|dir| disk::DiskCache::new(dir, target));
         let module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
         let ctx = module.make_context();
         Ok(Jit {
@@ -464,9 +499,21 @@ impl Jit {
                     ctx,
                     cache: HashMap::new(),
                     compiled: 0,
+                    loaded: 0,
+                    disk,
                 }),
             }),
         })
+    }
+
+    /// The directory of the disk cache, if this JIT has one.
+    pub fn disk_cache_dir(&self) -> Option<PathBuf> {
+        self.lock().disk.as_ref().map(|d| d.dir().to_path_buf())
+    }
+
+    /// Number of kernels loaded from the disk cache instead of compiled.
+    pub fn loaded(&self) -> usize {
+        self.lock().loaded
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -475,7 +522,7 @@ impl Jit {
         self.code.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Number of kernels compiled so far (cache hits do not count).
+    /// Number of kernels compiled so far (cache hits and kernels loaded from disk do not count).
     pub fn compiled(&self) -> usize {
         self.lock().compiled
     }
@@ -561,12 +608,33 @@ impl Jit {
         state.ctx.func.name = UserFuncName::testcase(key.name());
         let clif: Arc<str> = state.ctx.func.display().to_string().into();
         state.ctx.func.name = UserFuncName::user(0, id.as_u32());
-        let defined = module.define_function(id, &mut state.ctx);
-        state.ctx.clear();
-        defined.map_err(|e| CodegenError::new(format!("{key}: {e:?}")))?;
+        let cached = state.disk.as_ref().and_then(|d| d.load(&clif));
+        if let Some((bytes, align)) = cached {
+            // Machine code an earlier compile of this very CLIF for this very target produced
+            // (see `disk`), without relocations: defined as it is.
+            state.ctx.clear();
+            module
+                .define_function_bytes(id, align, &bytes, &[])
+                .map_err(|e| CodegenError::new(format!("{key}: {e:?}")))?;
+            state.loaded += 1;
+        } else {
+            let defined = module.define_function(id, &mut state.ctx);
+            if defined.is_ok()
+                && let (Some(disk), Some(compiled)) = (&state.disk, state.ctx.compiled_code())
+                && compiled.buffer.relocs().is_empty()
+            {
+                disk.store(
+                    &clif,
+                    compiled.code_buffer(),
+                    u64::from(compiled.buffer.alignment),
+                );
+            }
+            state.ctx.clear();
+            defined.map_err(|e| CodegenError::new(format!("{key}: {e:?}")))?;
+            state.compiled += 1;
+        }
         module.finalize_definitions().map_err(CodegenError::new)?;
         let code = module.get_finalized_function(id) as usize;
-        state.compiled += 1;
         state.cache.insert(key, (code, Arc::clone(&clif)));
         Ok((code, clif))
     }
