@@ -97,6 +97,20 @@ fn a_second_jit_loads_what_the_first_compiled() {
     assert_eq!(second.loaded(), compiled, "every kernel came from the disk");
     assert_eq!(second.compiled(), 0);
 
+    // A loaded kernel is translated only when its CLIF is asked for: the same text.
+    for spec in SPECS {
+        let plan = plan(spec);
+        assert_eq!(
+            first.reduce_kernel(&plan).unwrap().clif(),
+            second.reduce_kernel(&plan).unwrap().clif()
+        );
+        assert_eq!(
+            first.apply_kernel(&plan, true).unwrap().clif(),
+            second.apply_kernel(&plan, true).unwrap().clif()
+        );
+    }
+    assert_eq!(second.compiled(), 0, "asking for the CLIF compiles nothing");
+
     // And a JIT without the cache agrees too.
     assert_eq!(run_all(&Jit::new().unwrap()), expected);
 }

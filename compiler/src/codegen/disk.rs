@@ -2,11 +2,12 @@
 //! a `multiproj` run does not compile again what an earlier run compiled (Cranelift takes
 //! 0.5–3 ms per projection's kernels; a tensor of a few MiB projects in less).
 //!
-//! A kernel is found by its CLIF text and the target it was compiled for (triple, Cranelift
-//! settings and CPU features, and the versions of multiproj and Cranelift): a change to the code
-//! generator changes the CLIF, a change of machine or of flags changes the target, and either
-//! is a miss. The file name is a hash of both; the file holds both in full and is used only if
-//! they match exactly, and only if its checksum does (a torn or corrupted file is a miss, and is
+//! A kernel is found by its identity — its [`KernelKey`](super::KernelKey) and a hash of the
+//! code generator's source, which together determine its CLIF, so a hit needs no translation —
+//! and the target it was compiled for (triple, Cranelift settings and CPU features, the version
+//! of multiproj): a change to the code generator, a change of machine or of flags is a miss.
+//! The file name is a hash of both; the file holds both in full and is used only if they match
+//! exactly, and only if its checksum does (a torn or corrupted file is a miss, and is
 //! replaced). Only code without relocations is cached (every kernel so far): it runs wherever
 //! it is loaded.
 //!
@@ -39,16 +40,16 @@ impl DiskCache {
         &self.dir
     }
 
-    fn path(&self, clif: &str) -> PathBuf {
+    fn path(&self, id: &str) -> PathBuf {
         let mut h = DefaultHasher::new();
         self.target.hash(&mut h);
-        clif.hash(&mut h);
+        id.hash(&mut h);
         self.dir.join(format!("{:016x}.kernel", h.finish()))
     }
 
-    /// The code and its alignment, if this kernel is cached for this target.
-    pub(super) fn load(&self, clif: &str) -> Option<(Vec<u8>, u64)> {
-        let bytes = fs::read(self.path(clif)).ok()?;
+    /// The code and its alignment, if the kernel `id` is cached for this target.
+    pub(super) fn load(&self, id: &str) -> Option<(Vec<u8>, u64)> {
+        let bytes = fs::read(self.path(id)).ok()?;
         let (body, sum) = bytes.split_at_checked(bytes.len().checked_sub(8)?)?;
         if checksum(body) != u64::from_le_bytes(sum.try_into().ok()?) {
             return None;
@@ -58,7 +59,7 @@ impl DiskCache {
             return None;
         }
         let align = r.u64()?;
-        if r.field()? != self.target.as_bytes() || r.field()? != clif.as_bytes() {
+        if r.field()? != self.target.as_bytes() || r.field()? != id.as_bytes() {
             return None;
         }
         let code = r.field()?.to_vec();
@@ -66,23 +67,23 @@ impl DiskCache {
     }
 
     /// Stores a kernel; errors are ignored (the cache is best effort).
-    pub(super) fn store(&self, clif: &str, code: &[u8], align: u64) {
-        let _ = self.try_store(clif, code, align);
+    pub(super) fn store(&self, id: &str, code: &[u8], align: u64) {
+        let _ = self.try_store(id, code, align);
     }
 
-    fn try_store(&self, clif: &str, code: &[u8], align: u64) -> std::io::Result<()> {
+    fn try_store(&self, id: &str, code: &[u8], align: u64) -> std::io::Result<()> {
         create_private_dir(&self.dir)?;
-        let mut body = Vec::with_capacity(64 + self.target.len() + clif.len() + code.len());
+        let mut body = Vec::with_capacity(64 + self.target.len() + id.len() + code.len());
         body.extend_from_slice(MAGIC);
         body.extend_from_slice(&FORMAT.to_le_bytes());
         body.extend_from_slice(&align.to_le_bytes());
-        for field in [self.target.as_bytes(), clif.as_bytes(), code] {
+        for field in [self.target.as_bytes(), id.as_bytes(), code] {
             body.extend_from_slice(&(field.len() as u64).to_le_bytes());
             body.extend_from_slice(field);
         }
         let sum = checksum(&body);
         body.extend_from_slice(&sum.to_le_bytes());
-        let path = self.path(clif);
+        let path = self.path(id);
         let mut tmp = tempfile_in(&self.dir)?;
         tmp.1.write_all(&body)?;
         tmp.1.sync_data().ok();

@@ -46,10 +46,12 @@ pub use disk::default_dir as default_kernel_cache_dir;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use cranelift_codegen::ir::{AbiParam, UserFuncName, types};
+use cranelift_codegen::ir::{AbiParam, Function, Signature, UserFuncName, types};
+use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::{Context, isa};
 use cranelift_frontend::FunctionBuilderContext;
@@ -239,7 +241,7 @@ struct State {
     fctx: FunctionBuilderContext,
     ctx: Context,
     /// Code addresses (as integers, so the state stays `Send`) and CLIF text by key.
-    cache: HashMap<KernelKey, (usize, Arc<str>)>,
+    cache: HashMap<KernelKey, (usize, Arc<LazyClif>)>,
     /// Kernels compiled by Cranelift, and kernels loaded from the disk cache.
     compiled: usize,
     loaded: usize,
@@ -274,7 +276,7 @@ pub struct Jit {
 pub struct ReduceKernel {
     entry: ReduceFn,
     key: KernelKey,
-    clif: Arc<str>,
+    clif: Arc<LazyClif>,
     _code: Arc<Code>,
 }
 
@@ -283,7 +285,7 @@ pub struct ReduceKernel {
 pub struct GatherKernel {
     entry: GatherFn,
     key: KernelKey,
-    clif: Arc<str>,
+    clif: Arc<LazyClif>,
     _code: Arc<Code>,
 }
 
@@ -292,7 +294,7 @@ pub struct GatherKernel {
 pub struct ApplyKernel {
     entry: ApplyFn,
     key: KernelKey,
-    clif: Arc<str>,
+    clif: Arc<LazyClif>,
     _code: Arc<Code>,
 }
 
@@ -321,7 +323,7 @@ impl ReduceKernel {
 
     /// The Cranelift IR of the kernel, as generated (before optimization).
     pub fn clif(&self) -> &str {
-        &self.clif
+        self.clif.get()
     }
 
     /// Runs the kernel over loop-0 indices `begin..end`. Returns the loop-nest position of a
@@ -359,7 +361,7 @@ impl GatherKernel {
 
     /// The Cranelift IR of the kernel, as generated (before optimization).
     pub fn clif(&self) -> &str {
-        &self.clif
+        self.clif.get()
     }
 
     /// Runs the kernel over loop-0 indices `begin..end`.
@@ -408,7 +410,7 @@ impl ApplyKernel {
 
     /// The Cranelift IR of the kernel, as generated (before optimization).
     pub fn clif(&self) -> &str {
-        &self.clif
+        self.clif.get()
     }
 
     /// Runs the kernel over loop-0 indices `begin..end`.
@@ -570,8 +572,9 @@ impl Jit {
         })
     }
 
-    /// The code address and CLIF text of the kernel for `key`, compiling it on a cache miss.
-    fn kernel(&self, key: KernelKey) -> Result<(usize, Arc<str>), CodegenError> {
+    /// The code address and CLIF text of the kernel for `key`, compiling it on a cache miss
+    /// (or loading it from the disk cache).
+    fn kernel(&self, key: KernelKey) -> Result<(usize, Arc<LazyClif>), CodegenError> {
         let mut guard = self.lock();
         if let Some((code, clif)) = guard.cache.get(&key) {
             return Ok((*code, Arc::clone(clif)));
@@ -581,50 +584,45 @@ impl Jit {
             .module
             .as_mut()
             .expect("the module lives as long as the Jit");
-        let ptr = module.target_config().pointer_type();
-        let mut sig = module.make_signature();
-        // Every kind takes four pointers and the loop-0 range.
-        sig.params
-            .extend(std::iter::repeat_n(AbiParam::new(ptr), 4));
-        sig.params
-            .extend(std::iter::repeat_n(AbiParam::new(types::I64), 2));
-        if let Pass::Reduce(_) = key.pass {
-            sig.returns.push(AbiParam::new(types::I64));
-        }
+        let config = module.target_config();
+        let call_conv = module.isa().default_call_conv();
+        let sig = signature(key, config.pointer_type(), call_conv);
         let id = module
             .declare_function(&key.name(), Linkage::Local, &sig)
             .map_err(CodegenError::new)?;
-        state.ctx.clear();
-        state.ctx.func.signature = sig;
-        state.ctx.func.name = UserFuncName::user(0, id.as_u32());
-        translate::translate(
-            &mut state.ctx.func,
-            &mut state.fctx,
+        let clif = Arc::new(LazyClif {
             key,
-            module.target_config(),
-        );
-        // Printed under the kernel's structural name, not its module id (which depends on the
-        // order kernels were compiled in), so the text is stable for snapshots.
-        state.ctx.func.name = UserFuncName::testcase(key.name());
-        let clif: Arc<str> = state.ctx.func.display().to_string().into();
-        state.ctx.func.name = UserFuncName::user(0, id.as_u32());
-        let cached = state.disk.as_ref().and_then(|d| d.load(&clif));
+            config,
+            call_conv,
+            text: OnceLock::new(),
+        });
+        // The disk cache knows a kernel by its key and the code generator's source: what
+        // determines its CLIF, without translating it.
+        let disk_id = format!("{key:?} codegen {:016x}", codegen_source_hash());
+        let cached = state.disk.as_ref().and_then(|d| d.load(&disk_id));
         if let Some((bytes, align)) = cached {
-            // Machine code an earlier compile of this very CLIF for this very target produced
+            // Machine code an earlier compile of this very kernel for this very target produced
             // (see `disk`), without relocations: defined as it is.
-            state.ctx.clear();
             module
                 .define_function_bytes(id, align, &bytes, &[])
                 .map_err(|e| CodegenError::new(format!("{key}: {e:?}")))?;
             state.loaded += 1;
         } else {
+            state.ctx.clear();
+            state.ctx.func.signature = sig;
+            translate::translate(&mut state.ctx.func, &mut state.fctx, key, config);
+            // Printed under the kernel's structural name, not its module id (which depends on
+            // the order kernels were compiled in), so the text is stable for snapshots.
+            state.ctx.func.name = UserFuncName::testcase(key.name());
+            let _ = clif.text.set(state.ctx.func.display().to_string());
+            state.ctx.func.name = UserFuncName::user(0, id.as_u32());
             let defined = module.define_function(id, &mut state.ctx);
             if defined.is_ok()
                 && let (Some(disk), Some(compiled)) = (&state.disk, state.ctx.compiled_code())
                 && compiled.buffer.relocs().is_empty()
             {
                 disk.store(
-                    &clif,
+                    &disk_id,
                     compiled.code_buffer(),
                     u64::from(compiled.buffer.alignment),
                 );
@@ -637,6 +635,59 @@ impl Jit {
         let code = module.get_finalized_function(id) as usize;
         state.cache.insert(key, (code, Arc::clone(&clif)));
         Ok((code, clif))
+    }
+}
+
+/// The signature of every kernel of `key`'s kind: four pointers and the loop-0 range, and the
+/// reduce pass's result.
+fn signature(key: KernelKey, ptr: types::Type, call_conv: CallConv) -> Signature {
+    let mut sig = Signature::new(call_conv);
+    sig.params
+        .extend(std::iter::repeat_n(AbiParam::new(ptr), 4));
+    sig.params
+        .extend(std::iter::repeat_n(AbiParam::new(types::I64), 2));
+    if let Pass::Reduce(_) = key.pass {
+        sig.returns.push(AbiParam::new(types::I64));
+    }
+    sig
+}
+
+/// A hash of the code generator's source (this file and the translator): part of the identity
+/// of a kernel in the disk cache, so that a changed translator never meets old machine code.
+fn codegen_source_hash() -> u64 {
+    static HASH: OnceLock<u64> = OnceLock::new();
+    *HASH.get_or_init(|| {
+        let mut h = DefaultHasher::new();
+        include_str!("mod.rs").hash(&mut h);
+        include_str!("translate.rs").hash(&mut h);
+        h.finish()
+    })
+}
+
+/// The CLIF text of a kernel, made when first asked for: a kernel loaded from the disk cache is
+/// never translated otherwise. The same text a compile prints (same name, same signature, same
+/// translation).
+struct LazyClif {
+    key: KernelKey,
+    config: TargetFrontendConfig,
+    call_conv: CallConv,
+    text: OnceLock<String>,
+}
+
+impl LazyClif {
+    fn get(&self) -> &str {
+        self.text.get_or_init(|| {
+            let sig = signature(self.key, self.config.pointer_type(), self.call_conv);
+            let mut func =
+                Function::with_name_signature(UserFuncName::testcase(self.key.name()), sig);
+            translate::translate(
+                &mut func,
+                &mut FunctionBuilderContext::new(),
+                self.key,
+                self.config,
+            );
+            func.display().to_string()
+        })
     }
 }
 
