@@ -21,6 +21,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 RECORD=${RECORD-bench/profile.md}
+# Every run compiles: no kernels from the disk cache (see README, "Kernel cache").
+export MULTIPROJ_KERNEL_CACHE=off
 BIN=target/release/multiproj
 OUTDIR=target/profile
 command -v valgrind >/dev/null || { echo "profile.sh: valgrind is missing (Debian package valgrind)" >&2; exit 1; }
