@@ -224,6 +224,14 @@ while IFS=$'\t' read -r -u 3 id table label spec shape dtype zero threads inplac
     fi
 done 3<"$CASES"
 
+# The probe again, between the cases and the latency runs (the report takes the median of
+# three probe runs for each rate).
+say "bandwidth probe, second run"
+record "$RESULTS/probe2.t$THREADS.json" "$BIN" bench --probe --size-mib "$PROBE_MIB" --threads "$THREADS" --repeat 7 --json
+if [ "$THREADS" != 1 ]; then
+    record "$RESULTS/probe2.t1.json" "$BIN" bench --probe --size-mib "$PROBE_MIB" --threads 1 --repeat 7 --json
+fi
+
 # 6b. Compile latency (jit): a fresh process per run, so that every kernel the projection needs
 #     is compiled (cold, the disk cache off) — the `compile` stage of `--warmup 0 --repeat 1` —
 #     for each spec on a 1 MiB f64 tensor, five times; the same with the kernels in a disk cache
@@ -262,12 +270,22 @@ print(f"   cold compile median {c[2]:.3f} ms, from the disk cache {d[2]:.3f} ms,
     done
 fi
 
-# The probe again: the floor takes the higher rate of the two runs (the least disturbed by
-# other load), since it is a bound on what the machine can do.
-say "bandwidth probe, second run"
-record "$RESULTS/probe2.t$THREADS.json" "$BIN" bench --probe --size-mib "$PROBE_MIB" --threads "$THREADS" --repeat 7 --json
+# 6c. The main target, paired: the probe right before the projection in the same process
+#     (`--probe-floor`), five times, so that each ratio to the floor has its own probe.
+if [[ " $BACKENDS " == *" jit "* ]]; then
+    say "paired probe and projection: $ROWS, ${LAST}x${LAST} f64"
+    for k in 1 2 3 4 5; do
+        record "$RESULTS/paired$k.json" "$BIN" bench "$ROWS" --shape "${LAST}x${LAST}" --dtype f64 \
+            --zero-frac 0.5 --threads "$THREADS" --repeat "$REPEAT" --warmup "$WARMUP" \
+            --probe-floor --json --backend jit
+    done
+fi
+
+# The probe a third time: each rate of the floor is the median of the three runs.
+say "bandwidth probe, third run"
+record "$RESULTS/probe3.t$THREADS.json" "$BIN" bench --probe --size-mib "$PROBE_MIB" --threads "$THREADS" --repeat 7 --json
 if [ "$THREADS" != 1 ]; then
-    record "$RESULTS/probe2.t1.json" "$BIN" bench --probe --size-mib "$PROBE_MIB" --threads 1 --repeat 7 --json
+    record "$RESULTS/probe3.t1.json" "$BIN" bench --probe --size-mib "$PROBE_MIB" --threads 1 --repeat 7 --json
 fi
 echo "$(loadavg)" >"$RESULTS/load.end"
 cpu_busy >"$RESULTS/busy.end"
