@@ -183,3 +183,27 @@ fn the_command_keeps_kernels_where_multiproj_kernel_cache_says() {
     let c = run("off", "c.npy");
     assert_eq!(a, c);
 }
+
+#[test]
+fn temporaries_left_by_a_dead_process_are_removed_after_a_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().to_path_buf();
+    let old = cache.join(".tmp-0123456789abcdef");
+    let fresh = cache.join(".tmp-fedcba9876543210");
+    for p in [&old, &fresh] {
+        fs::write(p, b"half a kernel").unwrap();
+    }
+    let two_days = std::time::Duration::from_secs(2 * 24 * 60 * 60);
+    fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - two_days)
+        .unwrap();
+    run_all(&Jit::with_disk_cache(&cache).unwrap());
+    assert!(
+        !old.exists(),
+        "a day-old temporary is removed when kernels are stored"
+    );
+    assert!(fresh.exists(), "a fresh one may still be written: kept");
+}

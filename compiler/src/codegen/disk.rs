@@ -73,6 +73,7 @@ impl DiskCache {
 
     fn try_store(&self, id: &str, code: &[u8], align: u64) -> std::io::Result<()> {
         create_private_dir(&self.dir)?;
+        self.remove_stale_temporaries();
         let mut body = Vec::with_capacity(64 + self.target.len() + id.len() + code.len());
         body.extend_from_slice(MAGIC);
         body.extend_from_slice(&FORMAT.to_le_bytes());
@@ -90,6 +91,27 @@ impl DiskCache {
         fs::rename(&tmp.0, &path).inspect_err(|_| {
             let _ = fs::remove_file(&tmp.0);
         })
+    }
+}
+
+impl DiskCache {
+    /// Removes temporary files a process left behind when it died between writing and renaming
+    /// (older than a day, so that no other process is still writing them). Runs when a kernel
+    /// is stored, i.e. only after a compile.
+    fn remove_stale_temporaries(&self) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        let day = std::time::Duration::from_secs(24 * 60 * 60);
+        for e in entries.flatten() {
+            let stale = e.file_name().to_string_lossy().starts_with(".tmp-")
+                && e.metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > day));
+            if stale {
+                let _ = fs::remove_file(e.path());
+            }
+        }
     }
 }
 
