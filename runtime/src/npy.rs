@@ -577,11 +577,14 @@ impl NpyOutput {
         temp.as_file_mut()
             .write_all(&header)
             .map_err(io_error(target, "write the header of"))?;
-        // The data region is left sparse; pages are allocated as the map is written. On a full
-        // disk that write faults (SIGBUS) instead of returning an error — the price of writing
-        // through a map; preallocating would mean writing every byte twice.
         temp.as_file()
             .set_len(stored.total_bytes() as u64)
+            .map_err(io_error(target, "allocate space for"))?;
+        // Reserve the disk space now: a full disk is then this error, before anything is
+        // computed, instead of a SIGBUS when the map is written (which killed the process and
+        // left the temporary file behind). `fallocate` marks the blocks allocated without
+        // writing them; where the file system cannot, the file stays sparse.
+        reserve(temp.as_file(), stored.total_bytes() as u64)
             .map_err(io_error(target, "allocate space for"))?;
         // SAFETY: the file was just created by us with a fresh random name (O_EXCL) and is
         // reached only through this struct, so the only writer is this process, through `&mut
@@ -1117,4 +1120,21 @@ mod tests {
             "the output has dtype f64, but the result has dtype f32"
         );
     }
+}
+
+/// Allocates the blocks of the first `len` bytes of `file` without writing them; succeeds
+/// without doing anything where the file system does not support that.
+#[cfg(target_os = "linux")]
+fn reserve(file: &std::fs::File, len: u64) -> std::io::Result<()> {
+    use rustix::io::Errno;
+    match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len) {
+        Ok(()) => Ok(()),
+        Err(Errno::OPNOTSUPP | Errno::NOSYS | Errno::INVAL) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn reserve(_file: &std::fs::File, _len: u64) -> std::io::Result<()> {
+    Ok(())
 }
