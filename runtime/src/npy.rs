@@ -676,6 +676,23 @@ impl std::fmt::Display for ErrorKindText {
 
 impl std::error::Error for ErrorKindText {}
 
+/// Allocates the blocks of the first `len` bytes of `file` without writing them; succeeds
+/// without doing anything where the file system does not support that.
+#[cfg(target_os = "linux")]
+fn reserve(file: &std::fs::File, len: u64) -> std::io::Result<()> {
+    use rustix::io::Errno;
+    match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len) {
+        Ok(()) => Ok(()),
+        Err(Errno::OPNOTSUPP | Errno::NOSYS | Errno::INVAL) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn reserve(_file: &std::fs::File, _len: u64) -> std::io::Result<()> {
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1120,21 +1137,4 @@ mod tests {
             "the output has dtype f64, but the result has dtype f32"
         );
     }
-}
-
-/// Allocates the blocks of the first `len` bytes of `file` without writing them; succeeds
-/// without doing anything where the file system does not support that.
-#[cfg(target_os = "linux")]
-fn reserve(file: &std::fs::File, len: u64) -> std::io::Result<()> {
-    use rustix::io::Errno;
-    match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len) {
-        Ok(()) => Ok(()),
-        Err(Errno::OPNOTSUPP | Errno::NOSYS | Errno::INVAL) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn reserve(_file: &std::fs::File, _len: u64) -> std::io::Result<()> {
-    Ok(())
 }
