@@ -45,6 +45,14 @@ pub fn projected_verb(innermost: Norm) -> &'static str {
 }
 
 /// Milliseconds; dividing whole nanoseconds keeps `15µs` printing as `0.015`.
+/// "jit, 2 threads": the backend and the number of threads of a run.
+pub fn backend_text(backend: Backend, threads: usize) -> String {
+    format!(
+        "{backend}, {threads} thread{}",
+        if threads == 1 { "" } else { "s" }
+    )
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_nanos() as f64 / 1e6
 }
@@ -77,15 +85,7 @@ impl Stats {
                 self.output.clone()
             },
         );
-        line(
-            "backend",
-            format!(
-                "{}, {} thread{}",
-                self.backend,
-                self.threads,
-                if self.threads == 1 { "" } else { "s" }
-            ),
-        );
+        line("backend", backend_text(self.backend, self.threads));
         line("radius", r.radius.to_string());
         line("norm before", r.norm_before.to_string());
         line("norm after", self.norm_after.to_string());

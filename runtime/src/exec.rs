@@ -207,7 +207,7 @@ impl<'a> Executor<'a> {
                 // A norm overflowed f64 (entries near f64::MAX): the aggregates of the tensor
                 // scaled by a power of two, from a second, scaling pass (the interpreter's:
                 // such data is rare, and this pass only runs for it).
-                let exp = Aggregates::overflow_exp(x.len());
+                let exp = crate::balls::overflow_exponent(x.len());
                 let inner = interp::reduce_scaled(plan, x, &Ticker::none(), exp)?;
                 agg = Aggregates::reduce_up_scaled(plan, inner, exp);
             }

@@ -75,11 +75,6 @@ impl Aggregates {
         self.v[0][0].is_finite()
     }
 
-    /// The scale exponent the aggregates of a tensor of `len` entries take when they overflow.
-    pub fn overflow_exp(len: usize) -> i32 {
-        balls::overflow_exponent(len)
-    }
-
     /// The multi-level norm of the tensor (+∞ when it exceeds `f64::MAX`).
     pub fn norm(&self) -> f64 {
         self.v[0][0] * 2f64.powi(self.scale_exp)

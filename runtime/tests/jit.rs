@@ -453,41 +453,34 @@ fn shared_jit() -> &'static Jit {
     jit::global().unwrap()
 }
 
+/// [`check_case`] on a random spec from `spec_of`, the case's layout and dtype.
+fn check_random_case(case: &Case, spec_of: fn(&mut Rng, usize) -> String) {
+    let mut rng = Rng::new(case.seed);
+    let spec = spec_of(&mut rng, case.shape.len());
+    let layout = Layout {
+        shape: &case.shape,
+        fortran: case.fortran,
+        strided: &case.strided,
+        flipped: &case.flipped,
+    };
+    if case.f32 {
+        check_case::<f32>(shared_jit(), &mut rng, &spec, &layout, case.frac);
+    } else {
+        check_case::<f64>(shared_jit(), &mut rng, &spec, &layout, case.frac);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     #[test]
     fn jit_matches_interpreter(case in cases()) {
-        let mut rng = Rng::new(case.seed);
-        let spec = random_spec(&mut rng, case.shape.len());
-        let layout = Layout {
-            shape: &case.shape,
-            fortran: case.fortran,
-            strided: &case.strided,
-            flipped: &case.flipped,
-        };
-        if case.f32 {
-            check_case::<f32>(shared_jit(), &mut rng, &spec, &layout, case.frac);
-        } else {
-            check_case::<f64>(shared_jit(), &mut rng, &spec, &layout, case.frac);
-        }
+        check_random_case(&case, random_spec);
     }
 
     #[test]
     fn jit_threshold_matches_interpreter(case in cases()) {
-        let mut rng = Rng::new(case.seed);
-        let spec = random_l1_spec(&mut rng, case.shape.len());
-        let layout = Layout {
-            shape: &case.shape,
-            fortran: case.fortran,
-            strided: &case.strided,
-            flipped: &case.flipped,
-        };
-        if case.f32 {
-            check_case::<f32>(shared_jit(), &mut rng, &spec, &layout, case.frac);
-        } else {
-            check_case::<f64>(shared_jit(), &mut rng, &spec, &layout, case.frac);
-        }
+        check_random_case(&case, random_l1_spec);
     }
 
     #[test]

@@ -38,6 +38,7 @@ use crate::args::BenchArgs;
 use crate::commands::{read_spec, with_threads};
 use crate::diagnostics::{CliError, Failure};
 use crate::output::{self, shape_text};
+use crate::stats::backend_text;
 
 use self::probe::Bandwidth;
 
@@ -540,15 +541,7 @@ impl Outcome {
                 self.seed
             ),
         );
-        line(
-            "backend",
-            format!(
-                "{}, {} thread{}",
-                self.backend,
-                self.threads,
-                if self.threads == 1 { "" } else { "s" }
-            ),
-        );
+        line("backend", backend_text(self.backend, self.threads));
         let radius = match self.norm {
             Some(n) => format!("{} ({:.4} × norm {})", self.radius, self.radius / n, n),
             None => self.radius.to_string(),

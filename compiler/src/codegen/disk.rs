@@ -92,9 +92,7 @@ impl DiskCache {
             let _ = fs::remove_file(&tmp.0);
         })
     }
-}
 
-impl DiskCache {
     /// Removes temporary files a process left behind when it died between writing and renaming
     /// (older than a day, so that no other process is still writing them). Runs when a kernel
     /// is stored, i.e. only after a compile.

@@ -271,52 +271,35 @@ pub struct Jit {
     code: Arc<Code>,
 }
 
-/// A compiled reduce kernel. Holds the code alive.
+/// A compiled kernel whose entry point has the function type `F` ([`ReduceKernel`],
+/// [`GatherKernel`] or [`ApplyKernel`]). Holds the code alive.
 #[derive(Clone)]
-pub struct ReduceKernel {
-    entry: ReduceFn,
+pub struct Kernel<F> {
+    entry: F,
     key: KernelKey,
     clif: Arc<LazyClif>,
     _code: Arc<Code>,
 }
 
-/// A compiled gather kernel. Holds the code alive.
-#[derive(Clone)]
-pub struct GatherKernel {
-    entry: GatherFn,
-    key: KernelKey,
-    clif: Arc<LazyClif>,
-    _code: Arc<Code>,
-}
+/// A compiled reduce kernel.
+pub type ReduceKernel = Kernel<ReduceFn>;
+/// A compiled gather kernel.
+pub type GatherKernel = Kernel<GatherFn>;
+/// A compiled apply kernel.
+pub type ApplyKernel = Kernel<ApplyFn>;
 
-/// A compiled apply kernel. Holds the code alive.
-#[derive(Clone)]
-pub struct ApplyKernel {
-    entry: ApplyFn,
-    key: KernelKey,
-    clif: Arc<LazyClif>,
-    _code: Arc<Code>,
-}
-
-impl fmt::Debug for ReduceKernel {
+impl<F> fmt::Debug for Kernel<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ReduceKernel({})", self.key)
+        let kind = match self.key.pass {
+            Pass::Reduce(_) => "ReduceKernel",
+            Pass::Gather => "GatherKernel",
+            Pass::Apply { .. } => "ApplyKernel",
+        };
+        write!(f, "{kind}({})", self.key)
     }
 }
 
-impl fmt::Debug for GatherKernel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "GatherKernel({})", self.key)
-    }
-}
-
-impl fmt::Debug for ApplyKernel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ApplyKernel({})", self.key)
-    }
-}
-
-impl ReduceKernel {
+impl<F> Kernel<F> {
     pub fn key(&self) -> &KernelKey {
         &self.key
     }
@@ -325,7 +308,9 @@ impl ReduceKernel {
     pub fn clif(&self) -> &str {
         self.clif.get()
     }
+}
 
+impl Kernel<ReduceFn> {
     /// Runs the kernel over loop-0 indices `begin..end`. Returns the loop-nest position of a
     /// non-finite element it found, if any.
     ///
@@ -354,16 +339,7 @@ impl ReduceKernel {
     }
 }
 
-impl GatherKernel {
-    pub fn key(&self) -> &KernelKey {
-        &self.key
-    }
-
-    /// The Cranelift IR of the kernel, as generated (before optimization).
-    pub fn clif(&self) -> &str {
-        self.clif.get()
-    }
-
+impl Kernel<GatherFn> {
     /// Runs the kernel over loop-0 indices `begin..end`.
     ///
     /// # Safety
@@ -403,16 +379,7 @@ pub struct GroupParams {
     pub live: *const u64,
 }
 
-impl ApplyKernel {
-    pub fn key(&self) -> &KernelKey {
-        &self.key
-    }
-
-    /// The Cranelift IR of the kernel, as generated (before optimization).
-    pub fn clif(&self) -> &str {
-        self.clif.get()
-    }
-
+impl Kernel<ApplyFn> {
     /// Runs the kernel over loop-0 indices `begin..end`.
     ///
     /// # Safety
@@ -532,40 +499,39 @@ impl Jit {
     /// The reduce kernel for `plan`.
     pub fn reduce_kernel(&self, plan: &Plan) -> Result<ReduceKernel, CodegenError> {
         let key = KernelKey::for_plan(plan, Pass::Reduce(plan.innermost().norm));
-        let (code, clif) = self.kernel(key)?;
-        Ok(ReduceKernel {
-            // SAFETY: `code` was compiled for `key`, whose pass is reduce: the translator gives
-            // it the `ReduceFn` signature; the handle holds the code alive.
-            entry: unsafe { code_as_fn::<ReduceFn>(code as *const u8) },
-            key,
-            clif,
-            _code: Arc::clone(&self.code),
-        })
+        // SAFETY: the key's pass is reduce, whose kernels the translator gives the `ReduceFn`
+        // signature.
+        unsafe { self.handle(key) }
     }
 
     /// The gather kernel of the threshold stage for `plan`.
     pub fn gather_kernel(&self, plan: &Plan) -> Result<GatherKernel, CodegenError> {
         let key = KernelKey::for_plan(plan, Pass::Gather);
-        let (code, clif) = self.kernel(key)?;
-        Ok(GatherKernel {
-            // SAFETY: `code` was compiled for `key`, whose pass is gather: the translator gives
-            // it the `GatherFn` signature; the handle holds the code alive.
-            entry: unsafe { code_as_fn::<GatherFn>(code as *const u8) },
-            key,
-            clif,
-            _code: Arc::clone(&self.code),
-        })
+        // SAFETY: the key's pass is gather, whose kernels the translator gives the `GatherFn`
+        // signature.
+        unsafe { self.handle(key) }
     }
 
     /// The apply kernel for `plan`, out of place or in place.
     pub fn apply_kernel(&self, plan: &Plan, in_place: bool) -> Result<ApplyKernel, CodegenError> {
         let op = ApplyOp::for_norm(plan.innermost().norm).into();
         let key = KernelKey::for_plan(plan, Pass::Apply { op, in_place });
+        // SAFETY: the key's pass is apply, whose kernels the translator gives the `ApplyFn`
+        // signature.
+        unsafe { self.handle(key) }
+    }
+
+    /// A handle on the kernel for `key`, compiled (or found) by [`Jit::kernel`]; it holds the
+    /// code alive.
+    ///
+    /// # Safety
+    /// `F` must be the function pointer type of `key`'s pass (see the module docs).
+    unsafe fn handle<F: Copy>(&self, key: KernelKey) -> Result<Kernel<F>, CodegenError> {
         let (code, clif) = self.kernel(key)?;
-        Ok(ApplyKernel {
-            // SAFETY: `code` was compiled for `key`, whose pass is apply: the translator gives it
-            // the `ApplyFn` signature; the handle holds the code alive.
-            entry: unsafe { code_as_fn::<ApplyFn>(code as *const u8) },
+        Ok(Kernel {
+            // SAFETY: `code` was compiled for `key`, and `F` is its signature (the caller's
+            // contract); the handle holds the code alive.
+            entry: unsafe { code_as_fn::<F>(code as *const u8) },
             key,
             clif,
             _code: Arc::clone(&self.code),

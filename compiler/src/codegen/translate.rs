@@ -169,13 +169,7 @@ impl Translator<'_> {
     fn translate_reduce(&mut self, norm: Norm) {
         let [data, loops, acc, aux, begin, end] = self.entry::<6>();
         let descs = self.load_loops(loops, false);
-        let zero = self.b.ins().iconst(I64, 0);
-        let at = Cursor {
-            data,
-            out: data,
-            group: zero,
-            pos: zero,
-        };
+        let at = self.start(data, data);
         let rows = self.key.inner_reduced;
         self.nest(0, &descs, begin, end, at, &mut |t, run| {
             if rows {
@@ -192,13 +186,7 @@ impl Translator<'_> {
     fn translate_gather(&mut self) {
         let [data, loops, cursor, out, begin, end] = self.entry::<6>();
         let descs = self.load_loops(loops, true);
-        let zero = self.b.ins().iconst(I64, 0);
-        let at = Cursor {
-            data,
-            out: data,
-            group: zero,
-            pos: zero,
-        };
+        let at = self.start(data, data);
         let rows = self.key.inner_reduced;
         // Column-wise runs store every element somewhere: the skipped ones into this slot.
         let trash = if rows {
@@ -222,13 +210,7 @@ impl Translator<'_> {
     fn translate_apply(&mut self, op: ApplyKind, in_place: bool) {
         let [src, dst, loops, groups, begin, end] = self.entry::<6>();
         let descs = self.load_loops(loops, in_place);
-        let zero = self.b.ins().iconst(I64, 0);
-        let at = Cursor {
-            data: src,
-            out: if in_place { src } else { dst },
-            group: zero,
-            pos: zero,
-        };
+        let at = self.start(src, if in_place { src } else { dst });
         let flags = MemFlagsData::trusted().with_readonly();
         let mut field = |i: i32| self.b.ins().load(I64, flags, groups, 8 * i);
         let groups = Groups {
@@ -992,6 +974,17 @@ impl Translator<'_> {
     }
 
     // ---- loop structure ------------------------------------------------------------------
+
+    /// The cursor at the nest's first element: group 0 (relative), position 0.
+    fn start(&mut self, data: Value, out: Value) -> Cursor {
+        let zero = self.b.ins().iconst(I64, 0);
+        Cursor {
+            data,
+            out,
+            group: zero,
+            pos: zero,
+        }
+    }
 
     /// Creates the entry block and returns the function's parameters.
     fn entry<const N: usize>(&mut self) -> [Value; N] {
