@@ -60,8 +60,8 @@ pub enum Command {
             The result keeps the input's shape, dtype (f32 or f64) and memory order (C or\n\
             Fortran). It is written to a temporary file next to --output and renamed onto it\n\
             on success: a failed run leaves no output and never touches the input. With\n\
-            --in-place the input file itself is overwritten; nothing is written if the data\n\
-            holds NaN or inf.",
+            --in-place the input file is replaced the same way (or, with --in-place=map,\n\
+            written through); nothing is written if the data holds NaN or inf.",
         after_help = concat!(
             "Examples:\n",
             "  multiproj project 'l1 over dim0 of linf over dim1' w.npy --radius 1 -o w1.npy\n",
@@ -137,13 +137,35 @@ pub struct ProjectArgs {
     #[arg(value_name = "INPUT.npy")]
     pub input: PathBuf,
 
-    /// Where to write the result (replaced atomically if it exists).
+    /// Where to write the result: a file (replaced atomically if it exists, keeping its
+    /// permissions), `-` for standard output, or a FIFO or character device (written as a
+    /// stream). Terminals, directories and symbolic links are refused.
     #[arg(short, long, value_name = "OUT.npy")]
     pub output: Option<PathBuf>,
 
-    /// Overwrite INPUT.npy with the result instead of writing a new file.
+    /// Replace INPUT.npy with the result. `--in-place` (or `=replace`) writes the result beside
+    /// the file and renames it over the file once complete and on disk: an interruption
+    /// leaves the old file or the new one, never a mixture (needs a writable directory and
+    /// space for a second copy; refuses files with other hard links). `--in-place=map`
+    /// writes through the file's memory map instead, touching only groups that change (for
+    /// files larger than the free disk): SIGINT, SIGTERM and SIGHUP wait until the write pass
+    /// ends, but a crash, SIGKILL or power loss during it leaves the file partly projected.
+    /// Both take an advisory lock on the file, so concurrent in-place runs take turns.
+    #[arg(
+        long,
+        value_name = "MODE",
+        value_enum,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "replace"
+    )]
+    pub in_place: Option<InPlaceMode>,
+
+    /// Flush the output to the device before renaming it into place (fsync), so that it
+    /// survives a crash of the machine. Off by default for --output, whose input survives
+    /// anyway; always on for --in-place=replace, which replaces the only copy.
     #[arg(long)]
-    pub in_place: bool,
+    pub sync: bool,
 
     /// The radius of the ball: a finite number ≥ 0. Required unless the spec ends in `<= R`.
     #[arg(short, long, value_name = "R", allow_negative_numbers = true)]
@@ -174,6 +196,15 @@ pub struct ProjectArgs {
     /// Print the statistics as one JSON object on stdout (implies --stats).
     #[arg(long)]
     pub json: bool,
+}
+
+/// How `--in-place` replaces the input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum InPlaceMode {
+    /// Write beside the file and rename over it when complete (crash-safe).
+    Replace,
+    /// Write through the file's memory map (no second copy; not crash-safe).
+    Map,
 }
 
 #[derive(Debug, Args)]

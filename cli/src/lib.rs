@@ -13,6 +13,7 @@ pub mod commands;
 pub mod diagnostics;
 pub mod output;
 pub mod progress;
+pub mod signals;
 pub mod stats;
 
 use std::panic::{self, AssertUnwindSafe};
@@ -27,6 +28,7 @@ use crate::diagnostics::{CliError, INTERNAL_EXIT_CODE};
 /// Runs the command line of this process and returns its exit code.
 pub fn main() -> ExitCode {
     install_panic_hook();
+    signals::install();
     // Compiled kernels are kept on disk between runs (MULTIPROJ_KERNEL_CACHE=off turns it off).
     multiproj_runtime::jit::use_disk_cache_by_default();
     // Unwind safety: on a panic nothing run here is looked at again; the process ends.

@@ -167,6 +167,49 @@ pub enum DataError {
     #[diagnostic(code(multiproj::dtype_mismatch))]
     DTypeMismatch { expected: DType, found: DType },
 
+    /// An input that is not a regular file: a FIFO (reading it would block until a writer
+    /// came), a device, a directory.
+    #[error("'{}' is {kind}, not a regular file", .path.display())]
+    #[diagnostic(
+        code(multiproj::not_regular),
+        help("multiproj reads .npy tensors from regular files; save the data to a file first")
+    )]
+    NotRegular { path: PathBuf, kind: &'static str },
+
+    /// An output that must not be written to or replaced (a terminal, a directory, a symbolic
+    /// link, a block device …).
+    #[error("will not write the output to '{}': {reason}", .path.display())]
+    #[diagnostic(code(multiproj::refused_output))]
+    RefusedOutput {
+        path: PathBuf,
+        reason: String,
+        #[help]
+        help: &'static str,
+    },
+
+    /// An in-place target that cannot be replaced without breaking what the user has.
+    #[error("will not replace '{}' in place: {reason}", .path.display())]
+    #[diagnostic(code(multiproj::in_place))]
+    InPlaceRefused {
+        path: PathBuf,
+        reason: String,
+        #[help]
+        help: &'static str,
+    },
+
+    /// The input file changed size (another process truncated or extended it) while it was
+    /// being read.
+    #[error("'{}' changed size while being read (from {before} to {after} bytes)", .path.display())]
+    #[diagnostic(
+        code(multiproj::input_changed),
+        help("another process is writing the file; wait for it to finish and run again")
+    )]
+    InputChanged {
+        path: PathBuf,
+        before: u64,
+        after: u64,
+    },
+
     /// An invariant of the runtime does not hold.
     #[error("this is a bug in multiproj: {0}")]
     #[diagnostic(

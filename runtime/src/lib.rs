@@ -6,6 +6,7 @@ pub mod balls;
 pub mod element;
 pub mod error;
 pub mod exec;
+pub mod files;
 pub mod interp;
 pub mod jit;
 pub mod npy;

@@ -13,8 +13,8 @@
 //! re-parsing the mapped header each time, so a header rewritten under us by another process
 //! cannot change the shape of a view.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::File;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use memmap2::{Mmap, MmapMut};
@@ -23,7 +23,7 @@ use ndarray::{ArrayViewD, ArrayViewMutD, Dimension, IxDyn, ShapeBuilder};
 use ndarray_npy::npy::header::{Header, Layout, ParseHeaderError, ReadHeaderError};
 use ndarray_npy::{ViewDataError, ViewElement, ViewMutElement, WritableElement};
 
-use crate::DataError;
+use crate::{DataError, files};
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
@@ -389,24 +389,39 @@ fn io_error(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> Data
     }
 }
 
-/// Refuses directories before mapping: mmap on one fails with an unhelpful "No such device".
-fn check_regular_file(path: &Path, file: &File) -> Result<(), DataError> {
-    let meta = file
-        .metadata()
-        .map_err(io_error(path, "read the metadata of"))?;
-    if meta.is_dir() {
-        return Err(DataError::NotNpy {
-            path: path.to_path_buf(),
-            reason: "it is a directory".into(),
-        });
-    }
-    Ok(())
-}
-
 /// The message for a `try_view` that succeeded at open and failed later, which the fixed
 /// address and length of the mapping rule out.
 const VIEW_INVARIANT: &str =
     "the view was checked at open and the mapping's address and length cannot change";
+
+/// Takes an exclusive advisory lock on the file `path` names, waiting for another process that
+/// holds one, and returns the file once `path` still names the locked file (it may have been
+/// replaced while we waited: then the new file is opened and locked instead).
+fn open_locked(path: &Path, write: bool) -> Result<File, DataError> {
+    use std::os::unix::fs::MetadataExt;
+    loop {
+        let file = files::open_regular(path, write)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                eprintln!(
+                    "multiproj: waiting for another process to finish with '{}'",
+                    path.display()
+                );
+                file.lock().map_err(io_error(path, "lock"))?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_error(path, "lock")(e)),
+        }
+        let held = file
+            .metadata()
+            .map_err(io_error(path, "read the metadata of"))?;
+        match std::fs::metadata(path) {
+            Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => return Ok(file),
+            Ok(_) => continue,
+            Err(e) => return Err(io_error(path, "open")(e)),
+        }
+    }
+}
 
 /// An `.npy` file mapped read-only.
 #[derive(Debug)]
@@ -414,21 +429,32 @@ pub struct NpyInput {
     map: Mmap,
     stored: Stored,
     path: PathBuf,
+    file: File,
 }
 
 impl NpyInput {
     /// Opens and maps `path`, checking the header, the dtype (`<f8` or `<f4`), the file length
-    /// and that the tensor has elements.
+    /// and that the tensor has elements. Anything but a regular file is refused (a FIFO would
+    /// block the open forever).
     pub fn open(path: &Path) -> Result<Self, DataError> {
-        let file = File::open(path).map_err(io_error(path, "open"))?;
-        check_regular_file(path, &file)?;
+        Self::map(path, files::open_regular(path, false)?)
+    }
+
+    /// [`open`](Self::open), holding an exclusive advisory lock on the file (`flock`) for as
+    /// long as the returned value lives: for a projection that will replace the file.
+    pub fn open_locked(path: &Path) -> Result<Self, DataError> {
+        Self::map(path, open_locked(path, false)?)
+    }
+
+    fn map(path: &Path, file: File) -> Result<Self, DataError> {
         // SAFETY: the mapping is only read, through `&[u8]` and views borrowed from `self`.
         // Another process could still modify or truncate the file while it is mapped; Rust
         // cannot rule that out. We assume it does not — the usual contract of mmap'd tensor
         // files (NumPy's mmap_mode, too). If it happens, values read may be torn or change
         // mid-run (every bit pattern is a valid f32/f64, so this yields wrong numbers, not
-        // invalid ones) and a truncation makes reads past the new end fault with SIGBUS. The
-        // shape and offset are remembered from open, so header changes cannot alter a view.
+        // invalid ones) and a truncation makes reads past the new end fault with SIGBUS (the
+        // command turns that into an error naming the file, see `mapped_range`). The shape and
+        // offset are remembered from open, so header changes cannot alter a view.
         let map = unsafe { Mmap::map(&file) }.map_err(io_error(path, "memory-map"))?;
         let stored = Stored::parse(path, &map)?;
         stored.try_view(path, &map)?;
@@ -436,6 +462,7 @@ impl NpyInput {
             map,
             stored,
             path: path.to_path_buf(),
+            file,
         })
     }
 
@@ -461,30 +488,57 @@ impl NpyInput {
             .try_view(&self.path, &self.map)
             .expect(VIEW_INVARIANT)
     }
+
+    /// The file's metadata (as it is now, not as it was at open).
+    pub fn metadata(&self) -> Result<std::fs::Metadata, DataError> {
+        self.file
+            .metadata()
+            .map_err(io_error(&self.path, "read the metadata of"))
+    }
+
+    /// `Err(InputChanged)` if the file no longer has the length it had when it was mapped.
+    pub fn check_unchanged(&self) -> Result<(), DataError> {
+        let now = self.metadata()?.len();
+        let before = self.map.len() as u64;
+        if now != before {
+            return Err(DataError::InputChanged {
+                path: self.path.clone(),
+                before,
+                after: now,
+            });
+        }
+        Ok(())
+    }
+
+    /// The address and length of the mapping, for telling a fault in it (the file was cut
+    /// short under us) from any other.
+    pub fn mapped_range(&self) -> (usize, usize) {
+        (self.map.as_ptr() as usize, self.map.len())
+    }
 }
 
-/// An `.npy` file mapped read-write: the projection overwrites the input (`--in-place`).
+/// An `.npy` file mapped read-write: the projection writes through to the file itself
+/// (`--in-place=map`). Not crash-safe: an interruption leaves some groups projected and others
+/// not. Holds an exclusive advisory lock on the file while it lives.
 #[derive(Debug)]
 pub struct NpyInPlace {
     map: MmapMut,
     stored: Stored,
     path: PathBuf,
+    _file: File,
 }
 
 impl NpyInPlace {
-    /// Opens `path` for reading and writing and maps it, with the checks of [`NpyInput::open`].
+    /// Opens `path` for reading and writing, locks it (waiting for another process holding the
+    /// lock) and maps it, with the checks of [`NpyInput::open`].
     pub fn open(path: &Path) -> Result<Self, DataError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(io_error(path, "open for writing"))?;
-        check_regular_file(path, &file)?;
-        // SAFETY: as in `NpyInput::open`, we assume no other process modifies or truncates the
+        let file = open_locked(path, true)?;
+        // SAFETY: as in `NpyInput::map`, we assume no other process modifies or truncates the
         // file while it is mapped (a truncation would make accesses fault with SIGBUS;
         // concurrent writes would race with ours and leave a mix of values, never invalid
-        // ones, since every bit pattern is a valid float). Within this process the map is
-        // reached only through `&mut self`, so our own views never alias.
+        // ones, since every bit pattern is a valid float; other multiproj runs wait for our
+        // lock). Within this process the map is reached only through `&mut self`, so our own
+        // views never alias.
         let mut map = unsafe { MmapMut::map_mut(&file) }.map_err(io_error(path, "memory-map"))?;
         let stored = Stored::parse(path, &map)?;
         stored.try_view_mut(path, &mut map)?;
@@ -492,6 +546,7 @@ impl NpyInPlace {
             map,
             stored,
             path: path.to_path_buf(),
+            _file: file,
         })
     }
 
@@ -523,6 +578,11 @@ impl NpyInPlace {
             .expect(VIEW_INVARIANT)
     }
 
+    /// The address and length of the mapping (see [`NpyInput::mapped_range`]).
+    pub fn mapped_range(&self) -> (usize, usize) {
+        (self.map.as_ptr() as usize, self.map.len())
+    }
+
     /// Writes the changes back to the file and waits for the write to finish, so that an I/O
     /// error (a full disk, a vanished network share) is reported instead of lost.
     pub fn flush(self) -> Result<(), DataError> {
@@ -530,80 +590,118 @@ impl NpyInPlace {
     }
 }
 
-/// A new `.npy` file, built in a temporary file next to its target and renamed onto the target
-/// by [`commit`](Self::commit). Dropped without `commit`, it removes the temporary file: a
-/// failed run leaves neither a partial output nor a changed target.
+/// Where a new `.npy` file's bytes are built, and where they go on commit.
+#[derive(Debug)]
+enum Sink {
+    /// A temporary file beside the target, mapped; renamed onto the target on commit.
+    File {
+        temp: files::TempFile,
+        replaces: Option<std::fs::Metadata>,
+    },
+    /// Anonymous memory, written to the stream on commit.
+    Stream(File),
+}
+
+/// A new `.npy` file. Written to a regular file, it is built in a temporary file next to its
+/// target and renamed onto the target by [`commit`](Self::commit); dropped without `commit`,
+/// the temporary file is gone: a failed run leaves neither a partial output nor a changed
+/// target. Written to a stream (standard output, a FIFO, a character device), it is built in
+/// memory and written out whole on commit, so a failed run writes nothing to the stream.
 #[derive(Debug)]
 pub struct NpyOutput {
-    // Declared before `temp` so that it is unmapped before the file is deleted (which Windows
-    // requires).
+    // Declared before `sink` so that it is unmapped before the file is deleted.
     map: MmapMut,
-    temp: tempfile::NamedTempFile,
+    sink: Sink,
     stored: Stored,
     target: PathBuf,
 }
 
 impl NpyOutput {
-    /// Creates a temporary file `.multiproj-*.npy.tmp` in `target`'s directory (so the final
-    /// rename stays within one filesystem and is atomic), writes the header for `dtype`,
-    /// `shape` and `order` (`Order::Strided` is written in C order), sizes the file and maps it.
-    /// The data starts zeroed.
+    /// [`create_at`](Self::create_at) with the target `target` resolves to (see
+    /// [`files::Target::resolve`]: `-` is standard output, a FIFO or character device is a
+    /// stream, and what must not be replaced is refused).
     pub fn create(
         target: &Path,
         dtype: DType,
         shape: &[usize],
         order: Order,
     ) -> Result<Self, DataError> {
-        let dir = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let (stored, header) = Stored::new_output(target, dtype, shape, order)?;
+        Self::create_at(files::Target::resolve(target)?, dtype, shape, order)
+    }
 
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(".multiproj-").suffix(".npy.tmp");
-        // The file becomes the user's output: give it the mode a newly created file gets
-        // (0o666 less the umask), not tempfile's private 0o600.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            builder.permissions(std::fs::Permissions::from_mode(0o666));
-        }
-        let mut temp = builder
-            .tempfile_in(dir)
-            // tempfile's error names the random temporary path; the user knows the directory.
-            .map_err(|e| std::io::Error::new(e.kind(), ErrorKindText(e.kind())))
-            .map_err(io_error(dir, "create a temporary file in"))?;
-        temp.as_file_mut()
-            .write_all(&header)
-            .map_err(io_error(target, "write the header of"))?;
-        temp.as_file()
-            .set_len(stored.total_bytes() as u64)
-            .map_err(io_error(target, "allocate space for"))?;
-        // Reserve the disk space now: a full disk is then this error, before anything is
-        // computed, instead of a SIGBUS when the map is written (which killed the process and
-        // left the temporary file behind). `fallocate` marks the blocks allocated without
-        // writing them; where the file system cannot, the file stays sparse.
-        reserve(temp.as_file(), stored.total_bytes() as u64)
-            .map_err(io_error(target, "allocate space for"))?;
-        // SAFETY: the file was just created by us with a fresh random name (O_EXCL) and is
-        // reached only through this struct, so the only writer is this process, through `&mut
-        // self`. Another process would have to find and open the hidden temporary file on
-        // purpose to modify or truncate it; we assume none does (truncation would fault with
-        // SIGBUS; writes would only mix values).
-        let mut map =
-            unsafe { MmapMut::map_mut(temp.as_file()) }.map_err(io_error(target, "memory-map"))?;
-        stored.try_view_mut(target, &mut map)?;
+    /// Creates the output: for a file, a temporary file `.multiproj-*.npy.tmp` in the target's
+    /// directory (so the final rename stays within one filesystem and is atomic; on Linux it
+    /// has no name until it is complete) with the permissions of the file it will replace, its
+    /// disk space reserved; for a stream, anonymous memory. Then writes the header for `dtype`,
+    /// `shape` and `order` (`Order::Strided` is written in C order) and maps the data, which
+    /// starts zeroed.
+    pub fn create_at(
+        target: files::Target,
+        dtype: DType,
+        shape: &[usize],
+        order: Order,
+    ) -> Result<Self, DataError> {
+        let name = match &target {
+            files::Target::File { path, .. } => path.clone(),
+            files::Target::Stream { name, .. } => name.clone(),
+        };
+        let (stored, header) = Stored::new_output(&name, dtype, shape, order)?;
+        let total = stored.total_bytes();
+        let (mut map, sink) = match target {
+            files::Target::File { path, replaces } => {
+                let dir = files::parent_dir(&path);
+                // The temporary file is never more open than the file it replaces.
+                let mode = replaces
+                    .as_ref()
+                    .map_or(0o666, |m| std::os::unix::fs::MetadataExt::mode(m) & 0o666);
+                let temp = files::TempFile::create_in(dir, mode)
+                    // The error would name a random temporary path; the user knows the directory.
+                    .map_err(|e| std::io::Error::new(e.kind(), ErrorKindText(e.kind())))
+                    .map_err(io_error(dir, "create a temporary file in"))?;
+                let file = temp.file();
+                file.set_len(total as u64)
+                    .map_err(io_error(&path, "allocate space for"))?;
+                // Reserve the disk space now: a full disk is then this error, before anything
+                // is computed, instead of a SIGBUS when the map is written.
+                files::reserve(file, total as u64)
+                    .map_err(io_error(&path, "allocate space for"))?;
+                {
+                    use std::os::unix::fs::FileExt;
+                    file.write_all_at(&header, 0)
+                        .map_err(io_error(&path, "write the header of"))?;
+                }
+                // SAFETY: the file was just created by us, unnamed (O_TMPFILE) or with a fresh
+                // name (O_EXCL), and is reached only through this struct, so the only writer is
+                // this process, through `&mut self`. Another process would have to find and
+                // open the hidden temporary file on purpose to modify or truncate it; we assume
+                // none does (truncation would fault with SIGBUS; writes would only mix values).
+                let map =
+                    unsafe { MmapMut::map_mut(file) }.map_err(io_error(&path, "memory-map"))?;
+                (map, Sink::File { temp, replaces })
+            }
+            files::Target::Stream { file, name } => {
+                let mut map =
+                    MmapMut::map_anon(total).map_err(io_error(&name, "allocate memory for"))?;
+                map[..header.len()].copy_from_slice(&header);
+                (map, Sink::Stream(file))
+            }
+        };
+        stored.try_view_mut(&name, &mut map)?;
         Ok(NpyOutput {
             map,
-            temp,
+            sink,
             stored,
-            target: target.to_path_buf(),
+            target: name,
         })
     }
 
     pub fn target(&self) -> &Path {
         &self.target
+    }
+
+    /// Whether the output goes to a stream rather than a file.
+    pub fn is_stream(&self) -> bool {
+        matches!(self.sink, Sink::Stream(_))
     }
 
     pub fn info(&self) -> TensorInfo {
@@ -623,29 +721,41 @@ impl NpyOutput {
             .expect(VIEW_INVARIANT)
     }
 
-    /// Flushes the data to disk and renames the file onto the target, replacing any file
-    /// there. On error the temporary file is removed and the target is left as it was.
-    pub fn commit(self) -> Result<(), DataError> {
+    /// The address and length of the mapping (see [`NpyInput::mapped_range`]).
+    pub fn mapped_range(&self) -> (usize, usize) {
+        (self.map.as_ptr() as usize, self.map.len())
+    }
+
+    /// Renames the file onto the target, replacing any file there (with its permissions and,
+    /// where permitted, its owner), or writes the stream. With `sync`, the data reaches the
+    /// device before the rename and the directory after it: after a crash the target is the
+    /// old file or the whole new one. Without it the data is in the page cache, and a crash of
+    /// the machine (not of the process) in the next seconds may lose it. On error the temporary
+    /// file is removed and the target is left as it was.
+    pub fn commit(self, sync: bool) -> Result<(), DataError> {
         let NpyOutput {
-            map, temp, target, ..
+            map, sink, target, ..
         } = self;
-        map.flush().map_err(io_error(&target, "write"))?;
-        drop(map);
-        // Durable before visible: after a crash the target is the old file or the whole new one.
-        temp.as_file()
-            .sync_all()
-            .map_err(io_error(&target, "write"))?;
-        temp.persist(&target).map_err(|e| DataError::Io {
-            path: target,
-            action: "rename a temporary file onto",
-            source: e.error,
-        })?;
-        Ok(())
+        match sink {
+            Sink::File { temp, replaces } => {
+                if sync {
+                    map.flush().map_err(io_error(&target, "write"))?;
+                }
+                drop(map);
+                if let Some(old) = &replaces {
+                    temp.copy_identity(old)
+                        .map_err(io_error(&target, "set the permissions of"))?;
+                }
+                temp.persist(&target, sync)
+                    .map_err(io_error(&target, "rename a temporary file onto"))
+            }
+            Sink::Stream(mut file) => files::write_stream(&mut file, &target, &map),
+        }
     }
 }
 
-/// Writes `view` to `target` atomically (see [`NpyOutput`]), in Fortran order if the view is
-/// Fortran-contiguous and not C-contiguous, in C order otherwise.
+/// Writes `view` to `target` atomically and durably (see [`NpyOutput`]), in Fortran order if
+/// the view is Fortran-contiguous and not C-contiguous, in C order otherwise.
 pub fn write_npy_atomic(target: &Path, view: TensorView<'_>) -> Result<(), DataError> {
     let order = match view.info().order() {
         Order::F => Order::F,
@@ -653,7 +763,7 @@ pub fn write_npy_atomic(target: &Path, view: TensorView<'_>) -> Result<(), DataE
     };
     let mut out = NpyOutput::create(target, view.dtype(), view.shape(), order)?;
     out.view_mut().assign(&view)?;
-    out.commit()
+    out.commit(true)
 }
 
 /// The plain description of an I/O error kind ("No such file or directory"), without the path
@@ -675,23 +785,6 @@ impl std::fmt::Display for ErrorKindText {
 }
 
 impl std::error::Error for ErrorKindText {}
-
-/// Allocates the blocks of the first `len` bytes of `file` without writing them; succeeds
-/// without doing anything where the file system does not support that.
-#[cfg(target_os = "linux")]
-fn reserve(file: &std::fs::File, len: u64) -> std::io::Result<()> {
-    use rustix::io::Errno;
-    match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len) {
-        Ok(()) => Ok(()),
-        Err(Errno::OPNOTSUPP | Errno::NOSYS | Errno::INVAL) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn reserve(_file: &std::fs::File, _len: u64) -> std::io::Result<()> {
-    Ok(())
-}
 
 #[cfg(test)]
 mod tests {
@@ -808,7 +901,7 @@ mod tests {
                         DType::F32 => TensorView::F32(a32.view()),
                     };
                     out.view_mut().assign(&src).unwrap();
-                    out.commit().unwrap();
+                    out.commit(true).unwrap();
                     match dtype {
                         DType::F64 => assert_eq!(read_npy::<_, ArrayD<f64>>(&target).unwrap(), a),
                         DType::F32 => assert_eq!(read_npy::<_, ArrayD<f32>>(&target).unwrap(), a32),
@@ -832,9 +925,21 @@ mod tests {
             panic!("dtype")
         };
         v.fill(1.0);
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        // On Linux the file being built has no name at all (O_TMPFILE): a SIGKILL now would
+        // leave nothing.
+        #[cfg(target_os = "linux")]
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
         drop(out);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+
+        // Where the file system cannot make unnamed files, the named temporary file is removed.
+        let temp = files::TempFile::create_named(dir.path(), 0o600).unwrap();
+        let name = temp.path().unwrap().to_path_buf();
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert!(files::named_temporaries().contains(&name));
+        drop(temp);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert!(!files::named_temporaries().contains(&name));
 
         // An existing target is untouched until commit, and untouched if there is none.
         fs::write(&target, b"old").unwrap();
@@ -853,7 +958,7 @@ mod tests {
             let target = dir.path().join("out.npy");
             NpyOutput::create(&target, DType::F64, &[1], Order::C)
                 .unwrap()
-                .commit()
+                .commit(true)
                 .unwrap();
             let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode(&target), mode(&plain));
@@ -980,7 +1085,7 @@ mod tests {
         let e = NpyInput::open(dir.path()).unwrap_err();
         assert!(
             e.to_string()
-                .ends_with("is not a .npy file: it is a directory"),
+                .ends_with("is a directory, not a regular file"),
             "{e}"
         );
     }
@@ -1075,12 +1180,22 @@ mod tests {
         );
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
 
-        // Renaming onto a directory fails at commit and cleans up the temporary file.
+        // A directory at the target's name is refused before anything is created.
         let sub = dir.path().join("sub");
         fs::create_dir(&sub).unwrap();
         fs::write(sub.join("keep"), b"").unwrap();
-        let out = NpyOutput::create(&sub, DType::F64, &[2], Order::C).unwrap();
-        let e = out.commit().unwrap_err();
+        let e = NpyOutput::create(&sub, DType::F64, &[2], Order::C).unwrap_err();
+        assert!(matches!(&e, DataError::RefusedOutput { .. }), "{e:?}");
+        assert!(e.to_string().contains("it is a directory"), "{e}");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+
+        // A rename that fails at commit cleans up the temporary file: the target's directory
+        // disappears under us.
+        let gone = dir.path().join("gone");
+        fs::create_dir(&gone).unwrap();
+        let out = NpyOutput::create(&gone.join("o.npy"), DType::F64, &[2], Order::C).unwrap();
+        fs::rename(&gone, dir.path().join("moved")).unwrap();
+        let e = out.commit(false).unwrap_err();
         assert!(
             matches!(
                 &e,
@@ -1091,7 +1206,7 @@ mod tests {
             ),
             "{e:?}"
         );
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert_eq!(fs::read_dir(dir.path().join("moved")).unwrap().count(), 0);
     }
 
     #[test]

@@ -1,29 +1,38 @@
-//! `multiproj project SPEC INPUT.npy (--output OUT.npy | --in-place)`: the projection itself.
+//! `multiproj project SPEC INPUT.npy (--output OUT.npy | --in-place[=replace|map])`: the
+//! projection itself.
 //!
 //! Everything that can be judged without reading data is judged first (flags, spec, radius,
 //! whether the output would overwrite the input), then the input is opened and the spec bound
-//! to it, and only then is an output created. The output is a temporary file renamed onto the
-//! target on success and removed on any failure (including a panic, which unwinds through its
-//! destructor), so a failed run leaves nothing behind and never touches the input. In place, the
-//! runtime writes nothing unless its analysis of the whole tensor succeeded.
+//! to it, and only then is an output created. An output file is a temporary file (unnamed, on
+//! Linux) renamed onto the target on success and gone on any failure, signal or crash; a stream
+//! output (`-`, a FIFO, a character device) is built in memory and written whole at the end.
+//! `--in-place` is the same as an output onto the input's own name, synced before the rename,
+//! under an advisory lock; `--in-place=map` writes through the input's map instead, holding
+//! SIGINT/SIGTERM/SIGHUP/SIGQUIT until the write pass is over. The input is checked, after the
+//! run, to have kept its size; a fault reading a file cut short under us is explained by the
+//! SIGBUS handler (`crate::signals`).
 
 use std::fs;
 use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use ndarray::{ArrayViewD, ArrayViewMutD};
 
 use multiproj_compiler::Plan;
 use multiproj_grammar::Spec;
+use multiproj_runtime::files::Target;
 use multiproj_runtime::interp::count_nonzeros;
 use multiproj_runtime::npy::{NpyInPlace, NpyInput, NpyOutput, TensorView, TensorViewMut};
 use multiproj_runtime::verify::Agreement;
-use multiproj_runtime::{Backend, DataError, Element, Executor, Report};
+use multiproj_runtime::{Backend, DataError, Element, Executor, Progress, Report, Stage};
 
-use crate::args::ProjectArgs;
+use crate::args::{InPlaceMode, ProjectArgs};
 use crate::commands::{choose_backend, file_size, plan_for, read_spec, with_threads};
 use crate::diagnostics::CliError;
 use crate::output;
 use crate::progress::{self, Bar};
+use crate::signals::{self, Deferred, Mapped};
 use crate::stats::Stats;
 
 pub fn run(args: &ProjectArgs) -> Result<(), CliError> {
@@ -31,7 +40,9 @@ pub fn run(args: &ProjectArgs) -> Result<(), CliError> {
     let (spec, _) = read_spec(&args.spec)?;
     let radius =
         multiproj_compiler::resolve_radius(&spec.source, spec.radius.as_ref(), args.radius)?;
+    let to_stdout = args.output.as_deref() == Some(Path::new("-"));
     if let Some(out) = &args.output
+        && !to_stdout
         && same_file(&args.input, out)
     {
         return Err(CliError::usage(
@@ -50,10 +61,18 @@ pub fn run(args: &ProjectArgs) -> Result<(), CliError> {
         };
         with_threads(args.threads, || job.run())?
     })?;
-    match stats {
-        Some(stats) if args.json => output::print(&format!("{}\n", stats.json())),
-        Some(stats) => output::print(&stats.human()),
-        None => Ok(()),
+    let text = match stats {
+        Some(stats) if args.json => format!("{}\n", stats.json()),
+        Some(stats) => stats.human(),
+        None => return Ok(()),
+    };
+    if to_stdout {
+        // Standard output holds the tensor: the statistics go to stderr.
+        use std::io::Write;
+        let _ = std::io::stderr().write_all(text.as_bytes());
+        Ok(())
+    } else {
+        output::print(&text)
     }
 }
 
@@ -94,6 +113,73 @@ struct Outcome {
     report: Report,
     measured: Option<Measured>,
     verified: Option<Agreement>,
+    /// Time to write the result out (commit, flush).
+    write: Duration,
+}
+
+/// The progress hook of a run: forwards to the bar, and for `--in-place=map` holds signals from
+/// the start of the apply pass (the first write to the file) until [`end`](Self::end).
+struct Hook<'a> {
+    bar: Option<&'a Bar>,
+    defer_apply: bool,
+    deferred: Mutex<Option<Deferred>>,
+}
+
+impl Hook<'_> {
+    /// Ends the deferral (acting on a signal that arrived during it).
+    fn end(&self) {
+        let held = self
+            .deferred
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        drop(held);
+    }
+}
+
+impl Progress for Hook<'_> {
+    fn update(&self, stage: Stage, done: u64, total: u64) {
+        if let Some(bar) = self.bar {
+            bar.update(stage, done, total);
+        }
+    }
+
+    fn start(&self, stage: Stage, total: u64) {
+        if self.defer_apply && stage == Stage::Apply {
+            let mut held = self.deferred.lock().unwrap_or_else(|e| e.into_inner());
+            held.get_or_insert_with(Deferred::begin);
+        }
+        if let Some(bar) = self.bar {
+            bar.start(stage, total);
+        }
+    }
+}
+
+/// How the statistics name the output.
+fn target_name(output: &Option<std::path::PathBuf>) -> String {
+    match output.as_deref() {
+        Some(p) if p == Path::new("-") => "<stdout>".into(),
+        Some(p) => p.display().to_string(),
+        None => String::new(),
+    }
+}
+
+/// Replacing a file with other hard links would leave the other names with the old data.
+fn refuse_hard_links(input: &Path, meta: &fs::Metadata) -> Result<(), DataError> {
+    use std::os::unix::fs::MetadataExt;
+    if meta.nlink() > 1 {
+        return Err(DataError::InPlaceRefused {
+            path: input.to_path_buf(),
+            reason: format!(
+                "it has {} hard links, and replacing it would leave the other names with the \
+                 old data",
+                meta.nlink()
+            ),
+            help: "use --in-place=map to write through the file itself (not crash-safe), or \
+                   write the result elsewhere with --output",
+        });
+    }
+    Ok(())
 }
 
 struct Measured {
@@ -103,12 +189,18 @@ struct Measured {
 }
 
 impl Job<'_> {
-    /// The runtime's options: the backend, and the progress bar if there is one.
-    fn exec(&self) -> Executor<'_> {
-        let exec = Executor::new(self.backend);
-        match self.bar {
-            Some(bar) => exec.with_progress(bar),
-            None => exec,
+    /// The runtime's options: the backend, and the hook that hears of the stages.
+    fn exec<'h>(&self, hook: &'h Hook<'_>) -> Executor<'h> {
+        Executor::new(self.backend).with_progress(hook)
+    }
+
+    /// The hook for a run: the progress bar, if any; with `defer_apply`, SIGINT and friends
+    /// wait from the start of the apply pass until [`Hook::end`].
+    fn hook(&self, defer_apply: bool) -> Hook<'_> {
+        Hook {
+            bar: self.bar,
+            defer_apply,
+            deferred: Mutex::new(None),
         }
     }
 
@@ -127,54 +219,105 @@ impl Job<'_> {
 
     fn run(&self) -> Result<Option<Stats>, CliError> {
         let input = &self.args.input;
-        let (tensor, order, plan, outcome, written) = match &self.args.output {
-            Some(target) => {
-                let file = NpyInput::open(input)?;
-                let tensor = file.info();
-                self.element_size(tensor.dtype.size());
-                let plan = plan_for(self.spec, &tensor, input)?;
-                let mut out = NpyOutput::create(target, tensor.dtype, &tensor.shape, file.order())?;
-                let outcome = match (file.view(), out.view_mut()) {
-                    (TensorView::F32(x), TensorViewMut::F32(mut o)) => {
-                        self.out_of_place(&plan, &x, &mut o)
-                    }
-                    (TensorView::F64(x), TensorViewMut::F64(mut o)) => {
-                        self.out_of_place(&plan, &x, &mut o)
-                    }
-                    (x, o) => Err(DataError::DTypeMismatch {
-                        expected: x.dtype(),
-                        found: o.dtype(),
-                    }),
+        let (tensor, order, plan, mut outcome, written) =
+            match (&self.args.output, self.args.in_place) {
+                (Some(target), _) => {
+                    let file = NpyInput::open(input)?;
+                    let (tensor, plan) = self.bind(&file, input)?;
+                    let leaves = "no output was written";
+                    signals::set_leaves(leaves);
+                    signals::watch(
+                        Mapped::Input,
+                        file.mapped_range(),
+                        signals::input_message(input, leaves),
+                    );
+                    let target = Target::resolve(target)?;
+                    let out =
+                        NpyOutput::create_at(target, tensor.dtype, &tensor.shape, file.order())?;
+                    let outcome = self.into_output(&plan, &file, out, self.args.sync, leaves)?;
+                    (
+                        tensor,
+                        file.order(),
+                        plan,
+                        outcome,
+                        target_name(&self.args.output),
+                    )
                 }
-                .map_err(|e| CliError::data_in(e, "cannot project", input))?;
-                self.phase("write");
-                out.commit()?;
-                (tensor, file.order(), plan, outcome, target.as_path())
-            }
-            None => {
-                let mut file = NpyInPlace::open(input)?;
-                let tensor = file.info();
-                self.element_size(tensor.dtype.size());
-                let plan = plan_for(self.spec, &tensor, input)?;
-                let outcome = match file.view_mut() {
-                    TensorViewMut::F32(mut x) => self.in_place(&plan, &mut x),
-                    TensorViewMut::F64(mut x) => self.in_place(&plan, &mut x),
+                (None, Some(InPlaceMode::Replace) | None) => {
+                    // The file itself is replaced, wherever a symbolic link to it points.
+                    let real = fs::canonicalize(input).map_err(|source| DataError::Io {
+                        path: input.clone(),
+                        action: "open",
+                        source,
+                    })?;
+                    let file = NpyInput::open_locked(&real)?;
+                    let meta = file.metadata()?;
+                    refuse_hard_links(input, &meta)?;
+                    let (tensor, plan) = self.bind(&file, input)?;
+                    let leaves = format!("'{}' is unchanged", input.display());
+                    signals::set_leaves(leaves.clone());
+                    signals::watch(
+                        Mapped::Input,
+                        file.mapped_range(),
+                        signals::input_message(input, &leaves),
+                    );
+                    let target = Target::File {
+                        path: real,
+                        replaces: Some(meta),
+                    };
+                    let out =
+                        NpyOutput::create_at(target, tensor.dtype, &tensor.shape, file.order())?;
+                    // The only copy is replaced: durable before the rename, always.
+                    let outcome = self.into_output(&plan, &file, out, true, &leaves)?;
+                    (
+                        tensor,
+                        file.order(),
+                        plan,
+                        outcome,
+                        input.display().to_string(),
+                    )
                 }
-                .map_err(|e| CliError::data_in(e, "cannot project", input))?;
-                let order = file.order();
-                self.phase("write");
-                file.flush()?;
-                (tensor, order, plan, outcome, input.as_path())
-            }
-        };
+                (None, Some(InPlaceMode::Map)) => {
+                    let mut file = NpyInPlace::open(input)?;
+                    let tensor = file.info();
+                    self.element_size(tensor.dtype.size());
+                    let plan = plan_for(self.spec, &tensor, input)?;
+                    let leaves = format!(
+                        "'{}' is unchanged unless the write pass had begun",
+                        input.display()
+                    );
+                    signals::set_leaves(leaves);
+                    signals::watch(
+                        Mapped::Output,
+                        file.mapped_range(),
+                        signals::output_message(input, "the file may be partly projected"),
+                    );
+                    let hook = self.hook(true);
+                    let outcome = match file.view_mut() {
+                        TensorViewMut::F32(mut x) => self.in_place(&hook, &plan, &mut x),
+                        TensorViewMut::F64(mut x) => self.in_place(&hook, &plan, &mut x),
+                    }
+                    .map_err(|e| CliError::data_in(e, "cannot project", input));
+                    let order = file.order();
+                    let mut outcome = outcome?;
+                    self.phase("write");
+                    let start = Instant::now();
+                    file.flush()?;
+                    hook.end();
+                    outcome.write = start.elapsed();
+                    (tensor, order, plan, outcome, input.display().to_string())
+                }
+            };
+        // Writing the result is part of the run: shown, and in the total.
+        outcome.report.stages.push(("write", outcome.write));
         let Some(m) = outcome.measured else {
             return Ok(None);
         };
         Ok(Some(Stats {
             spec: self.spec.canonical(),
             input: input.display().to_string(),
-            output: written.display().to_string(),
-            in_place: self.args.in_place,
+            output: written,
+            in_place: self.args.in_place.is_some(),
             dtype: tensor.dtype,
             shape: tensor.shape,
             order,
@@ -189,26 +332,86 @@ impl Job<'_> {
         }))
     }
 
+    /// Binds the spec to the input's tensor.
+    fn bind(
+        &self,
+        file: &NpyInput,
+        input: &Path,
+    ) -> Result<(multiproj_compiler::TensorInfo, Plan), CliError> {
+        let tensor = file.info();
+        self.element_size(tensor.dtype.size());
+        let plan = plan_for(self.spec, &tensor, input)?;
+        Ok((tensor, plan))
+    }
+
+    /// Projects `file` into `out` and commits it (`sync`: durably), checking that the input
+    /// kept its size while it was read.
+    fn into_output(
+        &self,
+        plan: &Plan,
+        file: &NpyInput,
+        mut out: NpyOutput,
+        sync: bool,
+        leaves: &str,
+    ) -> Result<Outcome, CliError> {
+        let input = file.path();
+        if !out.is_stream() {
+            signals::watch(
+                Mapped::Output,
+                out.mapped_range(),
+                signals::output_message(out.target(), leaves),
+            );
+        }
+        let hook = self.hook(false);
+        let outcome = match (file.view(), out.view_mut()) {
+            (TensorView::F32(x), TensorViewMut::F32(mut o)) => {
+                self.out_of_place(&hook, plan, &x, &mut o)
+            }
+            (TensorView::F64(x), TensorViewMut::F64(mut o)) => {
+                self.out_of_place(&hook, plan, &x, &mut o)
+            }
+            (x, o) => Err(DataError::DTypeMismatch {
+                expected: x.dtype(),
+                found: o.dtype(),
+            }),
+        }
+        .map_err(|e| CliError::data_in(e, "cannot project", input));
+        let mut outcome = outcome?;
+        // A writer that changed the file under us may have given us torn numbers.
+        file.check_unchanged()?;
+        self.phase("write");
+        let start = Instant::now();
+        {
+            let _held = Deferred::begin();
+            out.commit(sync)?;
+        }
+        outcome.write = start.elapsed();
+        Ok(outcome)
+    }
+
     fn out_of_place<T: Element>(
         &self,
+        hook: &Hook<'_>,
         plan: &Plan,
         x: &ArrayViewD<'_, T>,
         out: &mut ArrayViewMutD<'_, T>,
     ) -> Result<Outcome, DataError> {
         self.phase("project");
         let before = self.want_stats.then(|| count_nonzeros(x));
-        let report = self.exec().project(plan, x, out, self.radius)?;
+        let report = self.exec(hook).project(plan, x, out, self.radius)?;
         let verified = self.verify(plan, x, &out.view())?;
         let measured = self.measure(plan, before, &out.view())?;
         Ok(Outcome {
             report,
             measured,
             verified,
+            write: Duration::ZERO,
         })
     }
 
     fn in_place<T: Element>(
         &self,
+        hook: &Hook<'_>,
         plan: &Plan,
         data: &mut ArrayViewMutD<'_, T>,
     ) -> Result<Outcome, DataError> {
@@ -219,7 +422,8 @@ impl Job<'_> {
         let verified = if self.args.verify {
             self.phase("verify");
             let mut ours = multiproj_runtime::verify::alloc_output::<T>(plan);
-            self.exec()
+            let plain = self.hook(false);
+            self.exec(&plain)
                 .project(plan, &data.view(), &mut ours.view_mut(), self.radius)?;
             let verified = self.verify(plan, &data.view(), &ours.view().into_dyn())?;
             self.phase("project");
@@ -227,12 +431,13 @@ impl Job<'_> {
         } else {
             None
         };
-        let report = self.exec().project_in_place(plan, data, self.radius)?;
+        let report = self.exec(hook).project_in_place(plan, data, self.radius)?;
         let measured = self.measure(plan, before, &data.view())?;
         Ok(Outcome {
             report,
             measured,
             verified,
+            write: Duration::ZERO,
         })
     }
 
@@ -248,12 +453,13 @@ impl Job<'_> {
             return Ok(None);
         }
         self.phase("verify");
+        let plain = self.hook(false);
         let (agreement, _) = multiproj_runtime::verify::check_against_with(
             plan,
             x,
             result,
             self.radius,
-            &self.exec(),
+            &self.exec(&plain),
         )?;
         Ok(Some(agreement))
     }
@@ -269,10 +475,11 @@ impl Job<'_> {
             return Ok(None);
         };
         self.phase("stats");
+        let plain = self.hook(false);
         Ok(Some(Measured {
             nonzeros_before,
             nonzeros_after: count_nonzeros(result),
-            norm_after: self.exec().norm(plan, result)?,
+            norm_after: self.exec(&plain).norm(plan, result)?,
         }))
     }
 }
