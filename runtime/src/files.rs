@@ -369,6 +369,8 @@ pub struct TempFile {
 impl TempFile {
     /// Creates a temporary file in `dir` with permission bits `mode` (less the umask).
     pub fn create_in(dir: &Path, mode: u32) -> io::Result<TempFile> {
+        // A named window (or the fallback) of a process that died leaves a file: clear those.
+        sweep_stale(dir);
         #[cfg(target_os = "linux")]
         {
             let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
@@ -395,7 +397,6 @@ impl TempFile {
 
     /// Creates a temporary file that has a name from the start.
     pub fn create_named(dir: &Path, mode: u32) -> io::Result<TempFile> {
-        sweep_stale(dir);
         loop {
             let path = dir.join(temp_name());
             register(&path);

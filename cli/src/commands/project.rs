@@ -250,7 +250,7 @@ impl Job<'_> {
                         action: "open",
                         source,
                     })?;
-                    let file = NpyInput::open_locked(&real)?;
+                    let file = NpyInput::open_locked(input)?;
                     let meta = file.metadata()?;
                     refuse_hard_links(input, &meta)?;
                     let (tensor, plan) = self.bind(&file, input)?;
