@@ -1001,10 +1001,10 @@ fn input_is_a_directory() {
     let d = Dir::new();
     fs::create_dir(d.path("w.npy")).unwrap();
     insta::assert_snapshot!(d.fails(&project_args("w.npy", &["-r", "1"]), 1), @r"
-        multiproj::npy::not_npy
+        multiproj::not_regular
 
-          × 'w.npy' is not a .npy file: it is a directory
-          help: multiproj reads NumPy .npy files as written by numpy.save
+          × 'w.npy' is a directory, not a regular file
+          help: multiproj reads .npy tensors from regular files; save the data to a file first
         ");
 }
 
@@ -1424,7 +1424,7 @@ fn progress_of_norm_verify_and_in_place() {
         "w.npy",
         "-r",
         "40",
-        "--in-place",
+        "--in-place=map",
         "--verify",
         "--progress",
         "always",
@@ -1433,7 +1433,8 @@ fn progress_of_norm_verify_and_in_place() {
     assert_eq!(out.stdout, "");
     let frames = frames(&out.stderr);
     let at = |prefix: &str| frames.iter().rposition(|f| f.starts_with(prefix));
-    // The in-memory run and the other backend's are checked first, then the file is written.
+    // Writing through the map: the in-memory run and the other backend's are checked first,
+    // then the file is written.
     assert!(at("verify: apply") < at("project: apply"), "{frames:#?}");
     assert!(at("project: apply") < at("write"), "{frames:#?}");
     assert!(frames.last().unwrap().starts_with("done "), "{frames:#?}");
