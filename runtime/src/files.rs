@@ -120,7 +120,12 @@ impl Target {
         let meta = match std::fs::symlink_metadata(path) {
             Ok(m) => m,
             // Nothing there (or a parent is not a directory: creating the file says so).
-            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
                 return Ok(Target::File {
                     path: path.to_path_buf(),
                     replaces: None,

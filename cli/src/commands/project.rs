@@ -282,11 +282,9 @@ impl Job<'_> {
                     let tensor = file.info();
                     self.element_size(tensor.dtype.size());
                     let plan = plan_for(self.spec, &tensor, input)?;
-                    let leaves = format!(
-                        "'{}' is unchanged unless the write pass had begun",
-                        input.display()
-                    );
-                    signals::set_leaves(leaves);
+                    // Signals wait while the write pass runs (see `Hook`): before it, nothing has
+                    // been written.
+                    signals::set_leaves(format!("'{}' is unchanged", input.display()));
                     signals::watch(
                         Mapped::Output,
                         file.mapped_range(),
@@ -303,6 +301,10 @@ impl Job<'_> {
                     self.phase("write");
                     let start = Instant::now();
                     file.flush()?;
+                    signals::set_leaves(format!(
+                        "'{}' had been projected completely",
+                        input.display()
+                    ));
                     hook.end();
                     outcome.write = start.elapsed();
                     (tensor, order, plan, outcome, input.display().to_string())
@@ -384,6 +386,8 @@ impl Job<'_> {
         {
             let _held = Deferred::begin();
             out.commit(sync)?;
+            // A signal held during the commit is obeyed now, and says so.
+            signals::set_leaves("the result had been written completely");
         }
         outcome.write = start.elapsed();
         Ok(outcome)
