@@ -14,6 +14,11 @@ pub fn run(args: &NormArgs) -> Result<(), CliError> {
     let backend = choose_backend(args.backend.as_deref())?;
     let (spec, _) = read_spec(&args.spec)?;
     let input = NpyInput::open(&args.input)?;
+    crate::signals::watch(
+        crate::signals::Mapped::Input,
+        input.mapped_range(),
+        crate::signals::input_message(&args.input, "no norm was printed"),
+    );
     let tensor = input.info();
     let plan = plan_for(&spec, &tensor, &args.input)?;
     let norm = progress::run(args.progress, file_size(&args.input), |bar| {
@@ -29,6 +34,8 @@ pub fn run(args: &NormArgs) -> Result<(), CliError> {
         })?
         .map_err(|e| CliError::data_in(e, "cannot compute the norm of", &args.input))
     })?;
+    // Numbers read from a file that changed size under us mean nothing.
+    input.check_unchanged()?;
     let text = if args.json {
         let value = json!({
             "norm": norm,
