@@ -22,7 +22,6 @@ use multiproj_runtime::{Backend, DataError, Element, Executor, Report};
 use crate::args::ProjectArgs;
 use crate::commands::{choose_backend, file_size, plan_for, read_spec, with_threads};
 use crate::diagnostics::CliError;
-use crate::output;
 use crate::progress::{self, Bar};
 use crate::stats::Stats;
 
@@ -51,8 +50,7 @@ pub fn run(args: &ProjectArgs) -> Result<(), CliError> {
         with_threads(args.threads, || job.run())?
     })?;
     match stats {
-        Some(stats) if args.json => output::print(&format!("{}\n", stats.json())),
-        Some(stats) => output::print(&stats.human()),
+        Some(stats) => stats.print(args.json),
         None => Ok(()),
     }
 }
@@ -218,7 +216,7 @@ impl Job<'_> {
         // file is touched.
         let verified = if self.args.verify {
             self.phase("verify");
-            let mut ours = multiproj_runtime::verify::alloc_output::<T>(plan);
+            let mut ours = multiproj_runtime::verify::try_alloc_output::<T>(plan)?;
             self.exec()
                 .project(plan, &data.view(), &mut ours.view_mut(), self.radius)?;
             let verified = self.verify(plan, &data.view(), &ours.view().into_dyn())?;
