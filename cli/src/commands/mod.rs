@@ -105,7 +105,7 @@ pub fn with_threads<R: Send>(
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("could not start {n} threads")]
+#[error("could not start {n} thread{}", if *.n == 1 { "" } else { "s" })]
 #[diagnostic(
     code(multiproj::threads),
     help("pass a smaller --threads, or leave it out for one thread per core")
