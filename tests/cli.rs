@@ -1120,6 +1120,59 @@ fn zero_threads() {
         ");
 }
 
+/// `--threads` above the cap (4 per core, at least 64), with the machine-dependent numbers
+/// replaced by `[MAX]`, `[MAX+1]` and `[CORES]`.
+fn too_many_threads(d: &Dir, args: &[&str]) -> String {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let max = (4 * cores).max(64);
+    d.fails(args, 2)
+        .replace(&format!("value '{}'", max + 1), "value '[MAX+1]'")
+        .replace(&format!("at most {max} threads"), "at most [MAX] threads")
+        .replace(&format!("machine's {cores},"), "machine's [CORES],")
+}
+
+#[test]
+fn too_many_threads_are_refused() {
+    let d = with_weights();
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let over = ((4 * cores).max(64) + 1).to_string();
+    // Before the cap, 4,000 threads on this 4×3 tensor took seconds and a huge number ran the
+    // system out of process ids.
+    insta::assert_snapshot!(
+        too_many_threads(&d, &project_args("w.npy", &["-r", "1", "--threads", &over])), @r"
+    error: invalid value '[MAX+1]' for '--threads <N>': at most [MAX] threads are allowed (4 per core of this machine's [CORES], and never fewer than 64)
+
+    For more information, try '--help'.
+    ");
+    let huge = "1000000000000000000000000";
+    for args in [
+        &project_args("w.npy", &["-r", "1", "--threads", huge])[..],
+        &["norm", BILEVEL, "w.npy", "--threads", &over],
+        &["norm", BILEVEL, "w.npy", "--threads", huge],
+        &[
+            "bench",
+            BILEVEL,
+            "--shape",
+            "4x3",
+            "-r",
+            "1",
+            "--threads",
+            &over,
+        ],
+        &["bench", "--probe", "--size-mib", "1", "--threads", huge],
+    ] {
+        let msg = too_many_threads(&d, args);
+        assert!(
+            msg.contains("at most [MAX] threads are allowed"),
+            "{args:?}:\n{msg}"
+        );
+    }
+    // The cap itself is accepted, and so is 64 on any machine.
+    d.ok(&project_args("w.npy", &["-r", "1", "--threads", "64"]));
+    let help = d.ok(&["project", "--help"]);
+    assert!(help.contains("4 per core"), "{help}");
+}
+
 #[test]
 fn both_backends_agree_and_verify_says_so() {
     let d = with_weights();
@@ -1237,6 +1290,80 @@ fn explain_with_a_bad_shape() {
           help: every axis must belong to exactly one level; add axis 2 to a level (e.g. `dims A,B` or
                 `dims A..`)
         ");
+}
+
+#[test]
+fn a_shape_too_large_to_address() {
+    let d = Dir::new();
+    // Its element count wraps around to 0 in 64 bits: once reported as "no elements".
+    insta::assert_snapshot!(
+        d.fails(&["explain", BILEVEL, "--shape", "4294967296x4294967296x16"], 2), @r"
+    multiproj::args
+
+      × the shape 4294967296x4294967296x16 is too large: its extents multiply to more than
+      │ 9223372036854775807 bytes of f64 data, more than this machine can address
+      help: pass a smaller --shape
+    ");
+    for args in [
+        &[
+            "explain",
+            BILEVEL,
+            "--shape",
+            "4294967296x4294967296x16",
+            "--dtype",
+            "f32",
+        ][..],
+        &["explain", BILEVEL, "--shape", "0x4294967296x4294967296"],
+        &[
+            "explain",
+            BILEVEL,
+            "--shape",
+            "4294967296x2147483648",
+            "--dtype",
+            "f64",
+        ],
+        &[
+            "bench",
+            BILEVEL,
+            "--shape",
+            "4294967296x4294967296x16",
+            "-r",
+            "1",
+        ],
+        &[
+            "bench",
+            BILEVEL,
+            "--shape",
+            "4294967296x4294967296",
+            "-r",
+            "1",
+        ],
+    ] {
+        let msg = d.fails(args, 2);
+        assert!(msg.contains("is too large"), "{args:?}:\n{msg}");
+    }
+    // The largest addressable f32 matrix is a shape like any other (explain allocates nothing).
+    d.ok(&[
+        "explain",
+        BILEVEL,
+        "--shape",
+        "4294967296x536870911",
+        "--dtype",
+        "f32",
+    ]);
+}
+
+#[test]
+fn explain_a_level_longer_than_a_format_width() {
+    // One level whose text is over 65,535 characters: the tree printer padded it with a
+    // `format!` width, which panicked (exit 3). The spec is invalid (axis 0 used twice), so
+    // explain must say that instead.
+    let d = Dir::new();
+    let spec = format!("l1 over dims {}", vec!["0"; 33_000].join(","));
+    let out = d.run(&["explain", &spec]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(!out.stderr.contains("internal error"), "{}", out.stderr);
+    assert!(out.stderr.contains("multiproj::"), "{}", out.stderr);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ use multiproj_runtime::verify::Agreement;
 use multiproj_runtime::{Backend, Report};
 use serde_json::{Map, Value, json};
 
-use crate::output::shape_text;
+use crate::diagnostics::CliError;
+use crate::output::{self, shape_text};
 
 /// Everything known about one projection run.
 #[derive(Clone, Debug)]
@@ -58,6 +59,27 @@ fn ms(d: Duration) -> f64 {
 }
 
 impl Stats {
+    /// Prints the statistics on stdout, as JSON or for people, once the output is written. If
+    /// stdout fails (full, or an I/O error), the output stays written — it is correct, and
+    /// removing it would lose work — and the error (exit code 1: what was asked for was not
+    /// all delivered) says so.
+    pub fn print(&self, json: bool) -> Result<(), CliError> {
+        let text = if json {
+            format!("{}\n", self.json())
+        } else {
+            self.human()
+        };
+        let done = if self.in_place {
+            format!(
+                "the projection succeeded: '{}' was projected in place",
+                self.output
+            )
+        } else {
+            format!("the projection succeeded: '{}' was written", self.output)
+        };
+        output::print_after(&text, done)
+    }
+
     /// Aligned `name  value` lines, ending in a newline.
     pub fn human(&self) -> String {
         let r = &self.report;

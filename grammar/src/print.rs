@@ -92,12 +92,12 @@ impl fmt::Display for Spec {
             } else {
                 "├─"
             };
-            writeln!(
-                f,
-                "{branch} level {:<number_width$}  {text:<text_width$}    @{}",
-                i + 1,
-                level.span
-            )?;
+            // Padded by hand: a width argument above 65,535 (a level written out over that
+            // many characters) makes `format!` panic.
+            let pad = text_width.saturating_sub(text.chars().count());
+            write!(f, "{branch} level {:<number_width$}  {text}", i + 1)?;
+            f.write_str(&" ".repeat(pad))?;
+            writeln!(f, "    @{}", level.span)?;
         }
         match &self.radius {
             Some(r) => write!(f, "radius: {}  @{}", r.node, r.span),

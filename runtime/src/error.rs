@@ -110,6 +110,20 @@ pub enum DataError {
     #[diagnostic(code(multiproj::too_large))]
     TooLarge { what: String, shape: Vec<usize> },
 
+    /// `--verify`: the memory for a copy of the result to compare could not be allocated (a
+    /// `ulimit -v`, a cgroup limit, an exhausted machine).
+    #[error(
+        "could not allocate {bytes} bytes ({:.1} MiB) of memory for a copy of the result to compare (--verify)",
+        *.bytes as f64 / 1048576.0
+    )]
+    #[diagnostic(
+        code(multiproj::verify::out_of_memory),
+        help(
+            "--verify keeps a copy of the result in memory (two with --in-place); run without --verify, or with more memory"
+        )
+    )]
+    VerifyOutOfMemory { bytes: u64 },
+
     /// A NaN or infinity in the input: every norm and threshold would be meaningless.
     #[error("the input holds {} at index {index:?}", describe_non_finite(*.value))]
     #[diagnostic(

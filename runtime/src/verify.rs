@@ -6,6 +6,11 @@
 //! relative to the largest magnitude in the input: `|a - b| ≤ rtol · max|x|`, with
 //! `rtol = 1e-12` for f64 and `1e-6` for f32 (a few f32 ulps, since both results are rounded
 //! from f64).
+//!
+//! Memory: the other backend's result is a second copy of the tensor, in memory (and in place,
+//! the primary's result before the file is touched is a third). Its allocation is fallible: a
+//! memory limit makes `--verify` fail with [`DataError::VerifyOutOfMemory`], naming the bytes,
+//! instead of aborting the process (which would leave the temporary output behind).
 
 use ndarray::{Array, ArrayViewD, Dimension, IxDyn};
 
@@ -33,20 +38,44 @@ pub fn rtol(dtype: DType) -> f64 {
     }
 }
 
-/// A zeroed array with the plan's output layout: dense, axes in the input's memory order.
+/// A zeroed array with the plan's output layout: dense, axes in the input's memory order. Like
+/// any infallible allocation, it aborts the process if the memory cannot be had;
+/// [`try_alloc_output`] returns an error instead.
 pub fn alloc_output<T: Element>(plan: &Plan) -> Array<T, IxDyn> {
+    let (permuted, inverse) = output_layout(plan);
+    Array::from_elem(IxDyn(&permuted), T::zero()).permuted_axes(IxDyn(&inverse))
+}
+
+/// [`alloc_output`], failing with [`DataError::VerifyOutOfMemory`] (which names the bytes) when
+/// the memory cannot be allocated.
+pub fn try_alloc_output<T: Element>(plan: &Plan) -> Result<Array<T, IxDyn>, DataError> {
+    let (permuted, inverse) = output_layout(plan);
+    let len = plan.tensor.shape.iter().product::<usize>();
+    let mut data = Vec::new();
+    data.try_reserve_exact(len)
+        .map_err(|_| DataError::VerifyOutOfMemory {
+            bytes: (len as u64).saturating_mul(size_of::<T>() as u64),
+        })?;
+    data.resize(len, T::zero());
+    let dense = Array::from_shape_vec(IxDyn(&permuted), data)
+        .map_err(|e| DataError::Internal(format!("the layout of a --verify copy: {e}")))?;
+    Ok(dense.permuted_axes(IxDyn(&inverse)))
+}
+
+/// The extents in memory order, and the permutation that puts the axes back in logical order.
+fn output_layout(plan: &Plan) -> (Vec<usize>, Vec<usize>) {
     let order = &plan.memory_order;
     let permuted: Vec<usize> = order.iter().map(|&a| plan.tensor.shape[a]).collect();
     let mut inverse = vec![0usize; order.len()];
     for (p, &a) in order.iter().enumerate() {
         inverse[a] = p;
     }
-    Array::from_elem(IxDyn(&permuted), T::zero()).permuted_axes(IxDyn(&inverse))
+    (permuted, inverse)
 }
 
 /// Projects `x` with `other` into a fresh array and compares it with `result` (what the primary
 /// backend produced from the same `x`). An error names the first element that differs by more
-/// than the tolerance.
+/// than the tolerance, and the fresh array is allocated fallibly ([`try_alloc_output`]).
 pub fn check_against<T: Element>(
     plan: &Plan,
     x: &ArrayViewD<'_, T>,
@@ -68,7 +97,7 @@ pub fn check_against_with<T: Element>(
 ) -> Result<(Agreement, Report), DataError> {
     let primary = exec.backend;
     let other = primary.other();
-    let mut theirs = alloc_output::<T>(plan);
+    let mut theirs = try_alloc_output::<T>(plan)?;
     let report = Executor {
         backend: other,
         ..*exec

@@ -29,13 +29,13 @@ use std::time::{Duration, Instant};
 use ndarray::ArrayD;
 use serde_json::{Map, Value, json};
 
-use multiproj_compiler::{DType, Norm, Order, Plan, TensorInfo};
+use multiproj_compiler::{DType, Norm, Order, Plan};
 use multiproj_grammar::Spec;
 use multiproj_runtime::solve::{Aggregates, GroupAction};
 use multiproj_runtime::{Backend, DataError, Element, Report};
 
 use crate::args::BenchArgs;
-use crate::commands::{read_spec, with_threads};
+use crate::commands::{read_spec, shaped_tensor, with_threads};
 use crate::diagnostics::{CliError, Failure};
 use crate::output::{self, shape_text};
 use crate::stats::backend_text;
@@ -136,7 +136,7 @@ impl<'a> Setup<'a> {
             )?),
         };
         let order = Order::from(args.order);
-        let tensor = TensorInfo::with_order(&shape.0, DType::from(args.dtype), order);
+        let tensor = shaped_tensor(&shape.0, DType::from(args.dtype), order)?;
         let ir = multiproj_compiler::check(&spec, &tensor)?;
         let plan = multiproj_compiler::plan(&ir);
         check_memory(&plan)?;
@@ -619,6 +619,7 @@ impl Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use multiproj_compiler::TensorInfo;
 
     fn plan(spec: &str, shape: &[usize]) -> Plan {
         let spec = multiproj_grammar::parse(spec).unwrap();

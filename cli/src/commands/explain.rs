@@ -1,9 +1,8 @@
 //! `multiproj explain SPEC [--shape S]`: every printable stage of the compiler, with headings —
 //! the syntax tree, and for a given shape the IR, the normalized levels and the plan.
 
-use multiproj_compiler::TensorInfo;
-
 use crate::args::ExplainArgs;
+use crate::commands::shaped_tensor;
 use crate::diagnostics::CliError;
 use crate::output;
 
@@ -28,7 +27,7 @@ pub fn run(args: &ExplainArgs) -> Result<(), CliError> {
             );
         }
         Some(shape) => {
-            let tensor = TensorInfo::with_order(&shape.0, args.dtype.into(), args.order.into());
+            let tensor = shaped_tensor(&shape.0, args.dtype.into(), args.order.into())?;
             let ir = multiproj_compiler::check(&spec, &tensor)?;
             let normalized = multiproj_compiler::normalize(&ir.levels);
             let plan = multiproj_compiler::plan(&ir);

@@ -1,5 +1,6 @@
 //! The subcommands, one module each, and the steps they share: reading a spec, opening a
-//! tensor file, and binding the spec to the tensor.
+//! tensor file, binding the spec to the tensor, the tensor a `--shape` describes, and the
+//! thread pool of `--threads`.
 
 pub mod bench;
 pub mod check;
@@ -9,7 +10,7 @@ pub mod project;
 
 use std::path::Path;
 
-use multiproj_compiler::{Plan, RankReq, TensorInfo};
+use multiproj_compiler::{DType, Order, Plan, RankReq, TensorInfo};
 use multiproj_grammar::Spec;
 use multiproj_runtime::Backend;
 
@@ -54,7 +55,33 @@ pub fn file_size(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
+/// The tensor of `--shape` (explain, bench). A shape too large for this machine's address
+/// space is refused as a bad argument, as the `.npy` reader refuses such a header: its element
+/// count and strides would wrap around (`4294967296x4294967296x16` would count 0 elements).
+/// Zero extents are left out of the product, so that every stride fits too; an empty tensor
+/// is the checker's to refuse.
+pub fn shaped_tensor(shape: &[usize], dtype: DType, order: Order) -> Result<TensorInfo, CliError> {
+    let fits = shape
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(dtype.size(), |n, &d| n.checked_mul(d))
+        .is_some_and(|bytes| bytes <= isize::MAX as usize);
+    if !fits {
+        return Err(CliError::usage(
+            format!(
+                "the shape {} is too large: its extents multiply to more than {} bytes of {dtype} \
+                 data, more than this machine can address",
+                shape_text(shape),
+                isize::MAX
+            ),
+            Some("pass a smaller --shape"),
+        ));
+    }
+    Ok(TensorInfo::with_order(shape, dtype, order))
+}
+
 /// Runs `f` on a pool of `threads` threads, or on rayon's global pool (one thread per core).
+/// More than [`crate::args::max_threads`] is refused (the parser of `--threads` already does).
 pub fn with_threads<R: Send>(
     threads: Option<usize>,
     f: impl FnOnce() -> R + Send,
@@ -62,6 +89,13 @@ pub fn with_threads<R: Send>(
     let Some(n) = threads else {
         return Ok(f());
     };
+    let max = crate::args::max_threads();
+    if n > max {
+        return Err(CliError::usage(
+            format!("{n} threads are too many: at most {max} (4 per core, and 64 on any machine)"),
+            Some("pass a smaller --threads, or leave it out for one thread per core"),
+        ));
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(n)
         .thread_name(|i| format!("multiproj-{i}"))
@@ -71,7 +105,7 @@ pub fn with_threads<R: Send>(
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("could not start {n} threads")]
+#[error("could not start {n} thread{}", if *.n == 1 { "" } else { "s" })]
 #[diagnostic(
     code(multiproj::threads),
     help("pass a smaller --threads, or leave it out for one thread per core")

@@ -30,7 +30,6 @@ use multiproj_runtime::{Backend, DataError, Element, Executor, Progress, Report,
 use crate::args::{InPlaceMode, ProjectArgs};
 use crate::commands::{choose_backend, file_size, plan_for, read_spec, with_threads};
 use crate::diagnostics::CliError;
-use crate::output;
 use crate::progress::{self, Bar};
 use crate::signals::{self, Deferred, Mapped};
 use crate::stats::Stats;
@@ -61,18 +60,20 @@ pub fn run(args: &ProjectArgs) -> Result<(), CliError> {
         };
         with_threads(args.threads, || job.run())?
     })?;
-    let text = match stats {
-        Some(stats) if args.json => format!("{}\n", stats.json()),
-        Some(stats) => stats.human(),
-        None => return Ok(()),
-    };
-    if to_stdout {
-        // Standard output holds the tensor: the statistics go to stderr.
-        use std::io::Write;
-        let _ = std::io::stderr().write_all(text.as_bytes());
-        Ok(())
-    } else {
-        output::print(&text)
+    match stats {
+        Some(stats) if to_stdout => {
+            // Standard output holds the tensor: the statistics go to stderr.
+            use std::io::Write;
+            let text = if args.json {
+                format!("{}\n", stats.json())
+            } else {
+                stats.human()
+            };
+            let _ = std::io::stderr().write_all(text.as_bytes());
+            Ok(())
+        }
+        Some(stats) => stats.print(args.json),
+        None => Ok(()),
     }
 }
 
@@ -425,7 +426,7 @@ impl Job<'_> {
         // file is touched.
         let verified = if self.args.verify {
             self.phase("verify");
-            let mut ours = multiproj_runtime::verify::alloc_output::<T>(plan);
+            let mut ours = multiproj_runtime::verify::try_alloc_output::<T>(plan)?;
             let plain = self.hook(false);
             self.exec(&plain)
                 .project(plan, &data.view(), &mut ours.view_mut(), self.radius)?;
