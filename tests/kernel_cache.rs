@@ -25,10 +25,11 @@ use ndarray::{ArrayD, IxDyn};
 
 const SPECS: &[&str] = &[
     "l1 over dim0 of linf over dim1",
-    "l1 over dim0 of l1 over dim1",
     "l1 over dim1 of linf over dim0",
     "l1 over dim1 of l1 over dim0",
     "l1 over dim0 of l2 over dim1",
+    // The l1 twin of the first: its reduce kernel is the one poisoned (`poison`).
+    "l1 over dim0 of l1 over dim1",
 ];
 
 fn plan(spec: &str) -> Plan {
@@ -195,7 +196,6 @@ fn the_command_keeps_kernels_where_multiproj_kernel_cache_says() {
     assert_eq!(a, c);
 }
 
-
 /// An uid that is not ours (nobody).
 const OTHER_UID: u32 = 65534;
 
@@ -238,7 +238,7 @@ impl KernelFile {
     fn read(path: &Path) -> KernelFile {
         let bytes = fs::read(path).unwrap();
         let mut at = 8 + 4;
-        let mut u64_at = |at: &mut usize| {
+        let u64_at = |at: &mut usize| {
             let v = u64::from_le_bytes(bytes[*at..*at + 8].try_into().unwrap());
             *at += 8;
             v
@@ -341,7 +341,11 @@ fn assert_not_used(cache: &Path, expected: &[Vec<u64>], why: &str) {
         refusals.len() == 1 && refusals[0].contains(why),
         "expected one reason mentioning {why:?}: {refusals:?}"
     );
-    assert_eq!(listing(cache), before, "nothing written to a refused directory");
+    assert_eq!(
+        listing(cache),
+        before,
+        "nothing written to a refused directory"
+    );
 }
 
 /// A fresh cache directory `kernels` in a temporary directory of our own, filled and poisoned:
@@ -390,12 +394,19 @@ fn a_poisoned_kernel_is_run_only_from_a_file_of_our_own() {
     // The control: our own poisoned file is trusted (it could only be ours), and the poison
     // works.
     let trusting = Jit::with_disk_cache(&cache).unwrap();
-    assert_ne!(run_all(&trusting), expected, "the poisoned kernel computes wrong numbers");
+    assert_ne!(
+        run_all(&trusting),
+        expected,
+        "the poisoned kernel computes wrong numbers"
+    );
     assert_eq!(trusting.loaded(), n);
     drop(trusting);
 
     let (_dir, cache, expected, poisoned) = poisoned_cache();
-    if !give_away(&poisoned, "a_poisoned_kernel_is_run_only_from_a_file_of_our_own") {
+    if !give_away(
+        &poisoned,
+        "a_poisoned_kernel_is_run_only_from_a_file_of_our_own",
+    ) {
         return;
     }
     let jit_ = Jit::with_disk_cache(&cache).unwrap();
@@ -447,7 +458,11 @@ fn a_symbolic_link_at_a_kernel_name_is_not_followed() {
     );
     let meta = fs::symlink_metadata(&poisoned).unwrap();
     assert!(meta.is_file(), "the link was replaced by a kernel file");
-    assert_eq!(fs::read(&elsewhere).unwrap(), linked_to, "what it pointed at is untouched");
+    assert_eq!(
+        fs::read(&elsewhere).unwrap(),
+        linked_to,
+        "what it pointed at is untouched"
+    );
 }
 
 #[test]
@@ -555,7 +570,10 @@ fn housekeeping_removes_only_our_own_dead_temporaries() {
 
     let jit_ = Jit::with_disk_cache(&cache).unwrap();
     run_all(&jit_);
-    assert!(jit_.compiled() > 0, "kernels were stored, so housekeeping ran");
+    assert!(
+        jit_.compiled() > 0,
+        "kernels were stored, so housekeeping ran"
+    );
     for p in &removed {
         assert!(!p.exists(), "{p:?} removed");
     }
@@ -585,7 +603,13 @@ impl Tmpfs {
     fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
         fs::create_dir_all(at).ok()?;
         let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
             .arg(at)
             .output()
             .is_ok_and(|o| o.status.success());
@@ -611,7 +635,10 @@ fn a_failed_write_leaves_no_temporary() {
     let jit_ = Jit::with_disk_cache(&cache).unwrap();
     assert_eq!(run_all(&jit_), run_all(&Jit::new().unwrap()));
     let stored = kernel_files(&cache).len();
-    assert!(stored < jit_.compiled(), "some stores failed ({stored} stored)");
+    assert!(
+        stored < jit_.compiled(),
+        "some stores failed ({stored} stored)"
+    );
     let left: Vec<_> = fs::read_dir(&cache)
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -621,7 +648,12 @@ fn a_failed_write_leaves_no_temporary() {
 }
 
 /// Runs `multiproj project` on `input` with `env` (`None`: removed); its output and stderr.
-fn project(input: &Path, out: &Path, spec: &str, env: &[(&str, Option<&Path>)]) -> (Vec<u8>, String) {
+fn project(
+    input: &Path,
+    out: &Path,
+    spec: &str,
+    env: &[(&str, Option<&Path>)],
+) -> (Vec<u8>, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_multiproj"));
     cmd.args(["project", spec])
         .arg(input)
@@ -772,7 +804,10 @@ fn the_default_cache_checks_the_directories_multiproj_makes() {
     let (result, stderr) = run(&fresh);
     assert_eq!(result, reference);
     assert_eq!(stderr, "");
-    for d in [fresh.join("multiproj"), fresh.join("multiproj").join("kernels")] {
+    for d in [
+        fresh.join("multiproj"),
+        fresh.join("multiproj").join("kernels"),
+    ] {
         assert_eq!(fs::metadata(&d).unwrap().mode() & 0o7777, 0o700, "{d:?}");
     }
 }

@@ -294,7 +294,14 @@ mod sys {
                 }
             };
         }
-        check_dir(&fd, if shown.as_os_str().is_empty() { dir } else { &shown })?;
+        check_dir(
+            &fd,
+            if shown.as_os_str().is_empty() {
+                dir
+            } else {
+                &shown
+            },
+        )?;
         Ok(fd)
     }
 
@@ -387,11 +394,8 @@ mod sys {
     /// The content of `name` in `dir`: `Ok(None)` if there is no such file, the reason if it
     /// is there but not to be trusted.
     pub(super) fn read_trusted_file(dir: &File, name: &str) -> Result<Option<Vec<u8>>, String> {
-        let flags = OFlags::RDONLY
-            | OFlags::NOFOLLOW
-            | OFlags::NONBLOCK
-            | OFlags::NOCTTY
-            | OFlags::CLOEXEC;
+        let flags =
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
         let file = match rustix::fs::openat(dir, name, flags, Mode::empty()) {
             Ok(fd) => File::from(fd),
             Err(Errno::NOENT) => return Ok(None),
@@ -448,11 +452,8 @@ mod sys {
     fn create_temporary(dir: &File) -> io::Result<(String, File)> {
         let pid = std::process::id();
         let random = RandomState::new();
-        let flags = OFlags::WRONLY
-            | OFlags::CREATE
-            | OFlags::EXCL
-            | OFlags::NOFOLLOW
-            | OFlags::CLOEXEC;
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         for attempt in 0u32.. {
             let r = random.hash_one((SystemTime::now(), std::thread::current().id(), attempt));
             let tmp = format!("{TEMP_PREFIX}{pid}-{r:016x}{TEMP_SUFFIX}");
@@ -480,7 +481,10 @@ mod sys {
 
     /// Whether the process `pid` may still be running (it exists, or cannot be asked).
     fn alive(pid: u32) -> bool {
-        match i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
+        match i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        {
             Some(pid) => !matches!(rustix::process::test_kill_process(pid), Err(Errno::SRCH)),
             None => false,
         }
@@ -528,7 +532,10 @@ mod sys {
         #[test]
         fn only_multiproj_temporaries_are_recognized() {
             let r = "0123456789abcdef";
-            assert_eq!(temporary_of(&format!(".multiproj-42-{r}.kernel.tmp")), Some(Some(42)));
+            assert_eq!(
+                temporary_of(&format!(".multiproj-42-{r}.kernel.tmp")),
+                Some(Some(42))
+            );
             assert_eq!(temporary_of(&format!(".tmp-{r}")), Some(None));
             for other in [
                 format!(".multiproj--{r}.kernel.tmp"),
