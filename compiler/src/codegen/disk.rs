@@ -39,9 +39,9 @@
 //! The cache is best effort: any I/O error reads as a miss or skips the store, never fails a
 //! projection. A kernel is written to a temporary, created exclusively with mode 0600 and named
 //! `.multiproj-<pid>-<random>.kernel.tmp`, and renamed into place, so concurrent processes
-//! never see half a file; a failed write removes its temporary. Housekeeping, when a kernel is
-//! stored, removes only such temporaries that are regular files owned by the effective uid and
-//! whose process is gone (or that are more than a day old), and after a day the
+//! never see half a file; a failed write removes its temporary. Housekeeping, when a JIT first
+//! stores a kernel, removes only such temporaries that are regular files owned by the effective
+//! uid and whose process is gone (or that are more than a day old), and after a day the
 //! `.tmp-<16 hex digits>` temporaries of earlier versions; nothing else, and no other user's
 //! file.
 //!
@@ -76,6 +76,8 @@ pub(super) struct DiskCache {
     opened: Option<Result<File, ()>>,
     /// Why the directory or a file in it was not used.
     refusals: Vec<String>,
+    /// Whether housekeeping ran (once, at the first store).
+    swept: bool,
 }
 
 impl DiskCache {
@@ -93,6 +95,7 @@ impl DiskCache {
             owned,
             opened: None,
             refusals: Vec::new(),
+            swept: false,
         }
     }
 
@@ -173,10 +176,13 @@ impl DiskCache {
         }
         let sum = checksum(&body);
         body.extend_from_slice(&sum.to_le_bytes());
+        let sweep = !std::mem::replace(&mut self.swept, true);
         let Some(dir) = self.directory() else {
             return;
         };
-        sys::remove_stale_temporaries(dir);
+        if sweep {
+            sys::remove_stale_temporaries(dir);
+        }
         let _ = sys::write_atomically(dir, &name, &body);
     }
 }
@@ -264,8 +270,11 @@ mod sys {
         .union(OFlags::DIRECTORY)
         .union(OFlags::CLOEXEC);
 
-    fn text(e: Errno) -> io::Error {
-        io::Error::from(e)
+    /// An error as a message says it: "permission denied", without "(os error 13)".
+    fn text(e: impl Into<io::Error>) -> String {
+        let text = e.into().to_string();
+        let text = text.split(" (os error").next().unwrap_or_default();
+        text.to_lowercase()
     }
 
     /// Opens `dir` component by component and checks multiproj's own components (the last
@@ -363,7 +372,7 @@ mod sys {
     fn check_dir(fd: &File, shown: &Path) -> Result<(), String> {
         let meta = fd
             .metadata()
-            .map_err(|e| format!("'{}' could not be examined ({e})", shown.display()))?;
+            .map_err(|e| format!("'{}' could not be examined ({})", shown.display(), text(e)))?;
         if !meta.is_dir() {
             return Err(format!("'{}' is not a directory", shown.display()));
         }
@@ -404,7 +413,7 @@ mod sys {
         };
         let meta = file
             .metadata()
-            .map_err(|e| format!("could not be examined ({e})"))?;
+            .map_err(|e| format!("could not be examined ({})", text(e)))?;
         let kind = meta.file_type();
         let other = if kind.is_dir() {
             "a directory"
@@ -427,7 +436,7 @@ mod sys {
         let mut bytes = Vec::with_capacity(meta.len() as usize);
         file.take(MAX_FILE_LEN)
             .read_to_end(&mut bytes)
-            .map_err(|e| format!("could not be read ({e})"))?;
+            .map_err(|e| format!("could not be read ({})", text(e)))?;
         Ok(Some(bytes))
     }
 
@@ -493,7 +502,7 @@ mod sys {
     /// Removes the temporaries multiproj processes left behind when they died between writing
     /// and renaming: regular files with multiproj's temporary names, owned by the effective
     /// uid, whose process is gone or which are older than a day (of an earlier version: older
-    /// than a day). Runs when a kernel is stored, i.e. only after a compile.
+    /// than a day). Runs when the first kernel is stored, i.e. only after a compile.
     pub(super) fn remove_stale_temporaries(dir: &File) {
         let Ok(mut entries) = rustix::fs::Dir::read_from(dir) else {
             return;
