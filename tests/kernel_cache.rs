@@ -839,6 +839,43 @@ fn the_default_cache_checks_the_directories_multiproj_makes() {
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 
+    // `kernels` a symbolic link to the poisoned directory, in a `multiproj` of our own.
+    let final_link = dir.path().join("final-link");
+    fs::create_dir_all(final_link.join("multiproj")).unwrap();
+    chmod(&final_link.join("multiproj"), 0o700);
+    chmod(&shared.join("multiproj"), 0o700);
+    symlink(
+        shared.join("multiproj").join("kernels"),
+        final_link.join("multiproj").join("kernels"),
+    )
+    .unwrap();
+    let (result, stderr) = run(&final_link);
+    assert!(
+        result == reference,
+        "wrong projection: a planted kernel was run"
+    );
+    assert!(stderr.contains("kernels' is a symbolic link"), "{stderr}");
+
+    // `multiproj` of another user (mode 0755: not even writable by us).
+    if give_away(
+        &shared.join("multiproj"),
+        "the_default_cache_checks_the_directories_multiproj_makes",
+    ) {
+        chmod(&shared.join("multiproj"), 0o755);
+        let (result, stderr) = run(&shared);
+        assert!(
+            result == reference,
+            "wrong projection: a planted kernel was run"
+        );
+        assert!(
+            stderr.contains(&format!(
+                "'{}' is owned by uid 65534",
+                shared.join("multiproj").display()
+            )),
+            "{stderr}"
+        );
+    }
+
     // Missing, both are made private.
     let fresh = dir.path().join("fresh");
     fs::create_dir(&fresh).unwrap();
