@@ -45,7 +45,8 @@
 //! `.tmp-<16 hex digits>` temporaries of earlier versions; nothing else, and no other user's
 //! file.
 //!
-//! The trust checks need Unix; elsewhere the disk cache is never used.
+//! The trust checks need Unix; elsewhere there is no default cache directory and a named one is
+//! never used.
 //!
 //! [`Jit::with_disk_cache`]: super::Jit::with_disk_cache
 //! [`Jit::disk_cache_refusals`]: super::Jit::disk_cache_refusals
@@ -219,7 +220,11 @@ impl<'a> Reader<'a> {
 
 /// The default cache directory: `$MULTIPROJ_KERNEL_CACHE` if set (`off`, `0` or empty turn the
 /// cache off), else `$XDG_CACHE_HOME/multiproj/kernels`, else `$HOME/.cache/multiproj/kernels`.
+/// None where the cache cannot be trusted (not Unix).
 pub fn default_dir() -> Option<PathBuf> {
+    if cfg!(not(unix)) {
+        return None;
+    }
     match std::env::var_os("MULTIPROJ_KERNEL_CACHE") {
         Some(v) if v.is_empty() || v == "off" || v == "0" => None,
         Some(v) => Some(PathBuf::from(v)),
