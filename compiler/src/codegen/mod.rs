@@ -413,9 +413,15 @@ impl Jit {
     }
 
     /// A JIT that also keeps the machine code of the kernels it compiles in `dir`, and loads
-    /// kernels compiled there before (by any process) instead of compiling them again. See
-    /// [`default_kernel_cache_dir`] for the usual place; the cache is best effort (an unusable
-    /// directory only means compiling).
+    /// kernels compiled there before (by any process of the same user) instead of compiling them
+    /// again. See [`default_kernel_cache_dir`] for the usual place; the cache is best effort (an
+    /// unusable directory only means compiling).
+    ///
+    /// The directory (created mode 0700 if missing) and each file in it are used only if they
+    /// are owned by the effective uid, not writable by group or others, and neither is a
+    /// symbolic link (a file must be a regular file): otherwise the kernels are compiled in
+    /// memory, the process says why once on stderr, and [`Jit::disk_cache_refusals`] lists the
+    /// reasons (see `disk.rs` for the whole trust model).
     pub fn with_disk_cache(dir: impl Into<PathBuf>) -> Result<Jit, CodegenError> {
         Self::build(Some(dir.into()))
     }
@@ -478,6 +484,15 @@ impl Jit {
     /// The directory of the disk cache, if this JIT has one.
     pub fn disk_cache_dir(&self) -> Option<PathBuf> {
         self.lock().disk.as_ref().map(|d| d.dir().to_path_buf())
+    }
+
+    /// Why the disk cache, or files in it, were not used: one sentence per refusal, naming
+    /// the directory or file and the reason (empty without a disk cache, or if it was used).
+    pub fn disk_cache_refusals(&self) -> Vec<String> {
+        self.lock()
+            .disk
+            .as_ref()
+            .map_or_else(Vec::new, |d| d.refusals().to_vec())
     }
 
     /// Number of kernels loaded from the disk cache instead of compiled.
@@ -565,10 +580,11 @@ impl Jit {
         // The disk cache knows a kernel by its key and the code generator's source: what
         // determines its CLIF, without translating it.
         let disk_id = format!("{key:?} codegen {:016x}", codegen_source_hash());
-        let cached = state.disk.as_ref().and_then(|d| d.load(&disk_id));
+        let cached = state.disk.as_mut().and_then(|d| d.load(&disk_id));
         if let Some((bytes, align)) = cached {
-            // Machine code an earlier compile of this very kernel for this very target produced
-            // (see `disk`), without relocations: defined as it is.
+            // Machine code an earlier compile of this very kernel for this very target produced,
+            // read from a directory and a file only this user can have written (see `disk`),
+            // without relocations: defined as it is.
             module
                 .define_function_bytes(id, align, &bytes, &[])
                 .map_err(|e| CodegenError::new(format!("{key}: {e:?}")))?;
@@ -584,7 +600,8 @@ impl Jit {
             state.ctx.func.name = UserFuncName::user(0, id.as_u32());
             let defined = module.define_function(id, &mut state.ctx);
             if defined.is_ok()
-                && let (Some(disk), Some(compiled)) = (&state.disk, state.ctx.compiled_code())
+                && let (Some(disk), Some(compiled)) =
+                    (state.disk.as_mut(), state.ctx.compiled_code())
                 && compiled.buffer.relocs().is_empty()
             {
                 disk.store(
