@@ -596,7 +596,7 @@ enum Sink {
     /// A temporary file beside the target, mapped; renamed onto the target on commit.
     File {
         temp: files::TempFile,
-        replaces: Option<std::fs::Metadata>,
+        replaces: Option<Box<std::fs::Metadata>>,
     },
     /// Anonymous memory, written to the stream on commit.
     Stream(File),
@@ -677,6 +677,7 @@ impl NpyOutput {
                 // none does (truncation would fault with SIGBUS; writes would only mix values).
                 let map =
                     unsafe { MmapMut::map_mut(file) }.map_err(io_error(&path, "memory-map"))?;
+                let replaces = replaces.map(Box::new);
                 (map, Sink::File { temp, replaces })
             }
             files::Target::Stream { file, name } => {

@@ -235,7 +235,7 @@ impl Job<'_> {
                     let target = Target::resolve(target)?;
                     let out =
                         NpyOutput::create_at(target, tensor.dtype, &tensor.shape, file.order())?;
-                    let outcome = self.into_output(&plan, &file, out, self.args.sync, leaves)?;
+                    let outcome = self.project_to(&plan, &file, out, self.args.sync, leaves)?;
                     (
                         tensor,
                         file.order(),
@@ -269,7 +269,7 @@ impl Job<'_> {
                     let out =
                         NpyOutput::create_at(target, tensor.dtype, &tensor.shape, file.order())?;
                     // The only copy is replaced: durable before the rename, always.
-                    let outcome = self.into_output(&plan, &file, out, true, &leaves)?;
+                    let outcome = self.project_to(&plan, &file, out, true, &leaves)?;
                     (
                         tensor,
                         file.order(),
@@ -349,7 +349,7 @@ impl Job<'_> {
 
     /// Projects `file` into `out` and commits it (`sync`: durably), checking that the input
     /// kept its size while it was read.
-    fn into_output(
+    fn project_to(
         &self,
         plan: &Plan,
         file: &NpyInput,
