@@ -9,6 +9,7 @@ pub mod exec;
 pub mod interp;
 pub mod jit;
 pub mod npy;
+pub mod npy_header;
 pub mod progress;
 pub mod solve;
 pub mod verify;

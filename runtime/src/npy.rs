@@ -20,10 +20,11 @@ use std::path::{Path, PathBuf};
 use memmap2::{Mmap, MmapMut};
 use multiproj_compiler::{DType, Order, TensorInfo};
 use ndarray::{ArrayViewD, ArrayViewMutD, Dimension, IxDyn, ShapeBuilder};
-use ndarray_npy::npy::header::{Header, Layout, ParseHeaderError, ReadHeaderError};
+use ndarray_npy::npy::header::{Header, Layout};
 use ndarray_npy::{ViewDataError, ViewElement, ViewMutElement, WritableElement};
 
 use crate::DataError;
+use crate::npy_header::{self, Literal};
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
@@ -183,32 +184,37 @@ impl Stored {
                 "it does not start with the .npy magic string \\x93NUMPY".into()
             }));
         }
-        let mut rest = bytes;
-        let header = Header::from_reader(&mut rest).map_err(|e| match e {
-            ReadHeaderError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                not_npy("its header is cut short".into())
-            }
-            ReadHeaderError::Io(e) => not_npy(format!("its header cannot be read ({e})")),
-            ReadHeaderError::Parse(ParseHeaderError::Version { major, minor }) => not_npy(format!(
-                "it uses .npy format version {major}.{minor}, which multiproj does not know"
-            )),
-            ReadHeaderError::Parse(e) => not_npy(format!("its header cannot be parsed ({e})")),
-        })?;
-        let data_offset = bytes.len() - rest.len();
+        // Our own parser, not `ndarray-npy`'s, which hangs or overflows the stack on hostile
+        // headers and accepts what NumPy refuses (see `npy_header`).
+        let parsed = npy_header::parse(bytes).map_err(|e| not_npy(e.to_string()))?;
+        let data_offset = parsed.data_offset;
 
-        let dtype = match header.type_descriptor.as_string().map(String::as_str) {
-            Some("<f8") => DType::F64,
-            Some("<f4") => DType::F32,
+        let dtype = match &parsed.descr {
+            Literal::Str(s) if s == "<f8" => DType::F64,
+            Literal::Str(s) if s == "<f4" => DType::F32,
             other => {
                 return Err(DataError::UnsupportedDtype {
                     path: path.to_path_buf(),
                     descr: match other {
-                        Some(s) => s.to_owned(),
+                        Literal::Str(s) => npy_header::printable(s),
                         // A structured dtype: show the Python literal from the header.
-                        None => header.type_descriptor.to_string(),
+                        other => other.to_string(),
                     },
                 });
             }
+        };
+        // `ViewElement` wants `ndarray-npy`'s header; build it from what was checked.
+        let header = Header {
+            type_descriptor: match dtype {
+                DType::F64 => f64::type_descriptor(),
+                DType::F32 => f32::type_descriptor(),
+            },
+            layout: if parsed.fortran_order {
+                Layout::Fortran
+            } else {
+                Layout::Standard
+            },
+            shape: parsed.shape,
         };
 
         let too_large = || DataError::TooLarge {
