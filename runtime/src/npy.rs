@@ -733,16 +733,144 @@ mod tests {
             ),
         };
         let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-        let unpadded = MAGIC.len() + 4 + dict.len() + 1;
+        raw_npy_text(1, dict.as_bytes(), data_len)
+    }
+
+    /// An .npy file of format `version` (1, 2 or 3) whose header text is `dict` padded with
+    /// spaces and a newline to a multiple of 64 bytes, then `data_len` zero bytes.
+    fn raw_npy_text(version: u8, dict: &[u8], data_len: usize) -> Vec<u8> {
+        let len_bytes = if version == 1 { 2 } else { 4 };
+        let unpadded = MAGIC.len() + 2 + len_bytes + dict.len() + 1;
         let header_len = dict.len() + 1 + (64 - unpadded % 64) % 64;
         let mut out = MAGIC.to_vec();
-        out.extend([1, 0]);
-        out.extend((header_len as u16).to_le_bytes());
-        out.extend(dict.bytes());
-        out.resize(MAGIC.len() + 4 + header_len - 1, b' ');
+        out.extend([version, 0]);
+        out.extend(&(header_len as u32).to_le_bytes()[..len_bytes]);
+        out.extend(dict);
+        out.resize(MAGIC.len() + 2 + len_bytes + header_len - 1, b' ');
         out.push(b'\n');
         out.resize(out.len() + data_len, 0);
         out
+    }
+
+    fn with_shape(shape: &str) -> String {
+        format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}")
+    }
+
+    /// Issue 8: a 176-byte header of nested lists took hours in `ndarray-npy`'s parser
+    /// (exponential backtracking), and deeply nested tuples overflowed the stack. Now the
+    /// first is an unsupported (structured-looking) dtype and the others are refused.
+    #[test]
+    fn hostile_headers_are_answered_at_once() {
+        let lists = format!("{}{}", "[".repeat(30), "]".repeat(30));
+        let dict = format!("{{'descr': {lists}, 'fortran_order': False, 'shape': (6,), }}");
+        let e = open_err(&raw_npy_text(1, dict.as_bytes(), 48));
+        assert!(
+            matches!(&e, DataError::UnsupportedDtype { descr, .. } if *descr == lists),
+            "{e:?}"
+        );
+        let e = open_err(&raw_npy_text(1, with_shape(&lists).as_bytes(), 48));
+        assert!(e.to_string().contains("is not a tuple of integers"), "{e}");
+
+        let tuples = |n: usize| format!("{}1{}", "(".repeat(n), ",)".repeat(n));
+        let e = open_err(&raw_npy_text(2, with_shape(&tuples(3_000)).as_bytes(), 8));
+        assert!(
+            e.to_string()
+                .contains("is not a .npy file: its header nests too deeply (more than 32 levels"),
+            "{e}"
+        );
+        let e = open_err(&raw_npy_text(2, with_shape(&tuples(5_000)).as_bytes(), 8));
+        assert!(
+            e.to_string().contains(
+                "is not a .npy file: its header is 15092 bytes long, more than the 10000 \
+                 characters numpy.load reads (its max_header_size)"
+            ),
+            "{e}"
+        );
+    }
+
+    /// Issue 8: headers NumPy refuses were accepted (and a projection of them written out in
+    /// a form NumPy cannot load), headers it reads were refused.
+    #[test]
+    fn headers_are_read_as_numpy_reads_them() {
+        // Arithmetic: `ndarray-npy` evaluated it to shape [2, 3].
+        let e = open_err(&raw_npy_text(1, with_shape("(1+1, 3)").as_bytes(), 48));
+        assert!(
+            e.to_string()
+                .contains("its header cannot be parsed (arithmetic ('+'), which NumPy does not evaluate, at byte 62)"),
+            "{e}"
+        );
+        // 65 dimensions.
+        let e = open_err(&raw_npy_text(
+            1,
+            with_shape(&format!("({})", "1, ".repeat(65))).as_bytes(),
+            8,
+        ));
+        assert!(
+            e.to_string().ends_with(
+                "is not a .npy file: its shape has 65 dimensions; NumPy supports at most 64"
+            ),
+            "{e}"
+        );
+        // Longer than 10,000 characters, even if valid.
+        let mut long = with_shape("(1,)").into_bytes();
+        long.resize(10_001, b' ');
+        let e = open_err(&raw_npy_text(2, &long, 8));
+        assert!(e.to_string().contains("numpy.load reads"), "{e}");
+        // `True` as a dimension, a float, a negative one.
+        for shape in ["(True,)", "(1.0,)", "(-1,)"] {
+            let e = open_err(&raw_npy_text(1, with_shape(shape).as_bytes(), 8));
+            assert!(matches!(e, DataError::NotNpy { .. }), "{shape}: {e:?}");
+        }
+
+        // What NumPy reads: no final newline, Python 2's `L` suffix, Latin-1 in a comment,
+        // another spelling of the same strings.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ok.npy");
+        let no_newline = {
+            let dict = with_shape("(2, 3)");
+            let mut out = MAGIC.to_vec();
+            out.extend([1, 0]);
+            let pad = (64 - (10 + dict.len()) % 64) % 64;
+            out.extend(((dict.len() + pad) as u16).to_le_bytes());
+            out.extend(dict.bytes());
+            out.resize(out.len() + pad, b' ');
+            out.resize(out.len() + 48, 0);
+            out
+        };
+        assert_eq!(no_newline.len() % 8, 0);
+        for bytes in [
+            no_newline,
+            raw_npy_text(1, with_shape("(2L, 3L)").as_bytes(), 48),
+            raw_npy_text(
+                2,
+                b"{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3)} # \xe9",
+                48,
+            ),
+            raw_npy_text(
+                3,
+                "{\"descr\": u'<' 'f8', 'fortran_order': False, 'shape': (0x2, 3)} # é".as_bytes(),
+                48,
+            ),
+        ] {
+            fs::write(&path, &bytes).unwrap();
+            let f = NpyInput::open(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(f.info().shape, [2, 3]);
+            assert_eq!(f.dtype(), DType::F64);
+        }
+    }
+
+    #[test]
+    fn structured_dtypes_show_their_literal() {
+        let dict = "{'descr': [('a', '<f8'), ('b', '<i4', (2,))], 'fortran_order': False, 'shape': (1,), }";
+        let e = open_err(&raw_npy_text(1, dict.as_bytes(), 16));
+        assert!(
+            e.to_string()
+                .contains("has dtype '[('a', '<f8'), ('b', '<i4', (2,))]'; multiproj reads"),
+            "{e}"
+        );
+        // Control characters in a dtype string are not written to the terminal raw.
+        let e = open_err(&raw_npy("\\x1b[2J", &[1], 8));
+        assert!(e.to_string().contains("has dtype '\\u{1b}[2J'"), "{e}");
     }
 
     fn open_err(bytes: &[u8]) -> DataError {
