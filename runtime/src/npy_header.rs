@@ -240,7 +240,7 @@ pub fn numpy_style(descr: &Literal, fortran_order: bool, shape: &[usize]) -> Vec
 fn check_dict(value: Literal) -> Result<(Literal, bool, Vec<usize>), HeaderError> {
     let invalid = |s: String| Err(HeaderError::Invalid(s));
     let Literal::Dict(pairs) = value else {
-        return invalid(format!("its header is not a dict but {value}"));
+        return invalid(format!("its header is not a dict but {}", shown(&value)));
     };
     let (mut descr, mut fortran, mut shape) = (None, None, None);
     for (key, value) in pairs {
@@ -251,8 +251,9 @@ fn check_dict(value: Literal) -> Result<(Literal, bool, Vec<usize>), HeaderError
             Literal::Str(k) if k == "shape" => shape = Some(value),
             _ => {
                 return invalid(format!(
-                    "its header has the key {key}; an .npy header has exactly the keys 'descr', \
-                     'fortran_order' and 'shape'"
+                    "its header has the key {}; an .npy header has exactly the keys 'descr', \
+                     'fortran_order' and 'shape'",
+                    shown(&key)
                 ));
             }
         }
@@ -274,13 +275,15 @@ fn check_dict(value: Literal) -> Result<(Literal, bool, Vec<usize>), HeaderError
         }
         _ => {
             return invalid(format!(
-                "its header's shape {shape} is not a tuple of integers"
+                "its header's shape {} is not a tuple of integers",
+                shown(&shape)
             ));
         }
     };
     let Literal::Bool(fortran) = fortran else {
         return invalid(format!(
-            "its header's fortran_order {fortran} is not True or False"
+            "its header's fortran_order {} is not True or False",
+            shown(&fortran)
         ));
     };
     if dims.len() > MAX_DIMS {
@@ -293,20 +296,36 @@ fn check_dict(value: Literal) -> Result<(Literal, bool, Vec<usize>), HeaderError
     for d in dims {
         match d {
             Literal::Int(n) if *n < 0 => {
-                return invalid(format!("its shape {shape} has a negative dimension"));
+                return invalid(format!(
+                    "its shape {} has a negative dimension",
+                    shown(&shape)
+                ));
             }
             Literal::Int(n) if usize::try_from(*n).is_ok() => out.push(*n as usize),
             Literal::BigInt(text) if text.starts_with('-') => {
-                return invalid(format!("its shape {shape} has a negative dimension"));
+                return invalid(format!(
+                    "its shape {} has a negative dimension",
+                    shown(&shape)
+                ));
             }
             _ => {
                 return invalid(format!(
-                    "its shape {shape} has a dimension too large for this machine"
+                    "its shape {} has a dimension too large for this machine",
+                    shown(&shape)
                 ));
             }
         }
     }
     Ok((descr, fortran, out))
+}
+
+/// `value` for a message, cut short after 200 characters.
+fn shown(value: &Literal) -> String {
+    let text = value.to_string();
+    match text.char_indices().nth(200) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text,
+    }
 }
 
 /// The header text as characters, with the byte offset in the file of each (and of the end).
@@ -372,8 +391,8 @@ impl fmt::Display for Tok {
             Tok::Comma => f.write_str("','"),
             Tok::Colon => f.write_str("':'"),
             Tok::Sign(c) | Tok::Other(c) => write!(f, "{c:?}"),
-            Tok::Number(n) => write!(f, "the number {n}"),
-            Tok::Str(_) | Tok::Bytes(_) => f.write_str("a string"),
+            Tok::Number(n) => write!(f, "number {n}"),
+            Tok::Str(_) | Tok::Bytes(_) => f.write_str("string"),
             Tok::Name(n) => write!(f, "the name {n:?}"),
             Tok::End => f.write_str("the end of the header"),
         }
@@ -1469,7 +1488,7 @@ mod tests {
             ("(ur'1',)", "the name \"ur\""),
             ("(1,),,", "unexpected ','"),
             ("(,)", "unexpected ','"),
-            ("(1 2)", "unexpected the number 2"),
+            ("(1 2)", "unexpected number 2"),
         ] {
             refused_with(&with_shape(shape), reason);
         }
@@ -1641,6 +1660,10 @@ mod tests {
             let e = refusal(1, dict);
             assert!(e.contains(reason), "{dict}: {e}");
         }
+        // Long values are cut short in messages.
+        let e = refusal(1, &with_shape(&format!("[{}]", "12345, ".repeat(1000))));
+        assert!(e.ends_with(", 123... is not a tuple of integers"), "{e}");
+        assert!(e.len() < 300, "{e}");
     }
 
     #[test]
