@@ -34,6 +34,10 @@ fuzz_target!(|data: &[u8]| {
             let again = npy_header::numpy_style(&h.descr, h.fortran_order, &h.shape);
             let back = match npy_header::parse(&again) {
                 Ok(back) => back,
+                // Escapes (`\xff` for one Latin-1 character) can push it over the limit.
+                Err(npy_header::HeaderError::TooLong { .. }) if again.len() > MAX_HEADER_LEN => {
+                    return;
+                }
                 Err(e) => panic!("{h:?} written as NumPy would does not parse: {e}"),
             };
             assert_eq!(back.descr, h.descr);

@@ -2148,9 +2148,16 @@ for path in sys.argv[1:]:
                 assert!(h.shape.len() <= MAX_DIMS);
                 assert!(h.data_offset <= bytes.len());
                 // What is shown for the descr reads back as the same value.
-                let again = parse(&numpy_style(&h.descr, h.fortran_order, &h.shape)).unwrap();
-                assert_eq!(again.descr, h.descr);
-                assert_eq!(again.shape, h.shape);
+                let written = numpy_style(&h.descr, h.fortran_order, &h.shape);
+                match parse(&written) {
+                    Ok(again) => {
+                        assert_eq!(again.descr, h.descr);
+                        assert_eq!(again.shape, h.shape);
+                    }
+                    // Escapes (`\xff` for one Latin-1 character) can push it over the limit.
+                    Err(HeaderError::TooLong { .. }) if written.len() > MAX_HEADER_LEN => {}
+                    Err(e) => panic!("{h:?} written as NumPy would: {e}"),
+                }
             }
             Err(e) => assert!(!e.to_string().is_empty()),
         }
