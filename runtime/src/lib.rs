@@ -10,6 +10,7 @@ pub mod files;
 pub mod interp;
 pub mod jit;
 pub mod npy;
+pub mod npy_header;
 pub mod progress;
 pub mod solve;
 pub mod verify;

@@ -3,10 +3,14 @@
 //! exposing the data as ndarray views ([`TensorView`], [`TensorViewMut`]) in the file's own
 //! memory order, C or Fortran, `f64` or `f32`.
 //!
-//! Headers are parsed and written by `ndarray-npy`; this module decides what multiproj accepts
+//! Headers are parsed by multiproj's own parser ([`crate::npy_header`]: linear time, bounded
+//! stack, NumPy's rules) and written by `ndarray-npy`; this module decides what multiproj accepts
 //! (little-endian `<f8`/`<f4`, exact file length, non-empty) and turns every refusal into a
 //! [`DataError`] that names the file. Zero-rank (scalar) arrays open fine; whether a spec can be
 //! applied to one is the checker's call.
+//!
+//! How files are opened, created, replaced and streamed — what is refused, temporary files,
+//! locks, permissions — is [`crate::files`]'s business.
 //!
 //! The header is parsed once, at open. Views are rebuilt from the remembered shape and data
 //! offset (with `ndarray-npy`'s [`ViewElement`], which checks length and alignment) instead of
@@ -20,12 +24,13 @@ use std::path::{Path, PathBuf};
 use memmap2::{Mmap, MmapMut};
 use multiproj_compiler::{DType, Order, TensorInfo};
 use ndarray::{ArrayViewD, ArrayViewMutD, Dimension, IxDyn, ShapeBuilder};
-use ndarray_npy::npy::header::{Header, Layout, ParseHeaderError, ReadHeaderError};
+use ndarray_npy::npy::header::{Header, Layout};
 use ndarray_npy::{ViewDataError, ViewElement, ViewMutElement, WritableElement};
 
+use crate::npy_header::{self, Literal};
 use crate::{DataError, files};
 
-const MAGIC: &[u8] = b"\x93NUMPY";
+use npy_header::MAGIC;
 
 /// A read-only view of a tensor's data, in the file's memory order.
 #[derive(Clone, Debug)]
@@ -183,32 +188,37 @@ impl Stored {
                 "it does not start with the .npy magic string \\x93NUMPY".into()
             }));
         }
-        let mut rest = bytes;
-        let header = Header::from_reader(&mut rest).map_err(|e| match e {
-            ReadHeaderError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                not_npy("its header is cut short".into())
-            }
-            ReadHeaderError::Io(e) => not_npy(format!("its header cannot be read ({e})")),
-            ReadHeaderError::Parse(ParseHeaderError::Version { major, minor }) => not_npy(format!(
-                "it uses .npy format version {major}.{minor}, which multiproj does not know"
-            )),
-            ReadHeaderError::Parse(e) => not_npy(format!("its header cannot be parsed ({e})")),
-        })?;
-        let data_offset = bytes.len() - rest.len();
+        // Our own parser, not `ndarray-npy`'s, which hangs or overflows the stack on hostile
+        // headers and accepts what NumPy refuses (see `npy_header`).
+        let parsed = npy_header::parse(bytes).map_err(|e| not_npy(e.to_string()))?;
+        let data_offset = parsed.data_offset;
 
-        let dtype = match header.type_descriptor.as_string().map(String::as_str) {
-            Some("<f8") => DType::F64,
-            Some("<f4") => DType::F32,
+        let dtype = match &parsed.descr {
+            Literal::Str(s) if s == "<f8" => DType::F64,
+            Literal::Str(s) if s == "<f4" => DType::F32,
             other => {
                 return Err(DataError::UnsupportedDtype {
                     path: path.to_path_buf(),
                     descr: match other {
-                        Some(s) => s.to_owned(),
+                        Literal::Str(s) => npy_header::printable(s),
                         // A structured dtype: show the Python literal from the header.
-                        None => header.type_descriptor.to_string(),
+                        other => other.to_string(),
                     },
                 });
             }
+        };
+        // `ViewElement` wants `ndarray-npy`'s header; build it from what was checked.
+        let header = Header {
+            type_descriptor: match dtype {
+                DType::F64 => f64::type_descriptor(),
+                DType::F32 => f32::type_descriptor(),
+            },
+            layout: if parsed.fortran_order {
+                Layout::Fortran
+            } else {
+                Layout::Standard
+            },
+            shape: parsed.shape,
         };
 
         let too_large = || DataError::TooLarge {
@@ -821,16 +831,144 @@ mod tests {
             ),
         };
         let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-        let unpadded = MAGIC.len() + 4 + dict.len() + 1;
+        raw_npy_text(1, dict.as_bytes(), data_len)
+    }
+
+    /// An .npy file of format `version` (1, 2 or 3) whose header text is `dict` padded with
+    /// spaces and a newline to a multiple of 64 bytes, then `data_len` zero bytes.
+    fn raw_npy_text(version: u8, dict: &[u8], data_len: usize) -> Vec<u8> {
+        let len_bytes = if version == 1 { 2 } else { 4 };
+        let unpadded = MAGIC.len() + 2 + len_bytes + dict.len() + 1;
         let header_len = dict.len() + 1 + (64 - unpadded % 64) % 64;
         let mut out = MAGIC.to_vec();
-        out.extend([1, 0]);
-        out.extend((header_len as u16).to_le_bytes());
-        out.extend(dict.bytes());
-        out.resize(MAGIC.len() + 4 + header_len - 1, b' ');
+        out.extend([version, 0]);
+        out.extend(&(header_len as u32).to_le_bytes()[..len_bytes]);
+        out.extend(dict);
+        out.resize(MAGIC.len() + 2 + len_bytes + header_len - 1, b' ');
         out.push(b'\n');
         out.resize(out.len() + data_len, 0);
         out
+    }
+
+    fn with_shape(shape: &str) -> String {
+        format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}")
+    }
+
+    /// Issue 8: a 176-byte header of nested lists took hours in `ndarray-npy`'s parser
+    /// (exponential backtracking), and deeply nested tuples overflowed the stack. Now the
+    /// first is an unsupported (structured-looking) dtype and the others are refused.
+    #[test]
+    fn hostile_headers_are_answered_at_once() {
+        let lists = format!("{}{}", "[".repeat(30), "]".repeat(30));
+        let dict = format!("{{'descr': {lists}, 'fortran_order': False, 'shape': (6,), }}");
+        let e = open_err(&raw_npy_text(1, dict.as_bytes(), 48));
+        assert!(
+            matches!(&e, DataError::UnsupportedDtype { descr, .. } if *descr == lists),
+            "{e:?}"
+        );
+        let e = open_err(&raw_npy_text(1, with_shape(&lists).as_bytes(), 48));
+        assert!(e.to_string().contains("is not a tuple of integers"), "{e}");
+
+        let tuples = |n: usize| format!("{}1{}", "(".repeat(n), ",)".repeat(n));
+        let e = open_err(&raw_npy_text(2, with_shape(&tuples(3_000)).as_bytes(), 8));
+        assert!(
+            e.to_string()
+                .contains("is not a .npy file: its header nests too deeply (more than 32 levels"),
+            "{e}"
+        );
+        let e = open_err(&raw_npy_text(2, with_shape(&tuples(5_000)).as_bytes(), 8));
+        assert!(
+            e.to_string().contains(
+                "is not a .npy file: its header is 15092 bytes long, more than the 10000 \
+                 characters numpy.load reads (its max_header_size)"
+            ),
+            "{e}"
+        );
+    }
+
+    /// Issue 8: headers NumPy refuses were accepted (and a projection of them written out in
+    /// a form NumPy cannot load), headers it reads were refused.
+    #[test]
+    fn headers_are_read_as_numpy_reads_them() {
+        // Arithmetic: `ndarray-npy` evaluated it to shape [2, 3].
+        let e = open_err(&raw_npy_text(1, with_shape("(1+1, 3)").as_bytes(), 48));
+        assert!(
+            e.to_string()
+                .contains("its header cannot be parsed (arithmetic ('+'), which NumPy does not evaluate, at byte 62)"),
+            "{e}"
+        );
+        // 65 dimensions.
+        let e = open_err(&raw_npy_text(
+            1,
+            with_shape(&format!("({})", "1, ".repeat(65))).as_bytes(),
+            8,
+        ));
+        assert!(
+            e.to_string().ends_with(
+                "is not a .npy file: its shape has 65 dimensions; NumPy supports at most 64"
+            ),
+            "{e}"
+        );
+        // Longer than 10,000 characters, even if valid.
+        let mut long = with_shape("(1,)").into_bytes();
+        long.resize(10_001, b' ');
+        let e = open_err(&raw_npy_text(2, &long, 8));
+        assert!(e.to_string().contains("numpy.load reads"), "{e}");
+        // `True` as a dimension, a float, a negative one.
+        for shape in ["(True,)", "(1.0,)", "(-1,)"] {
+            let e = open_err(&raw_npy_text(1, with_shape(shape).as_bytes(), 8));
+            assert!(matches!(e, DataError::NotNpy { .. }), "{shape}: {e:?}");
+        }
+
+        // What NumPy reads: no final newline, Python 2's `L` suffix, Latin-1 in a comment,
+        // another spelling of the same strings.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ok.npy");
+        let no_newline = {
+            let dict = with_shape("(2, 3)");
+            let mut out = MAGIC.to_vec();
+            out.extend([1, 0]);
+            let pad = (64 - (10 + dict.len()) % 64) % 64;
+            out.extend(((dict.len() + pad) as u16).to_le_bytes());
+            out.extend(dict.bytes());
+            out.resize(out.len() + pad, b' ');
+            out.resize(out.len() + 48, 0);
+            out
+        };
+        assert_eq!(no_newline.len() % 8, 0);
+        for bytes in [
+            no_newline,
+            raw_npy_text(1, with_shape("(2L, 3L)").as_bytes(), 48),
+            raw_npy_text(
+                2,
+                b"{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3)} # \xe9",
+                48,
+            ),
+            raw_npy_text(
+                3,
+                "{\"descr\": u'<' 'f8', 'fortran_order': False, 'shape': (0x2, 3)} # é".as_bytes(),
+                48,
+            ),
+        ] {
+            fs::write(&path, &bytes).unwrap();
+            let f = NpyInput::open(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(f.info().shape, [2, 3]);
+            assert_eq!(f.dtype(), DType::F64);
+        }
+    }
+
+    #[test]
+    fn structured_dtypes_show_their_literal() {
+        let dict = "{'descr': [('a', '<f8'), ('b', '<i4', (2,))], 'fortran_order': False, 'shape': (1,), }";
+        let e = open_err(&raw_npy_text(1, dict.as_bytes(), 16));
+        assert!(
+            e.to_string()
+                .contains("has dtype '[('a', '<f8'), ('b', '<i4', (2,))]'; multiproj reads"),
+            "{e}"
+        );
+        // Control characters in a dtype string are not written to the terminal raw.
+        let e = open_err(&raw_npy("\\x1b[2J", &[1], 8));
+        assert!(e.to_string().contains("has dtype '\\u{1b}[2J'"), "{e}");
     }
 
     fn open_err(bytes: &[u8]) -> DataError {
