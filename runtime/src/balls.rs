@@ -268,39 +268,84 @@ fn l1_soft_threshold_budget(
     positive(t)
 }
 
-/// The projection of a group with l1 radius `radius > 0` (finite entries, any magnitude):
-/// `None` when the group is inside the ball (its l1 norm, summed in order, is at most `radius`:
-/// the identity), else its soft threshold ([`l1_soft_threshold`]).
+/// The soft threshold of a group with l1 radius `radius > 0` (finite entries, any magnitude)
+/// that the apply pass uses, for a group whose norm (as the reduce pass computed it) is above
+/// `radius`: its [`l1_soft_threshold`], raised by [`fit_l1`] until the stored results — the
+/// shrunk magnitudes as `store` rounds them to the element type — sum to at most `radius` in
+/// any order of summation. (The sum in the gathering order may itself be within `radius`: then
+/// the threshold starts from zero and is raised only as far as that bound needs.)
 ///
 /// A group whose l1 norm overflows f64 (entries near `f64::MAX`) is solved on its entries
 /// scaled by `2^-k`, enough that no sum overflows, and the threshold scaled back: scaling by a
 /// power of two is exact (entries below `2^(k-1074)` lose bits, which cannot change a
-/// threshold of that size).
+/// threshold of that size). Only f64 data gets there, whose `store` is the identity.
 pub fn l1_group_threshold(
     values: &[f64],
     radius: f64,
     scratch: &mut Vec<f64>,
-) -> Option<SoftThreshold> {
+    store: impl Fn(f64) -> f64,
+) -> SoftThreshold {
     let total = norm_l1(values);
-    if total <= radius {
-        return None;
-    }
     if total.is_finite() {
-        return Some(l1_soft_threshold(values, radius, scratch));
+        let t = if total > radius {
+            l1_soft_threshold(values, radius, scratch)
+        } else {
+            SoftThreshold::ZERO
+        };
+        return fit_l1(values, radius, t, store, any_order_bound);
     }
     let k = overflow_exponent(values.len());
     let down = 2f64.powi(-k);
     let scaled: Vec<f64> = values.iter().map(|&y| y * down).collect();
     let r = radius * down;
-    if norm_l1(&scaled) <= r {
-        return None;
-    }
-    let t = l1_soft_threshold(&scaled, r, scratch);
+    let t = if norm_l1(&scaled) > r {
+        l1_soft_threshold(&scaled, r, scratch)
+    } else {
+        SoftThreshold::ZERO
+    };
+    let t = fit_l1(&scaled, r, t, |m| m, any_order_bound);
     let up = 2f64.powi(k);
-    Some(SoftThreshold {
+    SoftThreshold {
         base: t.base * up,
         offset: t.offset * up,
-    })
+    }
+}
+
+/// An upper bound on any floating-point sum (any order, round to nearest) of `n` non-negative
+/// numbers whose sum in one order is `sum`: each is within a factor `(1 ± u)^(n-1)` of the exact
+/// sum, so `sum·(1 + (2n + 10)·u)` bounds them all, the rounding of this product included.
+pub fn any_order_bound(sum: f64, n: usize) -> f64 {
+    sum * (1.0 + (2.0 * n as f64 + 10.0) * (f64::EPSILON / 2.0))
+}
+
+/// Raises the threshold `t` until the results `store(t.shrink(|v_i|))` satisfy
+/// `bound(Σ results, n) ≤ radius`, the sum taken in order (as [`norm_l1`] sums). Each step adds
+/// the excess divided by the number of non-zero results to the offset, doubling after every
+/// step that was not enough (rounding, coarse subnormal results); the threshold that zeroes
+/// everything (the largest magnitude) ends the search in the worst case.
+pub fn fit_l1(
+    values: &[f64],
+    radius: f64,
+    mut t: SoftThreshold,
+    store: impl Fn(f64) -> f64,
+    bound: impl Fn(f64, usize) -> f64,
+) -> SoftThreshold {
+    for tries in 0..64 {
+        let (sum, live) = values.iter().fold((0.0f64, 0usize), |(s, k), &y| {
+            let x = store(t.shrink(y.abs()));
+            (s + x, k + usize::from(x > 0.0))
+        });
+        let got = bound(sum, values.len());
+        if got <= radius {
+            return t;
+        }
+        let step = (got - radius) / live.max(1) as f64 * 2f64.powi(tries);
+        t.offset = (t.offset + step).max(t.offset.next_up());
+    }
+    SoftThreshold {
+        base: norm_linf(values),
+        offset: 0.0,
+    }
 }
 
 /// The `k` for which the sum of `n` magnitudes, each at most `f64::MAX`, scaled by `2^-k`
