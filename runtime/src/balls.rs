@@ -320,9 +320,10 @@ pub fn any_order_bound(sum: f64, n: usize) -> f64 {
 
 /// Raises the threshold `t` until the results `store(t.shrink(|v_i|))` satisfy
 /// `bound(Σ results, n) ≤ radius`, the sum taken in order (as [`norm_l1`] sums). Each step adds
-/// the excess divided by the number of non-zero results to the offset, doubling after every
-/// step that was not enough (rounding, coarse subnormal results); the threshold that zeroes
-/// everything (the largest magnitude) ends the search in the worst case.
+/// the excess divided by the number of non-zero results to the offset (one step usually: the
+/// excess is a few roundings), twice as much each time a step did not reduce the excess
+/// (rounding to coarse subnormal results); the threshold that zeroes everything (the largest
+/// magnitude) ends the search in the worst case.
 pub fn fit_l1(
     values: &[f64],
     radius: f64,
@@ -330,7 +331,8 @@ pub fn fit_l1(
     store: impl Fn(f64) -> f64,
     bound: impl Fn(f64, usize) -> f64,
 ) -> SoftThreshold {
-    for tries in 0..64 {
+    let (mut boost, mut last) = (1.0, f64::INFINITY);
+    for _ in 0..64 {
         let (sum, live) = values.iter().fold((0.0f64, 0usize), |(s, k), &y| {
             let x = store(t.shrink(y.abs()));
             (s + x, k + usize::from(x > 0.0))
@@ -339,7 +341,12 @@ pub fn fit_l1(
         if got <= radius {
             return t;
         }
-        let step = (got - radius) / live.max(1) as f64 * 2f64.powi(tries);
+        let excess = got - radius;
+        if excess >= last {
+            boost *= 2.0;
+        }
+        last = excess;
+        let step = excess / live.max(1) as f64 * boost;
         t.offset = (t.offset + step).max(t.offset.next_up());
     }
     SoftThreshold {

@@ -5,8 +5,9 @@
 //! tensor in the plan's memory order (axes permuted by `plan.memory_order`) and maps every
 //! element to its innermost group with `plan.group_strides`. Only the apply pass runs in
 //! parallel: it writes each element once from read-only per-group parameters, so the result
-//! does not depend on the number of threads. The reduce pass is serial on purpose: summing in
-//! one fixed order keeps the oracle deterministic.
+//! does not depend on the number of threads. The reduce pass is serial on purpose, and adds up
+//! every group in the JIT's order ([`SumOrder`]): both backends then compute the same norms and
+//! decide "inside the ball" from the same numbers.
 //!
 //! The `*_ticked` forms report progress to a [`Ticker`]: the serial walks every
 //! [`TICK_ELEMENTS`] elements, the apply pass after every index of the first axis.
@@ -343,9 +344,8 @@ pub fn threshold_ticked<T: Element>(
         if let GroupAction::NeedsThreshold(r) = *action {
             // The reduce pass found the group outside its ball; the threshold is raised until
             // its stored results are inside (see `balls::l1_group_threshold`).
-            let t = balls::l1_group_threshold(values, r, &mut scratch, |m| {
-                solve::store_toward_zero(T::DTYPE, m)
-            });
+            let t =
+                balls::l1_group_threshold(values, r, &mut scratch, |m| solve::stored(T::DTYPE, m));
             *action = GroupAction::Shrink(t);
         }
     }
@@ -378,20 +378,13 @@ fn group_of_rest(plan: &Plan, rest: &[usize]) -> usize {
         .sum()
 }
 
-/// The element after applying its group's action, computed in f64 and rounded once: clipped
-/// values to nearest (the JIT clips f32 data in f32 against the bound rounded to nearest; the
-/// solve hands down bounds that are f32 values already, so nothing is rounded), scaled and
-/// shrunk ones toward zero ([`solve::store_toward_zero`]).
+/// The element after applying its group's action, computed in f64 and rounded once.
 #[inline]
 fn applied<T: Element>(action: GroupAction, y: T) -> T {
     match action {
         GroupAction::Keep => y,
         GroupAction::Zero => T::zero(),
-        a @ GroupAction::Clip(_) => T::from_f64(solve::apply_one(a, y.to_f64())),
-        a => T::from_f64(solve::store_toward_zero(
-            T::DTYPE,
-            solve::apply_one(a, y.to_f64()),
-        )),
+        a => T::from_f64(solve::apply_one(a, y.to_f64())),
     }
 }
 

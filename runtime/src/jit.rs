@@ -390,7 +390,7 @@ impl Gather {
 fn decide(plan: &Plan, values: &[f64], r: f64, scratch: &mut Vec<f64>) -> GroupAction {
     let dtype = plan.tensor.dtype;
     GroupAction::Shrink(balls::l1_group_threshold(values, r, scratch, |m| {
-        solve::store_toward_zero(dtype, m)
+        solve::stored(dtype, m)
     }))
 }
 

@@ -7,11 +7,11 @@
 //! scale factor or threshold nudged down until it holds), and the innermost groups are
 //! projected with parameters chosen so that the *stored* elements of a group have a norm at
 //! most its radius in any summation order: clip bounds rounded toward zero to the element type,
-//! scale factors lowered by a bound on every rounding in between (see [`scale_factor`]), soft
-//! thresholds checked on the stored values (`balls::l1_group_threshold`), and f64 results
-//! stored to f32 rounded toward zero ([`store_toward_zero`]). The norms are monotone in the
-//! magnitudes, so the multi-level norm of the output, as `multiproj norm` computes it, is at
-//! most the radius.
+//! scale factors lowered by a bound on every rounding in between, the final rounding to the
+//! element type included (see [`scale_factor`]), and soft thresholds raised until the stored
+//! values fit (checked on the gathered values: `balls::l1_group_threshold`). No element pays
+//! for it: only per-group parameters move. The norms are monotone in the magnitudes, so the
+//! multi-level norm of the output, as `multiproj norm` computes it, is at most the radius.
 
 use multiproj_compiler::{DType, Norm, Plan};
 
@@ -172,11 +172,11 @@ impl Aggregates {
                         |p: f64, a: GroupAction| if p > 0.0 { a } else { GroupAction::Zero };
                     match norm {
                         Norm::Linf => {
-                            let b = store_toward_zero(dtype, r * up);
+                            let b = toward_zero(dtype, r * up);
                             nonzero(b, GroupAction::Clip(b))
                         }
                         Norm::L2 => {
-                            let f = scale_factor(r, vg, plan.group_len, down);
+                            let f = scale_factor(dtype, r, vg, plan.group_len, down);
                             nonzero(f, GroupAction::Scale(f))
                         }
                         Norm::L1 => GroupAction::NeedsThreshold(r * up),
@@ -199,25 +199,34 @@ pub fn inside(radius: f64, norm: f64) -> bool {
 const U: f64 = f64::EPSILON / 2.0;
 
 /// The factor an l2 group of `n` elements with computed norm `norm > radius` is scaled by, so
-/// that the stored elements have an l2 norm at most `radius` however it is computed (any
-/// summation order, the rescaled form for sums that underflow), or 0 when no positive factor is
-/// safe (radii of a few subnormal units).
+/// that the stored elements (of type `dtype`) have an l2 norm at most `radius` however it is
+/// computed (any summation order, the rescaled form for sums that underflow), or 0 when no
+/// positive factor is safe (radii of a few subnormal units).
 ///
 /// With `ũ = (1 + u)`: the computed norm of `n` numbers is within a factor `ũ^(n/2+4)` of the
 /// exact one, both for the input (so `‖y‖ ≤ norm·ũ^(n/2+4)`) and for the output; each product
-/// `y·f` rounds up by at most a factor `ũ` plus half a subnormal unit, and storing to f32 rounds
-/// toward zero. So `(radius − (√n + 2)·2^-1074) / norm · (1 − (n + 16)·u)` is safe: the
-/// `n + 9` relative roundings above, four more for computing the factor itself, and room. The
-/// absolute margin `abs` is `(√n + 2)·2^-1074` in the aggregates' scale (`down`). For f64 data
-/// this lowers results by about `n·1.1e-16` relative; for f32 it is far below an f32 ulp.
-pub fn scale_factor(radius: f64, norm: f64, n: usize, down: f64) -> f64 {
+/// `y·f` rounds up by at most a factor `ũ` plus half a subnormal unit, and storing to f32 (to
+/// nearest) by at most a factor `1 + 2^-24` plus half an f32 subnormal unit. So
+/// `(radius − abs) / norm · (1 − (n + 16)·u)`, times `1 − 2^-24` for f32, is safe: the `n + 9`
+/// relative roundings above, four more for computing the factor itself, and room; the absolute
+/// margin `abs` is `(√n + 2)` subnormal units of the element type, in the aggregates' scale
+/// (`down`). For f64 data this lowers results by about `n·1.1e-16` relative, for f32 by at most
+/// an f32 ulp.
+pub fn scale_factor(dtype: DType, radius: f64, norm: f64, n: usize, down: f64) -> f64 {
     let n = n as f64;
-    let abs = (n.sqrt() + 2.0) * f64::from_bits(1) * down;
+    let (unit, store) = match dtype {
+        DType::F64 => (f64::from_bits(1), 1.0),
+        DType::F32 => (
+            f64::from(f32::from_bits(1)),
+            1.0 - f64::from(f32::EPSILON) / 2.0,
+        ),
+    };
+    let abs = (n.sqrt() + 2.0) * unit * down;
     let r = radius - abs;
     if r <= 0.0 {
         return 0.0;
     }
-    let f = (r / norm) * (1.0 - (n + 16.0) * U);
+    let f = (r / norm) * (1.0 - (n + 16.0) * U) * store;
     f.max(0.0)
 }
 
@@ -232,26 +241,31 @@ fn lower_factor(f: f64, r: f64, got: f64, tries: usize) -> f64 {
     if tries >= 3 { lower * 0.5 } else { lower }
 }
 
-/// The value an f64 result is stored as in a tensor of type `dtype`, rounded toward zero: for
-/// f32 the f32 nearest to `v` or, when that is farther from zero than `v`, the next f32 toward
-/// zero. (Rounding to nearest could put an output a half-ulp outside its ball.)
+/// The value an f64 result is stored as in a tensor of type `dtype` (rounded to nearest, as
+/// both backends store).
 #[inline(always)]
-pub fn store_toward_zero(dtype: DType, v: f64) -> f64 {
+pub fn stored(dtype: DType, v: f64) -> f64 {
     match dtype {
         DType::F64 => v,
-        DType::F32 => f64::from(f32_toward_zero(v)),
+        DType::F32 => f64::from(v as f32),
     }
 }
 
-/// `v` rounded to f32 toward zero (finite `v`; beyond `f32::MAX` gives `±f32::MAX`).
-#[inline(always)]
-pub fn f32_toward_zero(v: f64) -> f32 {
-    let r = v as f32;
-    if f64::from(r).abs() > v.abs() {
-        // `r ≠ 0` here; the next bit pattern down is the next f32 toward zero.
-        f32::from_bits(r.to_bits() - 1)
-    } else {
-        r
+/// `v` rounded toward zero to the element type: the largest value of `dtype` whose magnitude
+/// is at most `|v|` (finite `v`; beyond `f32::MAX` gives `±f32::MAX`). Clip bounds are rounded
+/// so, then clipping never rounds.
+pub fn toward_zero(dtype: DType, v: f64) -> f64 {
+    match dtype {
+        DType::F64 => v,
+        DType::F32 => {
+            let r = v as f32;
+            if f64::from(r).abs() > v.abs() {
+                // `r ≠ 0` here; the next bit pattern down is the next f32 toward zero.
+                f64::from(f32::from_bits(r.to_bits() - 1))
+            } else {
+                f64::from(r)
+            }
+        }
     }
 }
 

@@ -1315,61 +1315,13 @@ impl Translator<'_> {
         }
     }
 
-    /// Stores an f64 as the element at `at`, rounding once to the element type (toward zero
-    /// where [`Self::toward_zero`]).
+    /// Stores an f64 as the element at `at`, rounding once to the element type.
     fn store_at(&mut self, v: Value, at: Value) {
         let v = match self.key.dtype {
             DType::F64 => v,
-            DType::F32 => self.demote(v),
+            DType::F32 => self.b.ins().fdemote(F32, v),
         };
         self.b.ins().store(self.data, v, at, 0);
-    }
-
-    /// Whether f64 results are stored to f32 rounded toward zero: the results of scaling and of
-    /// the soft threshold (rounded to nearest, one could land half an ulp outside its ball).
-    /// Clipped f32 results are f32 values already (see `apply_rows`).
-    fn toward_zero(&self) -> bool {
-        self.key.dtype == DType::F32
-            && matches!(self.key.pass, Pass::Apply { op, .. } if op != ApplyKind::Clip)
-    }
-
-    /// An f64 rounded to f32: to nearest, then, where [`Self::toward_zero`] and that moved away
-    /// from zero (`|fl32(v)| > |v|`), one step back — the bit pattern minus one, the next f32
-    /// toward zero (such an `fl32(v)` is never 0). Exactly `solve::f32_toward_zero`.
-    fn demote(&mut self, v: Value) -> Value {
-        let r = self.b.ins().fdemote(F32, v);
-        if !self.toward_zero() {
-            return r;
-        }
-        let back = self.b.ins().fpromote(F64, r);
-        let (a, b) = (self.b.ins().fabs(back), self.b.ins().fabs(v));
-        let over = self.b.ins().fcmp(FloatCC::GreaterThan, a, b);
-        let bits = self.b.ins().bitcast(I32, MemFlagsData::new(), r);
-        let down = self.b.ins().iadd_imm_s(bits, -1);
-        let bits = self.b.ins().select(over, down, bits);
-        self.b.ins().bitcast(F32, MemFlagsData::new(), bits)
-    }
-
-    /// [`Self::demote`] of both lanes of an f64x2, into the low two lanes of an f32x4 (the high
-    /// two are 0). The lane mask `|fl32(v)| > |v|` (64-bit lanes of all ones or zeros) is moved
-    /// to 32-bit lanes by demoting it too: all ones is a quiet NaN, which converts to the f32
-    /// NaN of all ones (sign and leading fraction bits kept), zeros to zeros; adding it to the
-    /// bits subtracts one where set.
-    fn demote_pair(&mut self, v: Value) -> Value {
-        let narrow = self.b.ins().fvdemote(v);
-        if !self.toward_zero() {
-            return narrow;
-        }
-        let back = self.b.ins().fvpromote_low(narrow);
-        let abs = self.abs_mask(F64X2);
-        let (a, b) = (self.b.ins().band(back, abs), self.b.ins().band(v, abs));
-        let over = self.b.ins().fcmp(FloatCC::GreaterThan, a, b);
-        let over = self.b.ins().bitcast(F64X2, MemFlagsData::new(), over);
-        let minus_one = self.b.ins().fvdemote(over);
-        let minus_one = self.b.ins().bitcast(I32X4, MemFlagsData::new(), minus_one);
-        let bits = self.b.ins().bitcast(I32X4, MemFlagsData::new(), narrow);
-        let bits = self.b.ins().iadd(bits, minus_one);
-        self.b.ins().bitcast(F32X4, MemFlagsData::new(), bits)
     }
 
     /// The elements `i + off` and `i + off + 1` of a contiguous run, as f64x2.
@@ -1401,7 +1353,7 @@ impl Translator<'_> {
                 self.b.ins().store(self.data, v, at, off);
             }
             DType::F32 => {
-                let narrow = self.demote_pair(v);
+                let narrow = self.b.ins().fvdemote(v);
                 let little = MemFlagsData::new().with_endianness(Endianness::Little);
                 let wide = self.b.ins().bitcast(F64X2, little, narrow);
                 let two = self.b.ins().extractlane(wide, 0);
@@ -1415,7 +1367,7 @@ impl Translator<'_> {
         let x = self.b.ins().extractlane(v, lane);
         let x = match self.key.dtype {
             DType::F64 => x,
-            DType::F32 => self.demote(x),
+            DType::F32 => self.b.ins().fdemote(F32, x),
         };
         let off = ((off + i64::from(lane)) * self.esize) as i32;
         self.b.ins().store(self.data, x, at, off);
