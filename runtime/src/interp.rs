@@ -15,7 +15,7 @@
 use ndarray::{ArrayViewD, ArrayViewMutD, Axis, Dimension, IxDyn};
 use rayon::prelude::*;
 
-use multiproj_compiler::{Norm, Plan};
+use multiproj_compiler::{DType, Norm, Plan};
 
 use crate::balls;
 use crate::element::Element;
@@ -342,10 +342,12 @@ pub fn threshold_ticked<T: Element>(
     let mut scratch = Vec::new();
     for (action, values) in actions.iter_mut().zip(&members) {
         if let GroupAction::NeedsThreshold(r) = *action {
+            let f32 = T::DTYPE == DType::F32;
             // The reduce pass found the group outside its ball; the threshold is raised until
             // its stored results are inside (see `balls::l1_group_threshold`).
-            let t =
-                balls::l1_group_threshold(values, r, &mut scratch, |m| solve::stored(T::DTYPE, m));
+            let t = balls::l1_group_threshold(values, r, &mut scratch, f32, |m| {
+                solve::stored(T::DTYPE, m)
+            });
             *action = GroupAction::Shrink(t);
         }
     }

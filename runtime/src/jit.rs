@@ -46,7 +46,7 @@ use rayon::prelude::*;
 use multiproj_compiler::codegen::{
     self, ApplyKernel, CodegenError, GatherKernel, GroupParams, Jit,
 };
-use multiproj_compiler::{ApplyOp, Norm, Plan, TensorInfo};
+use multiproj_compiler::{ApplyOp, DType, Norm, Plan, TensorInfo};
 
 use crate::balls;
 use crate::element::Element;
@@ -389,7 +389,8 @@ impl Gather {
 /// same order): the soft threshold whose stored results fit the radius.
 fn decide(plan: &Plan, values: &[f64], r: f64, scratch: &mut Vec<f64>) -> GroupAction {
     let dtype = plan.tensor.dtype;
-    GroupAction::Shrink(balls::l1_group_threshold(values, r, scratch, |m| {
+    let f32 = dtype == DType::F32;
+    GroupAction::Shrink(balls::l1_group_threshold(values, r, scratch, f32, |m| {
         solve::stored(dtype, m)
     }))
 }

@@ -132,7 +132,7 @@ impl Aggregates {
                         Norm::L1 => {
                             // Aggregates are norms, hence non-negative: no signs to keep.
                             let t = balls::l1_soft_threshold(seg, r, &mut scratch);
-                            let t = balls::fit_l1(seg, r, t, |m| m, |s, _| s);
+                            let t = balls::fit_l1(seg, r, t, |m| m, false);
                             next.extend(seg.iter().map(|&x| t.shrink(x)));
                         }
                     }
