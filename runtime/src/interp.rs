@@ -5,8 +5,9 @@
 //! tensor in the plan's memory order (axes permuted by `plan.memory_order`) and maps every
 //! element to its innermost group with `plan.group_strides`. Only the apply pass runs in
 //! parallel: it writes each element once from read-only per-group parameters, so the result
-//! does not depend on the number of threads. The reduce pass is serial on purpose: summing in
-//! one fixed order keeps the oracle deterministic.
+//! does not depend on the number of threads. The reduce pass is serial on purpose, and adds up
+//! every group in the JIT's order ([`SumOrder`]): both backends then compute the same norms and
+//! decide "inside the ball" from the same numbers.
 //!
 //! The `*_ticked` forms report progress to a [`Ticker`]: the serial walks every
 //! [`TICK_ELEMENTS`] elements, the apply pass after every index of the first axis.
@@ -14,13 +15,13 @@
 use ndarray::{ArrayViewD, ArrayViewMutD, Axis, Dimension, IxDyn};
 use rayon::prelude::*;
 
-use multiproj_compiler::{Norm, Plan};
+use multiproj_compiler::{DType, Norm, Plan};
 
 use crate::balls;
 use crate::element::Element;
 use crate::error::DataError;
 use crate::progress::Ticker;
-use crate::solve::GroupAction;
+use crate::solve::{self, GroupAction};
 
 /// How many elements the serial walks visit between two progress ticks.
 pub const TICK_ELEMENTS: usize = 1 << 16;
@@ -35,19 +36,36 @@ fn group_of(plan: &Plan, idx: &[usize]) -> usize {
 }
 
 /// Visits every element in memory order with its logical index, ticking `ticker` every
-/// [`TICK_ELEMENTS`] elements and once more at the end.
+/// [`TICK_ELEMENTS`] elements and once more at the end. Memory order is the order of the
+/// addresses, as the JIT's loop nest walks them: axes by decreasing |stride|, and an axis with a
+/// negative stride from its last index to its first.
 fn for_each_in_memory_order<T: Element>(
     plan: &Plan,
     x: &ArrayViewD<'_, T>,
     ticker: &Ticker<'_>,
     mut f: impl FnMut(&[usize], T) -> Result<(), DataError>,
 ) -> Result<(), DataError> {
-    let walk = x.view().permuted_axes(IxDyn(&plan.memory_order));
+    let mut walk = x.view().permuted_axes(IxDyn(&plan.memory_order));
+    let flipped: Vec<bool> = plan
+        .memory_order
+        .iter()
+        .map(|&a| plan.tensor.strides[a] < 0)
+        .collect();
+    for (p, &flip) in flipped.iter().enumerate() {
+        if flip {
+            walk.invert_axis(Axis(p));
+        }
+    }
+    let shape = x.shape();
     let mut logical = vec![0usize; plan.memory_order.len()];
     let mut pending = 0;
     for (idx, &y) in walk.indexed_iter() {
         for (p, &a) in plan.memory_order.iter().enumerate() {
-            logical[a] = idx[p];
+            logical[a] = if flipped[p] {
+                shape[a] - 1 - idx[p]
+            } else {
+                idx[p]
+            };
         }
         f(&logical, y)?;
         pending += 1;
@@ -80,6 +98,10 @@ pub fn reduce_ticked<T: Element>(
 /// [`reduce_ticked`] of the tensor scaled by `2^-exp` (exactly, up to entries that fall below
 /// the normal range): the group norms of a tensor whose norms overflow f64 unscaled (see
 /// `solve::Aggregates::scale_exp`).
+///
+/// Sums (l1, l2) are formed in the order of [`SumOrder`], which is the JIT's, so that both
+/// backends compute every group norm — hence every norm and every "inside the ball" decision
+/// — bit for bit the same.
 pub fn reduce_scaled<T: Element>(
     plan: &Plan,
     x: &ArrayViewD<'_, T>,
@@ -88,9 +110,14 @@ pub fn reduce_scaled<T: Element>(
 ) -> Result<Vec<f64>, DataError> {
     let down = 2f64.powi(-exp);
     let norm = plan.innermost().norm;
+    let order = SumOrder::new(plan, x.len());
     let mut acc = vec![0.0f64; plan.groups];
+    // A chunk's own sums, added to `acc` at its end, when chunks share groups.
+    let mut part = vec![0.0f64; if order.partials { plan.groups } else { 0 }];
+    let mut run: Vec<f64> = Vec::new();
     // For l2 also the largest magnitude, to notice a sum of squares that over- or underflowed.
     let mut max = vec![0.0f64; if norm == Norm::L2 { plan.groups } else { 0 }];
+    let mut pos = 0usize;
     for_each_in_memory_order(plan, x, ticker, |idx, y| {
         let y = y.to_f64();
         if !y.is_finite() {
@@ -101,14 +128,35 @@ pub fn reduce_scaled<T: Element>(
         }
         let g = group_of(plan, idx);
         let y = y * down;
-        match norm {
-            Norm::L1 => acc[g] += y.abs(),
+        let term = match norm {
+            Norm::L1 => y.abs(),
             Norm::L2 => {
-                acc[g] += y * y;
                 max[g] = max[g].max(y.abs());
+                y * y
             }
-            Norm::Linf => acc[g] = acc[g].max(y.abs()),
+            Norm::Linf => {
+                acc[g] = acc[g].max(y.abs());
+                pos += 1;
+                return Ok(());
+            }
+        };
+        let sums = if order.partials { &mut part } else { &mut acc };
+        if order.rows {
+            run.push(term);
+            if order.run_ends(pos) {
+                sums[g] += run_sum(&run, order.vector);
+                run.clear();
+            }
+        } else {
+            sums[g] += term;
         }
+        if order.partials && order.chunk_ends(pos) {
+            for (a, p) in acc.iter_mut().zip(part.iter_mut()) {
+                *a += *p;
+                *p = 0.0;
+            }
+        }
+        pos += 1;
         Ok(())
     })?;
     if norm == Norm::L2 {
@@ -116,6 +164,92 @@ pub fn reduce_scaled<T: Element>(
     }
     Ok(acc)
 }
+
+/// The order in which the JIT's reduce kernel adds up a group (see `codegen::translate`), for
+/// the interpreter to add in the same order. Positions count elements in memory order.
+/// - Row-wise groups (the innermost loop is reduced): each *run* — a pass of the innermost loop,
+///   cut at chunk boundaries when it is the only loop — is summed on its own ([`run_sum`]) and
+///   added to the group's sum.
+/// - Column-wise groups: every element is added to its group's sum in memory order.
+/// - When the split loop is reduced and the tensor is cut into several parallel chunks
+///   (`jit::chunks`), each chunk sums into sums of its own, which are added to the totals in
+///   chunk order.
+struct SumOrder {
+    rows: bool,
+    /// The innermost loop is contiguous: runs are summed in vector lanes.
+    vector: bool,
+    partials: bool,
+    run_len: usize,
+    chunk_len: usize,
+    len: usize,
+}
+
+impl SumOrder {
+    fn new(plan: &Plan, len: usize) -> SumOrder {
+        let key = multiproj_compiler::codegen::KernelKey::for_plan(
+            plan,
+            multiproj_compiler::codegen::Pass::Reduce(plan.innermost().norm),
+        );
+        let split_reduced = plan.split.is_some_and(|s| s.reduced);
+        let chunks = crate::jit::chunks(plan, len, split_reduced);
+        let n0 = plan.loops.first().map_or(1, |l| l.extent).max(1);
+        let per_index = len / n0;
+        let step = chunks[0].1 - chunks[0].0;
+        SumOrder {
+            rows: key.inner_reduced,
+            vector: key.inner_contiguous,
+            partials: split_reduced && chunks.len() > 1,
+            run_len: plan.loops.last().map_or(1, |l| l.extent),
+            chunk_len: step * per_index,
+            len,
+        }
+    }
+
+    fn chunk_ends(&self, pos: usize) -> bool {
+        (pos + 1).is_multiple_of(self.chunk_len) || pos + 1 == self.len
+    }
+
+    fn run_ends(&self, pos: usize) -> bool {
+        (pos + 1).is_multiple_of(self.run_len) || self.chunk_ends(pos)
+    }
+}
+
+/// The sum of one run's terms (`|y|` or `y²`) as the JIT's `reduce_rows` forms it: for a
+/// contiguous run, [`UNROLL_PAIRS`] two-lane accumulators take eight terms per step, then the
+/// first accumulator takes pairs, a scalar sum takes the last odd term; they are combined as
+/// `((a0 + a1) + (a2 + a3))`, its two lanes added, then the scalar. A strided run is summed one
+/// term after the other.
+fn run_sum(terms: &[f64], vector: bool) -> f64 {
+    if !vector {
+        return terms.iter().fold(0.0, |s, &t| s + t);
+    }
+    let n = terms.len();
+    let mut acc = [[0.0f64; 2]; UNROLL_PAIRS];
+    let mut i = 0;
+    while i + 2 * UNROLL_PAIRS <= n {
+        for (u, a) in acc.iter_mut().enumerate() {
+            a[0] += terms[i + 2 * u];
+            a[1] += terms[i + 2 * u + 1];
+        }
+        i += 2 * UNROLL_PAIRS;
+    }
+    while i + 2 <= n {
+        acc[0][0] += terms[i];
+        acc[0][1] += terms[i + 1];
+        i += 2;
+    }
+    let mut tail = 0.0;
+    while i < n {
+        tail += terms[i];
+        i += 1;
+    }
+    let lanes = |a: [f64; 2], b: [f64; 2]| [a[0] + b[0], a[1] + b[1]];
+    let v = lanes(lanes(acc[0], acc[1]), lanes(acc[2], acc[3]));
+    (v[0] + v[1]) + tail
+}
+
+/// Pairs of elements per step of the JIT's unrolled reduce loop (`translate::UNROLL`).
+const UNROLL_PAIRS: usize = 4;
 
 /// Whether a sum of squares has lost the l2 norm of a group whose largest magnitude is `max`:
 /// it overflowed (entries beyond ~1e154) or fell below the normal range (entries below ~1e-154).
@@ -208,13 +342,13 @@ pub fn threshold_ticked<T: Element>(
     let mut scratch = Vec::new();
     for (action, values) in actions.iter_mut().zip(&members) {
         if let GroupAction::NeedsThreshold(r) = *action {
-            // A backend that summed the group in another order may have seen its norm a
-            // rounding error above `r`; summed here, in gathering order, it may be inside. Then
-            // no positive threshold exists and the projection is the identity.
-            *action = match balls::l1_group_threshold(values, r, &mut scratch) {
-                None => GroupAction::Keep,
-                Some(t) => GroupAction::Shrink(t),
-            };
+            let f32 = T::DTYPE == DType::F32;
+            // The reduce pass found the group outside its ball; the threshold is raised until
+            // its stored results are inside (see `balls::l1_group_threshold`).
+            let t = balls::l1_group_threshold(values, r, &mut scratch, f32, |m| {
+                solve::stored(T::DTYPE, m)
+            });
+            *action = GroupAction::Shrink(t);
         }
     }
     Ok(())
@@ -252,7 +386,7 @@ fn applied<T: Element>(action: GroupAction, y: T) -> T {
     match action {
         GroupAction::Keep => y,
         GroupAction::Zero => T::zero(),
-        a => T::from_f64(crate::solve::apply_one(a, y.to_f64())),
+        a => T::from_f64(solve::apply_one(a, y.to_f64())),
     }
 }
 

@@ -24,8 +24,8 @@
 //! that need a threshold into a group-major buffer, walking the tensor in memory order; each
 //! group's run of the buffer then goes through Condat's algorithm, in parallel over groups. The
 //! kernel finds a group's place through a per-group cursor (`-1`: not gathered), so it visits
-//! each group's elements in memory order — the interpreter's order when no axis is reversed, so
-//! the sums and thresholds are then bit for bit the interpreter's. Two schedules:
+//! each group's elements in memory order — the interpreter's order, so the thresholds are bit
+//! for bit the interpreter's. Two schedules:
 //! - *Chunks own their groups* (the split loop is not reduced: row-wise groups, the common case).
 //!   Each chunk gathers its own groups into a buffer of its own (about [`CHUNK_ELEMENTS`] f64,
 //!   reused by the thread, so it stays in cache) and thresholds them right away: one read of the
@@ -46,14 +46,14 @@ use rayon::prelude::*;
 use multiproj_compiler::codegen::{
     self, ApplyKernel, CodegenError, GatherKernel, GroupParams, Jit,
 };
-use multiproj_compiler::{ApplyOp, Norm, Plan, TensorInfo};
+use multiproj_compiler::{ApplyOp, DType, Norm, Plan, TensorInfo};
 
 use crate::balls;
 use crate::element::Element;
 use crate::error::DataError;
 use crate::interp;
 use crate::progress::Ticker;
-use crate::solve::GroupAction;
+use crate::solve::{self, GroupAction};
 
 /// Below this many elements a pass runs as one chunk on the calling thread.
 pub const PARALLEL_MIN: usize = 1 << 16;
@@ -300,10 +300,10 @@ fn run_reduce<T: Element>(
 }
 
 /// The threshold stage (innermost l1): every group marked [`GroupAction::NeedsThreshold`]`(r)`
-/// becomes [`GroupAction::Shrink`] with the soft threshold of its entries for radius `r`, or
-/// [`GroupAction::Keep`] when its entries, summed in memory order, are within `r` — exactly the
-/// interpreter's decisions and thresholds when no axis of the view is reversed (with a reversed
-/// axis the entries are summed in another order). See the module docs for the schedule.
+/// becomes [`GroupAction::Shrink`] with the soft threshold of its entries for radius `r` whose
+/// stored results fit the radius (`balls::l1_group_threshold`) — exactly the interpreter's
+/// thresholds: both gather a group's entries in memory order. See the module docs for the
+/// schedule.
 pub fn threshold_with<T: Element>(
     jit: &Jit,
     plan: &Plan,
@@ -385,15 +385,14 @@ impl Gather {
     }
 }
 
-/// What interp's threshold decides for a gathered group (same functions, same order).
-fn decide(values: &[f64], r: f64, scratch: &mut Vec<f64>) -> GroupAction {
-    // A backend that summed the group in another order may have seen its norm a rounding error
-    // above `r`; summed here, in memory order, it may be inside: then the projection is the
-    // identity.
-    match balls::l1_group_threshold(values, r, scratch) {
-        None => GroupAction::Keep,
-        Some(t) => GroupAction::Shrink(t),
-    }
+/// What interp's threshold decides for a gathered group (same function, same values in the
+/// same order): the soft threshold whose stored results fit the radius.
+fn decide(plan: &Plan, values: &[f64], r: f64, scratch: &mut Vec<f64>) -> GroupAction {
+    let dtype = plan.tensor.dtype;
+    let f32 = dtype == DType::F32;
+    GroupAction::Shrink(balls::l1_group_threshold(values, r, scratch, f32, |m| {
+        solve::stored(dtype, m)
+    }))
 }
 
 /// The radius of a group that needs a threshold.
@@ -471,7 +470,7 @@ fn threshold_by_chunk(
                 members
                     .iter()
                     .zip(buf[..need].chunks_exact(gl))
-                    .map(|(&(g, r), values)| (g, decide(values, r, scratch)))
+                    .map(|(&(g, r), values)| (g, decide(plan, values, r, scratch)))
                     .collect::<Vec<_>>()
             },
         )
@@ -560,7 +559,7 @@ fn threshold_in_one_buffer(
         .zip(needing.par_iter())
         .map_init(Vec::new, |scratch, (values, &g)| {
             let r = needs(actions[g]).expect("only groups that need a threshold are gathered");
-            (g, decide(values, r, scratch))
+            (g, decide(plan, values, r, scratch))
         })
         .collect();
     keep_spare_buffer(buf);
@@ -782,7 +781,7 @@ fn check_view<T: Element>(
 
 /// Loop-0 ranges run as separate chunks. With `separate_accumulators`, the count is capped so
 /// the per-chunk accumulator arrays stay small next to the tensor.
-fn chunks(plan: &Plan, len: usize, separate_accumulators: bool) -> Vec<(usize, usize)> {
+pub(crate) fn chunks(plan: &Plan, len: usize, separate_accumulators: bool) -> Vec<(usize, usize)> {
     let n0 = plan.loops.first().map_or(1, |l| l.extent);
     if len < PARALLEL_MIN || n0 < 2 {
         return vec![(0, n0)];

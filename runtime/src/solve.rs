@@ -1,8 +1,19 @@
 //! The part of a projection that works on aggregates only, shared by every backend: the upper
 //! reductions (`V_{k-2} … V_0` from the innermost norms `V_{k-1}`), the top-down solve
 //! (`U_1 … U_{k-1}`, DESIGN §2 step 2), and the per-group decision the apply pass acts on.
+//!
+//! **Inside the ball by construction.** Every radius the solve hands down satisfies
+//! `norm(U_j[s,·]) ≤ U_{j-1}[s]` as [`norm_of`] computes it (checked after the fact, and the
+//! scale factor or threshold nudged down until it holds), and the innermost groups are
+//! projected with parameters chosen so that the *stored* elements of a group have a norm at
+//! most its radius in any summation order: clip bounds rounded toward zero to the element type,
+//! scale factors lowered by a bound on every rounding in between, the final rounding to the
+//! element type included (see [`scale_factor`]), and soft thresholds raised until the stored
+//! values fit (checked on the gathered values: `balls::l1_group_threshold`). No element pays
+//! for it: only per-group parameters move. The norms are monotone in the magnitudes, so the
+//! multi-level norm of the output, as `multiproj norm` computes it, is at most the radius.
 
-use multiproj_compiler::{Norm, Plan};
+use multiproj_compiler::{DType, Norm, Plan};
 
 use crate::balls::{self, SoftThreshold};
 
@@ -95,24 +106,37 @@ impl Aggregates {
             for (s, seg) in self.v[j].chunks_exact(n).enumerate() {
                 let r = u[s];
                 let seg_norm = self.v[j - 1][s];
-                if r >= seg_norm {
+                if inside(r, seg_norm) {
                     // Inside the ball: the identity, bit for bit.
                     next.extend_from_slice(seg);
                 } else if r == 0.0 {
                     next.extend(std::iter::repeat_n(0.0, n));
                 } else {
+                    let start = next.len();
                     match level.norm {
                         Norm::Linf => next.extend(seg.iter().map(|&x| x.min(r))),
                         Norm::L2 => {
-                            let f = r / seg_norm;
-                            next.extend(seg.iter().map(|&x| x * f));
+                            // `x·(r/‖seg‖)` may round up to a norm a few ulps above `r`:
+                            // lower the factor until the norm as computed is within `r`.
+                            let mut f = r / seg_norm;
+                            for tries in 0.. {
+                                next.extend(seg.iter().map(|&x| x * f));
+                                let got = balls::norm_l2(&next[start..]);
+                                if got <= r {
+                                    break;
+                                }
+                                next.truncate(start);
+                                f = lower_factor(f, r, got, tries);
+                            }
                         }
                         Norm::L1 => {
                             // Aggregates are norms, hence non-negative: no signs to keep.
                             let t = balls::l1_soft_threshold(seg, r, &mut scratch);
+                            let t = balls::fit_l1(seg, r, t, |m| m, false);
                             next.extend(seg.iter().map(|&x| t.shrink(x)));
                         }
                     }
+                    debug_assert!(norm_of(level.norm, &next[start..]) <= r);
                 }
             }
             u = next;
@@ -123,28 +147,125 @@ impl Aggregates {
     /// The action on each innermost group given its radius. Groups with an innermost l1 norm
     /// that must shrink come out as [`GroupAction::NeedsThreshold`]; the threshold stage fills in
     /// `τ`.
+    ///
+    /// The parameters keep the stored output inside each group's ball (see the module docs): a
+    /// clip bound is the radius rounded toward zero to the element type, a scale factor comes
+    /// from [`scale_factor`]; a group whose parameter rounds to nothing is zero-filled.
     pub fn actions(&self, plan: &Plan, radii: &[f64]) -> Vec<GroupAction> {
         let inner = &self.v[plan.levels.len() - 1];
         let norm = plan.innermost().norm;
+        let dtype = plan.tensor.dtype;
         // Radii back to the tensor's scale (exact: a power of two, and at most the radius).
         let up = 2f64.powi(self.scale_exp);
+        // The absolute rounding margin of `scale_factor`, in the aggregates' scale.
+        let down = 2f64.powi(-self.scale_exp);
         inner
             .iter()
             .zip(radii)
             .map(|(&vg, &r)| {
-                if r >= vg {
+                if inside(r, vg) {
                     GroupAction::Keep
                 } else if r == 0.0 {
                     GroupAction::Zero
                 } else {
+                    let nonzero =
+                        |p: f64, a: GroupAction| if p > 0.0 { a } else { GroupAction::Zero };
                     match norm {
-                        Norm::Linf => GroupAction::Clip(r * up),
-                        Norm::L2 => GroupAction::Scale(r / vg),
+                        Norm::Linf => {
+                            let b = toward_zero(dtype, r * up);
+                            nonzero(b, GroupAction::Clip(b))
+                        }
+                        Norm::L2 => {
+                            let f = scale_factor(dtype, r, vg, plan.group_len, down);
+                            nonzero(f, GroupAction::Scale(f))
+                        }
                         Norm::L1 => GroupAction::NeedsThreshold(r * up),
                     }
                 }
             })
             .collect()
+    }
+}
+
+/// The one test of "inside the ball" every backend and level uses: a group or segment whose
+/// norm `norm` (as computed by the reduce and upper reductions, which give the same number on
+/// every backend) is at most its radius `radius` is left exactly as it is.
+#[inline]
+pub fn inside(radius: f64, norm: f64) -> bool {
+    radius >= norm
+}
+
+/// `f64::EPSILON / 2`: the unit roundoff of f64 arithmetic.
+const U: f64 = f64::EPSILON / 2.0;
+
+/// The factor an l2 group of `n` elements with computed norm `norm > radius` is scaled by, so
+/// that the stored elements (of type `dtype`) have an l2 norm at most `radius` however it is
+/// computed (any summation order, the rescaled form for sums that underflow), or 0 when no
+/// positive factor is safe (radii of a few subnormal units).
+///
+/// With `ũ = (1 + u)`: the computed norm of `n` numbers is within a factor `ũ^(n/2+4)` of the
+/// exact one, both for the input (so `‖y‖ ≤ norm·ũ^(n/2+4)`) and for the output; each product
+/// `y·f` rounds up by at most a factor `ũ` plus half a subnormal unit, and storing to f32 (to
+/// nearest) by at most a factor `1 + 2^-24` plus half an f32 subnormal unit. So
+/// `(radius − abs) / norm · (1 − (n + 16)·u)`, times `1 − 2^-24` for f32, is safe: the `n + 9`
+/// relative roundings above, four more for computing the factor itself, and room; the absolute
+/// margin `abs` is `(√n + 2)` subnormal units of the element type, in the aggregates' scale
+/// (`down`). For f64 data this lowers results by about `n·1.1e-16` relative, for f32 by at most
+/// an f32 ulp.
+pub fn scale_factor(dtype: DType, radius: f64, norm: f64, n: usize, down: f64) -> f64 {
+    let n = n as f64;
+    let (unit, store) = match dtype {
+        DType::F64 => (f64::from_bits(1), 1.0),
+        DType::F32 => (
+            f64::from(f32::from_bits(1)),
+            1.0 - f64::from(f32::EPSILON) / 2.0,
+        ),
+    };
+    let abs = (n.sqrt() + 2.0) * unit * down;
+    let r = radius - abs;
+    if r <= 0.0 {
+        return 0.0;
+    }
+    let f = (r / norm) * (1.0 - (n + 16.0) * U) * store;
+    f.max(0.0)
+}
+
+/// A factor below `f` after `f` gave the computed norm `got > r` (upper-level l2 segments): in
+/// proportion, a few ulps more, and halving after a few tries (results of a few subnormal units,
+/// where rounding is coarse), down to 0 which always fits.
+fn lower_factor(f: f64, r: f64, got: f64, tries: usize) -> f64 {
+    if tries >= 64 {
+        return 0.0;
+    }
+    let lower = f * (r / got) * (1.0 - 8.0 * f64::EPSILON);
+    if tries >= 3 { lower * 0.5 } else { lower }
+}
+
+/// The value an f64 result is stored as in a tensor of type `dtype` (rounded to nearest, as
+/// both backends store).
+#[inline(always)]
+pub fn stored(dtype: DType, v: f64) -> f64 {
+    match dtype {
+        DType::F64 => v,
+        DType::F32 => f64::from(v as f32),
+    }
+}
+
+/// `v` rounded toward zero to the element type: the largest value of `dtype` whose magnitude
+/// is at most `|v|` (finite `v`; beyond `f32::MAX` gives `±f32::MAX`). Clip bounds are rounded
+/// so, then clipping never rounds.
+pub fn toward_zero(dtype: DType, v: f64) -> f64 {
+    match dtype {
+        DType::F64 => v,
+        DType::F32 => {
+            let r = v as f32;
+            if f64::from(r).abs() > v.abs() {
+                // `r ≠ 0` here; the next bit pattern down is the next f32 toward zero.
+                f64::from(f32::from_bits(r.to_bits() - 1))
+            } else {
+                f64::from(r)
+            }
+        }
     }
 }
 
