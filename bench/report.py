@@ -505,6 +505,17 @@ def main():
             out.extend(line.rstrip("\n") for line in f)
         w("")
 
+    # The last file-to-file run (bench/file_to_file.py writes this record; it is not rerun here).
+    f2f = os.path.join(os.path.dirname(os.path.abspath(__file__)), "file_to_file.md")
+    if os.path.exists(f2f):
+        w("## File to file: the command against NumPy's load, project, save\n")
+        w("`bench/file_to_file.py` (not part of this script's run) times what a user runs: a "
+          "fresh `multiproj project … -o out.npy` process against a fresh Python process doing "
+          "`np.load` → the tuned NumPy projection → `np.save`. Its last record:\n")
+        with open(f2f) as f:
+            out.extend(line.rstrip("\n") for line in f)
+        w("")
+
     w("## Commands\n")
     with open(os.path.join(res, "commands.txt")) as f:
         root = os.getcwd() + "/"
