@@ -6,29 +6,10 @@
 //! Needs a small file system: the test mounts a 1 MiB tmpfs, which takes root (or
 //! CAP_SYS_ADMIN). Where mounting is not permitted it says so on stderr and checks nothing.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A mounted tmpfs, unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
-        std::fs::create_dir_all(at).ok()?;
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .output()
-            .is_ok_and(|o| o.status.success());
-        ok.then(|| Tmpfs(at.to_path_buf()))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
+mod mount;
+use mount::Mounted;
 
 #[test]
 fn a_full_disk_is_an_error_that_leaves_nothing_behind() {
@@ -37,7 +18,7 @@ fn a_full_disk_is_an_error_that_leaves_nothing_behind() {
     // 2 MiB of f64: twice the file system below.
     let x = ndarray::Array2::from_shape_fn((512, 512), |(i, j)| ((i * 7 + j) % 13) as f64 - 6.0);
     ndarray_npy::write_npy(&input, &x).unwrap();
-    let Some(small) = Tmpfs::mount(&dir.path().join("small"), "1m") else {
+    let Some(small) = Mounted::tmpfs(&dir.path().join("small"), "size=1m") else {
         eprintln!("skipped: cannot mount a tmpfs here (needs root)");
         return;
     };

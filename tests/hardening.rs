@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 use ndarray::Array2;
 use ndarray_npy::write_npy;
 
+mod mount;
+use mount::Mounted;
+
 const BILEVEL: &str = "l1 over dim0 of linf over dim1";
 
 fn bin() -> Command {
@@ -150,17 +153,22 @@ fn args<'a>(base: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
     base.iter().chain(extra).copied().collect()
 }
 
+/// A slow projection of `in.npy` into `out.npy`, started.
+fn slow_out_of_place(dir: &Path) -> Running {
+    Running::start(
+        dir,
+        &args(
+            &["project", BILEVEL, "in.npy", "-r", "100", "-o", "out.npy"],
+            SLOW,
+        ),
+    )
+}
+
 #[test]
 fn catchable_signals_mid_run_leave_nothing_and_exit_128_plus_n() {
     for (sig, code) in [("INT", 130), ("TERM", 143), ("HUP", 129), ("QUIT", 131)] {
         let (dir, _) = big_input();
-        let mut run = Running::start(
-            dir.path(),
-            &args(
-                &["project", BILEVEL, "in.npy", "-r", "100", "-o", "out.npy"],
-                SLOW,
-            ),
-        );
+        let mut run = slow_out_of_place(dir.path());
         run.wait_for("reduce");
         run.signal(sig);
         let (status, stderr) = run.finish();
@@ -176,13 +184,7 @@ fn catchable_signals_mid_run_leave_nothing_and_exit_128_plus_n() {
 #[test]
 fn sigkill_mid_run_leaves_no_temporary_file() {
     let (dir, _) = big_input();
-    let mut run = Running::start(
-        dir.path(),
-        &args(
-            &["project", BILEVEL, "in.npy", "-r", "100", "-o", "out.npy"],
-            SLOW,
-        ),
-    );
+    let mut run = slow_out_of_place(dir.path());
     run.wait_for("apply");
     run.signal("KILL");
     let (status, _) = run.finish();
@@ -291,13 +293,7 @@ fn concurrent_in_place_runs_take_turns() {
 #[test]
 fn an_input_cut_short_mid_run_is_an_error_that_leaves_nothing() {
     let (dir, _) = big_input();
-    let mut run = Running::start(
-        dir.path(),
-        &args(
-            &["project", BILEVEL, "in.npy", "-r", "100", "-o", "out.npy"],
-            SLOW,
-        ),
-    );
+    let mut run = slow_out_of_place(dir.path());
     run.wait_for("reduce");
     let f = fs::OpenOptions::new()
         .write(true)
@@ -614,35 +610,6 @@ fn stale_temporaries_of_dead_multiproj_processes_are_swept_and_nothing_else() {
     }
     if chowned {
         assert!(left.contains(&theirs), "another user's file was removed");
-    }
-}
-
-/// A mounted file system image, unmounted on drop.
-struct Mounted(PathBuf);
-
-impl Mounted {
-    /// An ext2 file system (no `fallocate`) of `mib` MiB, loop-mounted at `at`.
-    fn ext2(image: &Path, at: &Path, mib: u32) -> Option<Mounted> {
-        fs::create_dir_all(at).ok()?;
-        let ok = |c: &mut Command| c.output().is_ok_and(|o| o.status.success());
-        ok(Command::new("dd")
-            .arg("if=/dev/zero")
-            .arg(format!("of={}", image.display()))
-            .args(["bs=1M", &format!("count={mib}")]))
-        .then_some(())?;
-        ok(Command::new("mkfs.ext2").args(["-q", "-F"]).arg(image)).then_some(())?;
-        ok(Command::new("mount")
-            .args(["-o", "loop"])
-            .arg(image)
-            .arg(at))
-        .then_some(())?;
-        Some(Mounted(at.to_path_buf()))
-    }
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
     }
 }
 

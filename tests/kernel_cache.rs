@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
+mod mount;
+use mount::Mounted;
+
 use multiproj::compiler::codegen::Jit;
 use multiproj::compiler::{self, DType, Order, Plan, TensorInfo};
 use multiproj::runtime::jit;
@@ -620,38 +623,11 @@ fn housekeeping_removes_only_our_own_dead_temporaries() {
     assert!(leftovers.is_empty(), "this process left {leftovers:?}");
 }
 
-/// A mounted tmpfs, unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
-        fs::create_dir_all(at).ok()?;
-        let ok = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(at)
-            .output()
-            .is_ok_and(|o| o.status.success());
-        ok.then(|| Tmpfs(at.to_path_buf()))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_failed_write_leaves_no_temporary() {
     let dir = tempfile::tempdir().unwrap();
     // One page: room for a kernel or two, not for all of them.
-    let Some(small) = Tmpfs::mount(&dir.path().join("small"), "4k") else {
+    let Some(small) = Mounted::tmpfs(&dir.path().join("small"), "size=4k,mode=0700") else {
         eprintln!("a_failed_write_leaves_no_temporary: skipped: cannot mount a tmpfs (needs root)");
         return;
     };

@@ -38,7 +38,8 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 
 use crate::DataError;
 
-fn io_error(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> DataError {
+/// Turns an I/O error into a [`DataError::Io`] naming `path` and what was being done to it.
+pub(crate) fn io_error(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> DataError {
     let path = path.to_path_buf();
     move |source| DataError::Io {
         path,

@@ -18,7 +18,6 @@
 //! cannot change the shape of a view.
 
 use std::fs::File;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use memmap2::{Mmap, MmapMut};
@@ -27,6 +26,7 @@ use ndarray::{ArrayViewD, ArrayViewMutD, Dimension, IxDyn, ShapeBuilder};
 use ndarray_npy::npy::header::{Header, Layout};
 use ndarray_npy::{ViewDataError, ViewElement, ViewMutElement, WritableElement};
 
+use crate::files::io_error;
 use crate::npy_header::{self, Literal};
 use crate::{DataError, files};
 
@@ -388,15 +388,6 @@ fn element_count(shape: &[usize], dtype: DType) -> Option<usize> {
     let len = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))?;
     let bytes = len.checked_mul(dtype.size())?;
     (bytes <= isize::MAX as usize).then_some(len)
-}
-
-fn io_error(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> DataError {
-    let path = path.to_path_buf();
-    move |source| DataError::Io {
-        path,
-        action,
-        source,
-    }
 }
 
 /// The message for a `try_view` that succeeded at open and failed later, which the fixed
