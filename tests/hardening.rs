@@ -666,3 +666,32 @@ fn the_write_stage_is_timed_and_sync_is_accepted() {
         );
     }
 }
+
+#[test]
+fn binary_output_to_a_terminal_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    small_input(d);
+    // `script` runs the command with a pseudo-terminal as its standard output.
+    let command = format!(
+        "{} project '{BILEVEL}' in.npy -r 5 -o -; echo exit=$?",
+        env!("CARGO_BIN_EXE_multiproj")
+    );
+    let Ok(out) = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(d)
+        .env("MULTIPROJ_KERNEL_CACHE", "off")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+    else {
+        eprintln!("skipped: `script` (util-linux) is not installed");
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("it is a terminal, and the output is binary data") && text.contains("exit=1"),
+        "{text}"
+    );
+    assert_eq!(names(d), ["in.npy"]);
+}
