@@ -188,6 +188,15 @@ impl Target {
     }
 }
 
+/// `Err(RefusedOutput)` if something other than a regular file (or nothing) is now at `path`:
+/// checked again just before a rename, so that what was judged at the start still holds.
+pub fn check_still_replaceable(path: &Path) -> Result<(), DataError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_file() => Err(refused_kind(path, kind_of(m.file_type()))),
+        _ => Ok(()),
+    }
+}
+
 fn refused_kind(path: &Path, kind: &'static str) -> DataError {
     DataError::RefusedOutput {
         path: path.to_path_buf(),

@@ -744,6 +744,9 @@ impl NpyOutput {
                     map.flush().map_err(io_error(&target, "write"))?;
                 }
                 drop(map);
+                // What was judged replaceable at the start must still be: a file of another
+                // kind put there meanwhile is left alone.
+                files::check_still_replaceable(&target)?;
                 if let Some(old) = &replaces {
                     temp.copy_identity(old)
                         .map_err(io_error(&target, "set the permissions of"))?;
@@ -1075,6 +1078,24 @@ mod tests {
         fs::write(&target, b"old").unwrap();
         drop(NpyOutput::create(&target, DType::F32, &[2], Order::C).unwrap());
         assert_eq!(fs::read(&target).unwrap(), b"old");
+    }
+
+    #[test]
+    fn a_target_turned_into_a_fifo_meanwhile_is_not_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.npy");
+        let out = NpyOutput::create(&target, DType::F64, &[2], Order::C).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&target)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let e = out.commit(false).unwrap_err();
+        assert!(matches!(&e, DataError::RefusedOutput { .. }), "{e:?}");
+        assert!(e.to_string().contains("FIFO"), "{e}");
+        assert!(fs::symlink_metadata(&target).unwrap().file_type().is_fifo());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]
