@@ -1,4 +1,4 @@
-//! The spec corpus (STYLE §7, §8): every `tests/specs/*.spec` is printed at every stage — AST,
+//! The spec corpus: every `tests/specs/*.spec` is printed at every stage — AST,
 //! IR, normalized levels, plan — and pinned as a snapshot; every `tests/specs/invalid/*.spec`
 //! is pinned as the diagnostic a user reads. The valid specs are also run on generated data, so
 //! a spec whose printout looks right but whose projection does not land in the ball still fails.

@@ -1,4 +1,4 @@
-//! Property tests of the semantics (DESIGN §2) on random specs: 1–4 levels with random norms and
+//! Property tests of the semantics (`docs/SEMANTICS.md`) on random specs: 1–4 levels with random norms and
 //! axis sets over random shapes of rank 1–4 (extents 1–7), spelled in every syntax form, on C-
 //! and F-order, f32 and f64 data, with radii inside and outside the ball.
 //!

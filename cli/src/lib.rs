@@ -1,5 +1,5 @@
 //! The `multiproj` command-line interface: `project`, `norm`, `explain`, `check` and `bench`
-//! (DESIGN §4).
+//! (the README's "Command line").
 //!
 //! [`main`] parses the command line ([`args`]), runs one command ([`commands`]) and turns its
 //! outcome into an exit code: 0 on success, 1 for data and I/O failures, 2 for a bad spec or bad

@@ -1,4 +1,4 @@
-//! The progress bar of `project` and `norm` on stderr (DESIGN §4: long runs show one when
+//! The progress bar of `project` and `norm` on stderr (the README's command-line contract: long runs show one when
 //! stderr is a terminal).
 //!
 //! [`run`] decides whether to show it (`--progress auto|always|never`; auto means stderr is a

@@ -1,5 +1,5 @@
 //! The multiproj compiler: binds a parsed spec to a tensor ([`check`]), normalizes its levels
-//! with named rewrite rules ([`normalize`]), and plans the passes over the data ([`plan()`]).
+//! with named rewrite rules ([`normalize()`]), and plans the passes over the data ([`plan()`]).
 //!
 //! The stages gate each other: [`plan()`] takes an [`Ir`], which only [`check`] produces, so an
 //! unchecked spec cannot reach a backend.

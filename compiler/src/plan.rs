@@ -1,6 +1,6 @@
 //! The planner: turns checked, normalized levels into the passes a backend runs.
 //!
-//! The *algorithm* is the level tree (DESIGN §2); the *schedule* is how the passes over the big
+//! The *algorithm* is the level tree (`docs/SEMANTICS.md`); the *schedule* is how the passes over the big
 //! tensor walk memory. Both are decided here, once, so every backend executes the same plan:
 //!
 //! - **Groups.** With `k` levels, the innermost groups are indexed by the axes of levels

@@ -245,7 +245,7 @@ fn is_spec_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\r' | '\n')
 }
 
-/// What each rule stands for, in the words of DESIGN.md §1.
+/// What each rule stands for, in the words of `docs/SEMANTICS.md` §1.
 fn phrase(rule: Rule) -> &'static str {
     match rule {
         Rule::spec | Rule::level => "a level such as `l1 over dim0`",

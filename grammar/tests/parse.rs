@@ -1,4 +1,4 @@
-//! Every syntax form of DESIGN.md §1, the spans the parser records, and the two printed forms
+//! Every syntax form of `docs/SEMANTICS.md` §1, the spans the parser records, and the two printed forms
 //! of a spec (the tree and the canonical text).
 
 use multiproj_grammar::{Axes, Norm, Span, Spanned, Spec, parse};

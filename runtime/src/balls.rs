@@ -329,7 +329,7 @@ pub fn any_order_bound(sum: f64, n: usize) -> f64 {
 }
 
 /// Raises the threshold `t` until the results `store(t.shrink(|v_i|))` fit `radius`: with
-/// `any_order`, their sum (taken in [`LANES`] lanes) bounded by [`any_order_bound`] — the group
+/// `any_order`, their sum (taken in `LANES` lanes) bounded by [`any_order_bound`] — the group
 /// norm of the stored output however a backend adds it up — else their sum in order, exactly as
 /// [`norm_l1`] adds them. Each step adds the excess divided by the number of non-zero results to
 /// the offset (one step usually: the excess is a few roundings), twice as much each time a step

@@ -1,12 +1,12 @@
 //! The interpreter backend: the oracle every other backend is tested against.
 //!
 //! It runs the three passes over the data of a [`Plan`] — reduce, threshold, apply — with plain
-//! ndarray iteration, so a reviewer can check it against DESIGN §2 line by line. It walks the
+//! ndarray iteration, so a reviewer can check it against `docs/SEMANTICS.md` line by line. It walks the
 //! tensor in the plan's memory order (axes permuted by `plan.memory_order`) and maps every
 //! element to its innermost group with `plan.group_strides`. Only the apply pass runs in
 //! parallel: it writes each element once from read-only per-group parameters, so the result
 //! does not depend on the number of threads. The reduce pass is serial on purpose, and adds up
-//! every group in the JIT's order ([`SumOrder`]): both backends then compute the same norms and
+//! every group in the JIT's order (`SumOrder`): both backends then compute the same norms and
 //! decide "inside the ball" from the same numbers.
 //!
 //! The `*_ticked` forms report progress to a [`Ticker`]: the serial walks every
@@ -99,7 +99,7 @@ pub fn reduce_ticked<T: Element>(
 /// the normal range): the group norms of a tensor whose norms overflow f64 unscaled (see
 /// `solve::Aggregates::scale_exp`).
 ///
-/// Sums (l1, l2) are formed in the order of [`SumOrder`], which is the JIT's, so that both
+/// Sums (l1, l2) are formed in the order of `SumOrder`, which is the JIT's, so that both
 /// backends compute every group norm — hence every norm and every "inside the ball" decision
 /// — bit for bit the same.
 pub fn reduce_scaled<T: Element>(

@@ -1,6 +1,6 @@
 //! The part of a projection that works on aggregates only, shared by every backend: the upper
 //! reductions (`V_{k-2} … V_0` from the innermost norms `V_{k-1}`), the top-down solve
-//! (`U_1 … U_{k-1}`, DESIGN §2 step 2), and the per-group decision the apply pass acts on.
+//! (`U_1 … U_{k-1}`, `docs/SEMANTICS.md` §2, going down), and the per-group decision the apply pass acts on.
 //!
 //! **Inside the ball by construction.** Every radius the solve hands down satisfies
 //! `norm(U_j[s,·]) ≤ U_{j-1}[s]` as [`norm_of`] computes it (checked after the fact, and the

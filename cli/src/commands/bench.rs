@@ -3,7 +3,7 @@
 //!
 //! Everything that can be judged without data is judged first (backend, spec, radius choice,
 //! shape), so bad arguments fail fast with exit code 2. Then the data is generated
-//! ([`data`]), the radius fixed (given, a fraction of the norm, or searched for a fraction of
+//! (`data`), the radius fixed (given, a fraction of the norm, or searched for a fraction of
 //! zeroed groups: all untimed), and the projection run `--warmup` times untimed and `--repeat`
 //! times timed. Only the call to the runtime is timed: the out-of-place output is allocated and
 //! its pages touched beforehand, and in place the data is restored from a copy before each run.

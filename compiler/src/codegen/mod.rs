@@ -1,5 +1,5 @@
 //! Cranelift code generation for the passes over the big tensor: the reduce pass, the gather of
-//! the threshold stage (innermost l1) and the apply pass of a [`Plan`] (DESIGN §3), compiled to
+//! the threshold stage (innermost l1) and the apply pass of a [`Plan`] (its stages: see `plan.rs`), compiled to
 //! native loop nests.
 //!
 //! A kernel is compiled for the *structure* of a plan — the pass and its norm or operation, the

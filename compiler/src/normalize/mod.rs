@@ -1,6 +1,6 @@
 //! Normalization: named rewrite rules on the checked levels, applied to a fixpoint before
 //! planning. Each rule lives in its own file, says in its doc comment why it preserves the
-//! projection (DESIGN §2), and has its own tests. Only rules that are sound for the projection,
+//! projection (`docs/SEMANTICS.md` §3), and has its own tests. Only rules that are sound for the projection,
 //! not merely for the norm, belong here: `l1 of l1` has the same norm as one l1 level over the
 //! union of axes, but a different projection, so it is never merged.
 
