@@ -695,3 +695,37 @@ fn binary_output_to_a_terminal_is_refused() {
     );
     assert_eq!(names(d), ["in.npy"]);
 }
+
+#[test]
+fn in_place_without_room_for_a_second_copy_names_the_mode_that_needs_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(small) = Mounted::tmpfs(&dir.path().join("small"), "size=1m") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    // 640 KiB of f64 on a 1 MiB file system: no room for a second copy.
+    write_npy(small.0.join("in.npy"), &tensor(80, 1024)).unwrap();
+    let before = fs::read(small.0.join("in.npy")).unwrap();
+    let out = run_in(
+        &small.0,
+        &["project", BILEVEL, "in.npy", "-r", "5", "--in-place"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "will not replace 'in.npy' in place: the new copy beside it could not be made"
+        ) && stderr.contains("--in-place=map")
+            && stderr.contains("writes through the file itself"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(small.0.join("in.npy")).unwrap(), before);
+    assert_eq!(names(&small.0), ["in.npy"]);
+    // Writing through the map needs no second copy.
+    let out = run_in(
+        &small.0,
+        &["project", BILEVEL, "in.npy", "-r", "5", "--in-place=map"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_ne!(fs::read(small.0.join("in.npy")).unwrap(), before);
+}

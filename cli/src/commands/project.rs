@@ -165,6 +165,23 @@ fn target_name(output: &Option<std::path::PathBuf>) -> String {
     }
 }
 
+/// `--in-place` builds a second copy beside the input; when that cannot be made (no space, a
+/// directory we may not write), say so and name the mode that needs none.
+fn no_second_copy(input: &Path, e: DataError) -> DataError {
+    match e {
+        DataError::Io { action, source, .. } => DataError::InPlaceRefused {
+            path: input.to_path_buf(),
+            reason: format!(
+                "the new copy beside it could not be made (could not {action} it: {source})"
+            ),
+            help: "--in-place builds the result beside the file and renames it over the file; \
+                   --in-place=map writes through the file itself and needs neither the space nor \
+                   a writable directory (but an interruption can leave it partly projected)",
+        },
+        e => e,
+    }
+}
+
 /// Replacing a file with other hard links would leave the other names with the old data.
 fn refuse_hard_links(input: &Path, meta: &fs::Metadata) -> Result<(), DataError> {
     use std::os::unix::fs::MetadataExt;
@@ -267,7 +284,8 @@ impl Job<'_> {
                         replaces: Some(meta),
                     };
                     let out =
-                        NpyOutput::create_at(target, tensor.dtype, &tensor.shape, file.order())?;
+                        NpyOutput::create_at(target, tensor.dtype, &tensor.shape, file.order())
+                            .map_err(|e| no_second_copy(input, e))?;
                     // The only copy is replaced: durable before the rename, always.
                     let outcome = self.project_to(&plan, &file, out, true, &leaves)?;
                     (
