@@ -31,7 +31,6 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 use rustix::fs::{AtFlags, Mode, OFlags};
@@ -248,22 +247,18 @@ fn temp_name() -> OsString {
     .into()
 }
 
-/// Temporary files that have a name while they exist, for a signal handler to remove: the
-/// paths, and the same paths as C strings reachable without a lock (for a handler of SIGBUS,
-/// which may run while this process holds the lock).
-static NAMED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// Temporary files that have a name while they exist, for a signal handler to remove, as C
+/// strings reachable without a lock or an allocation (a handler of SIGBUS may run at any
+/// moment). A process has at most a few at once (the command: one); should all slots be taken,
+/// a further file is still removed when dropped, but not by a signal handler.
 const SLOTS: usize = 8;
-static NAMED_C: [AtomicPtr<std::ffi::c_char>; SLOTS] =
+static NAMED: [AtomicPtr<std::ffi::c_char>; SLOTS] =
     [const { AtomicPtr::new(std::ptr::null_mut()) }; SLOTS];
 
 fn register(path: &Path) {
-    NAMED
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(path.to_path_buf());
     if let Ok(c) = CString::new(path.as_os_str().as_bytes()) {
         let raw = c.into_raw();
-        for slot in &NAMED_C {
+        for slot in &NAMED {
             if slot
                 .compare_exchange(
                     std::ptr::null_mut(),
@@ -276,18 +271,13 @@ fn register(path: &Path) {
                 return;
             }
         }
-        // No free slot: the list above still has it. SAFETY: `raw` came from `into_raw` above
-        // and was not stored anywhere.
+        // No free slot. SAFETY: `raw` came from `into_raw` above and was not stored anywhere.
         drop(unsafe { CString::from_raw(raw) });
     }
 }
 
 fn deregister(path: &Path) {
-    NAMED
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .retain(|p| p != path);
-    for slot in &NAMED_C {
+    for slot in &NAMED {
         let p = slot.load(Ordering::SeqCst);
         // SAFETY: non-null pointers in the slots come from `CString::into_raw` and are freed
         // only by whoever swaps them out, which happens here, once.
@@ -306,13 +296,17 @@ fn deregister(path: &Path) {
 
 /// The temporary files of this process that have a name right now (see [`TempFile`]).
 pub fn named_temporaries() -> Vec<PathBuf> {
-    NAMED.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    let mut out = Vec::new();
+    for_each_named_temporary_signal_safe(|c| {
+        out.push(PathBuf::from(OsStr::from_bytes(c.to_bytes())));
+    });
+    out
 }
 
 /// Calls `f` with each named temporary file of this process, without locking or allocating:
 /// usable from a signal handler.
 pub fn for_each_named_temporary_signal_safe(mut f: impl FnMut(&std::ffi::CStr)) {
-    for slot in &NAMED_C {
+    for slot in &NAMED {
         let p = slot.load(Ordering::SeqCst);
         if !p.is_null() {
             // SAFETY: see `deregister`: a pointer in a slot is a live `CString` until it is

@@ -156,6 +156,17 @@ impl Progress for Hook<'_> {
     }
 }
 
+/// Tells the signal handlers what an interruption from now on leaves (`leaves`), and how to
+/// explain a fault reading `file` (it was cut short under us).
+fn expect_interruption(file: &NpyInput, leaves: &str) {
+    signals::set_leaves(leaves);
+    signals::watch(
+        Mapped::Input,
+        file.mapped_range(),
+        signals::input_message(file.path(), leaves),
+    );
+}
+
 /// How the statistics name the output.
 fn target_name(output: &Option<std::path::PathBuf>) -> String {
     match output.as_deref() {
@@ -243,12 +254,7 @@ impl Job<'_> {
                     let file = NpyInput::open(input)?;
                     let (tensor, plan) = self.bind(&file, input)?;
                     let leaves = "no output was written";
-                    signals::set_leaves(leaves);
-                    signals::watch(
-                        Mapped::Input,
-                        file.mapped_range(),
-                        signals::input_message(input, leaves),
-                    );
+                    expect_interruption(&file, leaves);
                     let target = Target::resolve(target)?;
                     let out =
                         NpyOutput::create_at(target, tensor.dtype, &tensor.shape, file.order())?;
@@ -273,12 +279,7 @@ impl Job<'_> {
                     refuse_hard_links(input, &meta)?;
                     let (tensor, plan) = self.bind(&file, input)?;
                     let leaves = format!("'{}' is unchanged", input.display());
-                    signals::set_leaves(leaves.clone());
-                    signals::watch(
-                        Mapped::Input,
-                        file.mapped_range(),
-                        signals::input_message(input, &leaves),
-                    );
+                    expect_interruption(&file, &leaves);
                     let target = Target::File {
                         path: real,
                         replaces: Some(meta),
