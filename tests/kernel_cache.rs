@@ -20,9 +20,9 @@ use std::time::{Duration, SystemTime};
 mod mount;
 use mount::Mounted;
 
-use multiproj::compiler::codegen::Jit;
 use multiproj::compiler::{self, DType, Order, Plan, TensorInfo};
 use multiproj::runtime::jit;
+use multiproj::runtime::jit::Jit;
 use multiproj::runtime::progress::Ticker;
 use ndarray::{ArrayD, IxDyn};
 

@@ -5,7 +5,6 @@
 //! unchecked spec cannot reach a backend.
 
 mod check;
-pub mod codegen;
 mod error;
 mod ir;
 pub mod normalize;

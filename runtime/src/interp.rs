@@ -165,7 +165,7 @@ pub fn reduce_scaled<T: Element>(
     Ok(acc)
 }
 
-/// The order in which the JIT's reduce kernel adds up a group (see `codegen::translate`), for
+/// The order in which the JIT's reduce kernel adds up a group (see `jit::translate`), for
 /// the interpreter to add in the same order. Positions count elements in memory order.
 /// - Row-wise groups (the innermost loop is reduced): each *run* — a pass of the innermost loop,
 ///   cut at chunk boundaries when it is the only loop — is summed on its own ([`run_sum`]) and
@@ -186,10 +186,8 @@ struct SumOrder {
 
 impl SumOrder {
     fn new(plan: &Plan, len: usize) -> SumOrder {
-        let key = multiproj_compiler::codegen::KernelKey::for_plan(
-            plan,
-            multiproj_compiler::codegen::Pass::Reduce(plan.innermost().norm),
-        );
+        let key =
+            crate::jit::KernelKey::for_plan(plan, crate::jit::Pass::Reduce(plan.innermost().norm));
         let split_reduced = plan.split.is_some_and(|s| s.reduced);
         let chunks = crate::jit::chunks(plan, len, split_reduced);
         let n0 = plan.loops.first().map_or(1, |l| l.extent).max(1);

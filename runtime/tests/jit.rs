@@ -8,9 +8,9 @@
 use ndarray::{Array, ArrayD, ArrayViewD, ArrayViewMutD, Dimension, IxDyn, ShapeBuilder, Slice};
 use proptest::prelude::*;
 
-use multiproj_compiler::codegen::Jit;
 use multiproj_compiler::{Norm, Plan, TensorInfo};
 use multiproj_runtime::balls::SoftThreshold;
+use multiproj_runtime::jit::Jit;
 use multiproj_runtime::progress::Ticker;
 use multiproj_runtime::solve::{Aggregates, GroupAction};
 use multiproj_runtime::{DataError, Element, interp, jit};
@@ -815,8 +815,8 @@ fn the_cache_does_not_recompile_for_a_new_shape() {
 fn kernels_outlive_the_jit_and_run_from_many_threads() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<Jit>();
-    send_sync::<multiproj_compiler::codegen::ReduceKernel>();
-    send_sync::<multiproj_compiler::codegen::ApplyKernel>();
+    send_sync::<multiproj_runtime::jit::ReduceKernel>();
+    send_sync::<multiproj_runtime::jit::ApplyKernel>();
     let x = ArrayD::from_shape_fn(IxDyn(&[64, 48]), |i| {
         (i[0] as f64 - 30.0) * (i[1] as f64 + 1.0)
     });
@@ -825,7 +825,7 @@ fn kernels_outlive_the_jit_and_run_from_many_threads() {
     let jit_ = Jit::new().unwrap();
     let kernel = jit_.reduce_kernel(&plan).unwrap();
     drop(jit_);
-    let loops = multiproj_compiler::codegen::loop_descriptor(&plan);
+    let loops = multiproj_runtime::jit::loop_descriptor(&plan);
     std::thread::scope(|s| {
         for _ in 0..4 {
             s.spawn(|| {

@@ -48,7 +48,7 @@ pub fn run(args: &ExplainArgs) -> Result<(), CliError> {
 /// of the threshold stage (innermost l1), and the apply pass out of place and in place.
 fn kernels(plan: &multiproj_compiler::Plan) -> Result<Vec<(String, String)>, CliError> {
     let jit = multiproj_runtime::jit::global()?;
-    let internal = |e: multiproj_compiler::codegen::CodegenError| {
+    let internal = |e: multiproj_runtime::jit::CodegenError| {
         CliError::from(multiproj_runtime::DataError::Internal(e.to_string()))
     };
     let reduce = jit.reduce_kernel(plan).map_err(internal)?;

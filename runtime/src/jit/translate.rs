@@ -43,8 +43,7 @@ use cranelift_codegen::isa::TargetFrontendConfig;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
 use super::{ApplyKind, JAM_ROWS, KernelKey, LOOP_DESC_LEN, Pass};
-use crate::tensor::DType;
-use multiproj_grammar::Norm;
+use multiproj_compiler::{DType, Norm};
 
 /// Pairs of elements per iteration of the unrolled loop (independent accumulators in reduce).
 const UNROLL: usize = 4;
@@ -752,7 +751,7 @@ impl Translator<'_> {
 
     /// A run across groups (column-wise groups): every lane has its own group, so the action is
     /// selected with masks: `op(y) & live` for clip and scale, where a kept group has the
-    /// identity parameter and `live` set (see the module docs of `codegen`), and
+    /// identity parameter and `live` set (see the docs of `jit::module`), and
     /// `(y & keep) | (op(y) & live)` for the soft threshold (zero when neither). In place, a pair
     /// of kept elements is not written, and of a pair with one kept element only the other lane
     /// is stored. A zero-filled lane's data is loaded with its neighbour's but masked out, so

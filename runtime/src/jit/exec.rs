@@ -1,4 +1,4 @@
-//! The JIT backend's executor: runs the Cranelift kernels of [`multiproj_compiler::codegen`] for
+//! The JIT backend's executor: runs the Cranelift kernels of [`super::module`] for
 //! the passes over the data (reduce, threshold, apply), with the same contracts as the
 //! interpreter's [`crate::interp::reduce`], [`crate::interp::threshold`], [`crate::interp::apply`]
 //! and [`crate::interp::apply_in_place`].
@@ -43,9 +43,7 @@ use std::sync::{Mutex, OnceLock};
 use ndarray::{ArrayViewD, ArrayViewMutD};
 use rayon::prelude::*;
 
-use multiproj_compiler::codegen::{
-    self, ApplyKernel, CodegenError, GatherKernel, GroupParams, Jit,
-};
+use super::module::{self as codegen, ApplyKernel, CodegenError, GatherKernel, GroupParams, Jit};
 use multiproj_compiler::{ApplyOp, DType, Norm, Plan, TensorInfo};
 
 use crate::balls;
@@ -66,7 +64,7 @@ pub const GATHER_TILE: usize = 256;
 static DISK_CACHE_BY_DEFAULT: AtomicBool = AtomicBool::new(false);
 
 /// Makes the global JIT keep compiled kernels in the default disk cache
-/// ([`codegen::default_kernel_cache_dir`]: `$XDG_CACHE_HOME/multiproj/kernels` or
+/// ([`super::default_kernel_cache_dir`]: `$XDG_CACHE_HOME/multiproj/kernels` or
 /// `~/.cache/multiproj/kernels`) when `MULTIPROJ_KERNEL_CACHE` is not set. The `multiproj`
 /// command does this; a library leaves the user's home alone unless asked. Takes effect if
 /// called before the first projection.
@@ -82,7 +80,7 @@ pub fn global() -> Result<&'static Jit, DataError> {
     JIT.get_or_init(|| {
         let asked = std::env::var_os("MULTIPROJ_KERNEL_CACHE").is_some()
             || DISK_CACHE_BY_DEFAULT.load(Ordering::Relaxed);
-        match asked.then(codegen::default_kernel_cache_dir).flatten() {
+        match asked.then(super::default_kernel_cache_dir).flatten() {
             Some(dir) => Jit::with_disk_cache(dir),
             None => Jit::new(),
         }

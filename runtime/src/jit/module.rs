@@ -39,11 +39,6 @@
 //!   column-wise kernels compute `op(y) & live` for it. The in-place kernel ignores
 //!   `dst` and the output strides, and never stores to an element of a kept group.
 
-mod disk;
-mod translate;
-
-pub use disk::default_dir as default_kernel_cache_dir;
-
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -58,9 +53,9 @@ use cranelift_frontend::FunctionBuilderContext;
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{Linkage, Module, default_libcall_names};
 
-use crate::plan::{ApplyOp, Plan};
-use crate::tensor::DType;
-use multiproj_grammar::Norm;
+use multiproj_compiler::{ApplyOp, DType, Norm, Plan};
+
+use super::{disk, translate};
 
 /// Entries of the loop descriptor per loop: extent, data stride, group stride, output stride.
 pub const LOOP_DESC_LEN: usize = 4;
@@ -641,7 +636,7 @@ fn codegen_source_hash() -> u64 {
     static HASH: OnceLock<u64> = OnceLock::new();
     *HASH.get_or_init(|| {
         let mut h = DefaultHasher::new();
-        include_str!("mod.rs").hash(&mut h);
+        include_str!("module.rs").hash(&mut h);
         include_str!("translate.rs").hash(&mut h);
         h.finish()
     })
