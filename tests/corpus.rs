@@ -134,7 +134,7 @@ fn explain(file: &SpecFile) -> String {
         .unwrap_or_else(|| panic!("{name}: a valid spec needs a `# shape:` header"));
     let spec = grammar::parse(&file.text).unwrap_or_else(|e| panic!("{name}: {e:?}"));
     let ir = compiler::check(&spec, &tensor).unwrap_or_else(|e| panic!("{name}: {e:?}"));
-    let normalized = compiler::normalize(&ir.levels);
+    let normalized = compiler::normalize(ir.levels());
     let plan = compiler::plan(&ir);
     format!(
         "about: {}\n\n── AST ──\n{spec}\n\n── IR ──\n{ir}\n── normalized ──\n{normalized}\n── plan ──\n{plan}",

@@ -39,16 +39,16 @@ pub fn uniform_vec(n: usize, seed: u64) -> Vec<f64> {
 /// A C-order tensor of the plan's shape: uniform(-1, 1) times a scale uniform in (0, 1] drawn
 /// per innermost group.
 pub fn grouped_tensor<T: Element>(plan: &Plan, seed: u64) -> ArrayD<T> {
-    let scales: Vec<f64> = (0..plan.groups as u64)
+    let scales: Vec<f64> = (0..plan.groups() as u64)
         .map(|g| 1.0 - unit(splitmix(seed ^ 0xABCD, g)))
         .collect();
-    let shape = plan.tensor.shape.clone();
+    let shape = plan.tensor().shape.clone();
     let mut x = ArrayD::from_elem(IxDyn(&shape), T::zero());
     for (counter, (idx, v)) in x.indexed_iter_mut().enumerate() {
         let g: usize = idx
             .slice()
             .iter()
-            .zip(&plan.group_strides)
+            .zip(plan.group_strides())
             .map(|(i, s)| i * s)
             .sum();
         *v = T::from_f64((2.0 * unit(splitmix(seed, counter as u64)) - 1.0) * scales[g]);

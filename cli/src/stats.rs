@@ -164,7 +164,7 @@ impl Stats {
         let stages: Map<String, Value> = r
             .stages
             .iter()
-            .map(|(name, d)| ((*name).to_owned(), json!(ms(*d))))
+            .map(|(stage, d)| (stage.name().to_owned(), json!(ms(*d))))
             .collect();
         let verified = self.verified.map(|v| {
             json!({
@@ -204,6 +204,7 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use multiproj_runtime::Stage;
 
     fn sample() -> Stats {
         Stats {
@@ -226,9 +227,9 @@ mod tests {
                 zeroed: 1,
                 projected: 2,
                 stages: vec![
-                    ("reduce", Duration::from_micros(10)),
-                    ("solve", Duration::from_micros(2)),
-                    ("apply", Duration::from_micros(15)),
+                    (Stage::Reduce, Duration::from_micros(10)),
+                    (Stage::Solve, Duration::from_micros(2)),
+                    (Stage::Apply, Duration::from_micros(15)),
                 ],
             },
             norm_after: 1.0,

@@ -46,15 +46,36 @@ impl fmt::Display for IrLevel {
     }
 }
 
-/// A spec bound to a tensor: levels outermost first.
+/// A spec bound to a tensor: levels outermost first. Built only by [`crate::check`], so its
+/// axis sets are known to be disjoint, sorted, non-empty and to cover the tensor.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Ir {
+    pub(crate) source: String,
+    pub(crate) tensor: TensorInfo,
+    pub(crate) levels: Vec<IrLevel>,
+    pub(crate) radius: Option<Spanned<f64>>,
+}
+
+impl Ir {
     /// The spec text (spans point into it).
-    pub source: String,
-    pub tensor: TensorInfo,
-    pub levels: Vec<IrLevel>,
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The tensor the spec was checked against.
+    pub fn tensor(&self) -> &TensorInfo {
+        &self.tensor
+    }
+
+    /// The levels, outermost first.
+    pub fn levels(&self) -> &[IrLevel] {
+        &self.levels
+    }
+
     /// The radius fixed in the spec, already known to be finite and non-negative.
-    pub radius: Option<Spanned<f64>>,
+    pub fn radius(&self) -> Option<&Spanned<f64>> {
+        self.radius.as_ref()
+    }
 }
 
 /// Writes the multi-level norm as nested norms, innermost applied to `Y`:

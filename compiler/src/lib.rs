@@ -9,6 +9,7 @@ mod error;
 mod ir;
 pub mod normalize;
 mod plan;
+mod schedule;
 pub mod tensor;
 
 pub use check::{MAX_RANK, RankReq, check, check_shapeless, resolve_radius};
@@ -16,5 +17,9 @@ pub use error::CheckError;
 pub use ir::{Ir, IrLevel};
 pub use multiproj_grammar::{Norm, Span, Spanned};
 pub use normalize::{Normalized, normalize};
-pub use plan::{ApplyOp, Loop, Plan, PlanLevel, Split, Stage, plan};
+pub use plan::{ApplyOp, Plan, PlanLevel, Stage, Step, plan};
+pub use schedule::{
+    CHUNK_ELEMENTS, Chunks, GATHER_TILE, JAM_ROWS, KernelShape, Loop, PARALLEL_MIN, PassKind,
+    Schedule, Split, ThresholdSchedule,
+};
 pub use tensor::{DType, Order, TensorInfo};

@@ -1,21 +1,17 @@
-//! The planner: turns checked, normalized levels into the passes a backend runs.
+//! The planner: turns checked, normalized levels into the steps a backend runs.
 //!
-//! The *algorithm* is the level tree (`docs/SEMANTICS.md`); the *schedule* is how the passes over the big
-//! tensor walk memory. Both are decided here, once, so every backend executes the same plan:
+//! A [`Plan`] is the *algorithm* — the level tree (`docs/SEMANTICS.md`), the innermost groups and
+//! the [`Step`]s that compute the projection, in order — together with its [`Schedule`], *how*
+//! the passes over the big tensor walk memory (`schedule.rs`). Both are decided here, once, so
+//! every backend executes the same plan, and the executor runs exactly [`Plan::steps`].
 //!
 //! - **Groups.** With `k` levels, the innermost groups are indexed by the axes of levels
 //!   `1..k-1`; the group index is row-major over those axes taken level by level (each level's
 //!   axes ascending). So the aggregate `V_j` (`j < k`) is a dense vector of `n_1·…·n_j` entries,
 //!   and the segments a level-`j` projection works on are contiguous runs of `n_j` entries.
-//! - **Loop order.** Data passes visit axes in memory order (largest |stride| outermost), so
-//!   column-wise groups are walked row by row with a vector of group accumulators, never column by
-//!   column. Negative strides are walked forwards in memory by flipping the axis (and its group
-//!   and output strides with it). Axes that are contiguous in data, in group index and in output
-//!   are coalesced into one loop.
-//! - **Parallel split.** The outermost loop is split across threads. Precondition: if that loop
-//!   runs over a reduced axis (group stride 0), threads share groups, so the reduce pass needs
-//!   per-thread accumulators merged afterwards; the apply pass writes disjoint elements and can
-//!   always be split.
+//! - **Steps.** A reduce pass over the data (`V_{k-1}`), the upper reductions (`V_{k-2} … V_0`),
+//!   the top-down solve (`U_1 … U_{k-1}`), a threshold stage when the innermost norm is l1, and
+//!   the apply pass.
 //! - **Skip rules** (decided after the solve, per group `g` with radius `r_g` and norm `V[g]`):
 //!   `r_g ≥ V[g]` leaves the group untouched (not written in place, copied out of place);
 //!   `r_g = 0` fills it with zeros without reading it.
@@ -26,6 +22,7 @@ use multiproj_grammar::{Norm, Span, Spanned};
 
 use crate::ir::{AxisSet, Ir, IrLevel, write_norm_formula, write_radius};
 use crate::normalize::{Applied, normalize};
+use crate::schedule::Schedule;
 use crate::tensor::TensorInfo;
 
 /// A level after normalization, with the number of entries of one of its segments.
@@ -38,33 +35,14 @@ pub struct PlanLevel {
     pub span: Span,
 }
 
-/// One loop of a pass over the data, possibly several coalesced axes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Loop {
-    /// The tensor axes this loop runs over, outermost first.
-    pub axes: Vec<usize>,
-    pub extent: usize,
-    /// Data stride in elements; never negative (negative axes are flipped).
-    pub stride: isize,
-    /// Step of the innermost-group index; 0 when the loop runs inside a group (reduced axes).
-    pub group_stride: isize,
-    /// Stride of the out-of-place output (see [`Plan::output`]).
-    pub out_stride: isize,
-}
-
-impl Loop {
-    pub fn is_reduced(&self) -> bool {
-        self.group_stride == 0
+impl PlanLevel {
+    fn to_ir(&self) -> IrLevel {
+        IrLevel {
+            norm: self.norm,
+            axes: self.axes.clone(),
+            span: self.span,
+        }
     }
-}
-
-/// Which loop is split across threads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Split {
-    /// Index into [`Plan::loops`].
-    pub loop_index: usize,
-    /// The split loop runs over a reduced axis: the reduce pass needs per-thread accumulators.
-    pub reduced: bool,
 }
 
 /// What the apply pass does to an element of a group that is neither untouched nor zeroed.
@@ -88,9 +66,53 @@ impl ApplyOp {
     }
 }
 
-/// A stage of the plan, in execution order.
-#[derive(Clone, Debug, PartialEq)]
+/// The stages of a run, in the order they happen: the plan's [`Step`]s by kind, plus compiling
+/// kernels (a backend's preparation) and writing an output file (the command line's). Reports,
+/// progress hooks and `multiproj bench` name stages with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Stage {
+    /// Compiling the JIT kernels (or finding them in the cache). No elements.
+    Compile,
+    /// The reduce pass: the innermost norm of every group. Every element.
+    Reduce,
+    /// The upper reductions, on aggregates. No elements of the tensor.
+    UpperReduce,
+    /// The top-down solve and the per-group decisions, on aggregates. No elements of the tensor.
+    Solve,
+    /// The threshold stage (innermost l1): gathering the groups that need a soft threshold.
+    /// Every element.
+    Threshold,
+    /// The apply pass: writing the result. Every element.
+    Apply,
+    /// Writing the result to a file (the command line's runs).
+    Write,
+}
+
+impl Stage {
+    /// The stage's name, as printed in statistics: `reduce`, `upper-reduce`, ….
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Compile => "compile",
+            Stage::Reduce => "reduce",
+            Stage::UpperReduce => "upper-reduce",
+            Stage::Solve => "solve",
+            Stage::Threshold => "threshold",
+            Stage::Apply => "apply",
+            Stage::Write => "write",
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// A step of the plan, in execution order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
     /// One pass over the data: `V_{k-1}[g]` = the innermost norm of group `g`.
     Reduce {
         norm: Norm,
@@ -122,55 +144,114 @@ pub enum Stage {
     },
 }
 
-impl Stage {
-    /// A short name, used for statistics.
-    pub fn name(&self) -> &'static str {
+impl Step {
+    /// The stage this step belongs to.
+    pub fn stage(&self) -> Stage {
         match self {
-            Stage::Reduce { .. } => "reduce",
-            Stage::UpperReduce { .. } => "upper-reduce",
-            Stage::Solve { .. } => "solve",
-            Stage::Threshold { .. } => "threshold",
-            Stage::Apply { .. } => "apply",
+            Step::Reduce { .. } => Stage::Reduce,
+            Step::UpperReduce { .. } => Stage::UpperReduce,
+            Step::Solve { .. } => Stage::Solve,
+            Step::Threshold { .. } => Stage::Threshold,
+            Step::Apply { .. } => Stage::Apply,
         }
+    }
+
+    /// A short name: the stage's.
+    pub fn name(&self) -> &'static str {
+        self.stage().name()
     }
 }
 
-/// Everything a backend needs to run a projection of one tensor layout.
+/// Everything a backend needs to run a projection of one tensor layout: the algorithm (levels,
+/// groups, steps) and its [`Schedule`]. Built only by [`plan()`], from an [`Ir`] that only
+/// [`crate::check`] builds, so a plan always describes a layout the spec was checked against;
+/// its fields are read through methods and cannot be changed (the JIT's address arithmetic
+/// relies on them).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
-    pub source: String,
-    pub tensor: TensorInfo,
-    /// Layout of an out-of-place result: dense, same shape and dtype, and the same memory order
-    /// of axes as the input (so a C input gives a C output, an F input an F output).
-    pub output: TensorInfo,
-    /// The normalized levels, outermost first. Never empty.
-    pub levels: Vec<PlanLevel>,
-    /// The normalization rules that were applied.
-    pub rules_applied: Vec<Applied>,
-    /// Number of innermost groups: `n_1·…·n_{k-1}` (1 for a single level).
-    pub groups: usize,
-    /// Entries per innermost group: `n_k`.
-    pub group_len: usize,
-    /// Axes by memory order, outermost first (ties broken by axis number).
-    pub memory_order: Vec<usize>,
-    /// Per tensor axis: step of the innermost-group index (0 for the innermost level's axes).
-    pub group_strides: Vec<usize>,
-    /// The loop nest of the data passes, outermost first, after flipping and coalescing.
-    /// Empty when the tensor has a single element.
-    pub loops: Vec<Loop>,
-    /// Element offset (from the logical origin) of the first element the loop nest visits.
-    pub data_start: isize,
-    /// Group index of the first element the loop nest visits.
-    pub group_start: isize,
-    /// Output element offset of the first element the loop nest visits.
-    pub out_start: isize,
-    pub split: Option<Split>,
-    pub stages: Vec<Stage>,
-    /// The radius fixed in the spec, if any.
-    pub radius: Option<Spanned<f64>>,
+    source: String,
+    tensor: TensorInfo,
+    levels: Vec<PlanLevel>,
+    rules_applied: Vec<Applied>,
+    groups: usize,
+    group_len: usize,
+    group_strides: Vec<usize>,
+    steps: Vec<Step>,
+    radius: Option<Spanned<f64>>,
+    schedule: Schedule,
 }
 
 impl Plan {
+    /// The spec text (spans point into it).
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The layout of the tensors this plan runs on.
+    pub fn tensor(&self) -> &TensorInfo {
+        &self.tensor
+    }
+
+    /// The normalized levels, outermost first. Never empty.
+    pub fn levels(&self) -> &[PlanLevel] {
+        &self.levels
+    }
+
+    /// The normalization rules that were applied.
+    pub fn rules_applied(&self) -> &[Applied] {
+        &self.rules_applied
+    }
+
+    /// Number of innermost groups: `n_1·…·n_{k-1}` (1 for a single level).
+    pub fn groups(&self) -> usize {
+        self.groups
+    }
+
+    /// Entries per innermost group: `n_k`.
+    pub fn group_len(&self) -> usize {
+        self.group_len
+    }
+
+    /// Per tensor axis: step of the innermost-group index (0 for the innermost level's axes).
+    pub fn group_strides(&self) -> &[usize] {
+        &self.group_strides
+    }
+
+    /// The steps, in execution order: what the executor runs.
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// Whether the plan has a threshold step (the innermost norm is l1).
+    pub fn has_threshold(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s, Step::Threshold { .. }))
+    }
+
+    /// The radius fixed in the spec, if any.
+    pub fn radius(&self) -> Option<&Spanned<f64>> {
+        self.radius.as_ref()
+    }
+
+    /// How the passes over the data walk memory.
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    /// Layout of an out-of-place result (see [`Schedule::output`]).
+    pub fn output(&self) -> &TensorInfo {
+        self.schedule.output()
+    }
+
+    /// The normalized levels and the rules that made them, as [`normalize`] returned them.
+    pub fn normalized(&self) -> crate::Normalized {
+        crate::Normalized {
+            levels: self.levels.iter().map(PlanLevel::to_ir).collect(),
+            applied: self.rules_applied.clone(),
+        }
+    }
+
     pub fn innermost(&self) -> &PlanLevel {
         self.levels.last().expect("a plan has at least one level")
     }
@@ -214,72 +295,7 @@ pub fn plan(ir: &Ir) -> Plan {
         }
     }
 
-    // Memory order: largest |stride| outermost; ties (size-1 axes, broadcasts) by axis number.
-    let mut memory_order: Vec<usize> = (0..rank).collect();
-    memory_order.sort_by_key(|&a| (std::cmp::Reverse(ir.tensor.strides[a].unsigned_abs()), a));
-
-    // The out-of-place output is dense in that same order.
-    let mut out_strides = vec![0isize; rank];
-    let mut s = 1isize;
-    for &a in memory_order.iter().rev() {
-        out_strides[a] = s;
-        s *= shape[a] as isize;
-    }
-    let output = TensorInfo {
-        shape: shape.clone(),
-        strides: out_strides.clone(),
-        dtype: ir.tensor.dtype,
-    };
-
-    let (mut data_start, mut group_start, mut out_start) = (0isize, 0isize, 0isize);
-    let mut loops: Vec<Loop> = Vec::new();
-    for &a in &memory_order {
-        let n = shape[a];
-        if n == 1 {
-            continue;
-        }
-        let (mut stride, mut gs, mut os) = (
-            ir.tensor.strides[a],
-            group_strides[a] as isize,
-            out_strides[a],
-        );
-        if stride < 0 {
-            let last = n as isize - 1;
-            data_start += last * stride;
-            group_start += last * gs;
-            out_start += last * os;
-            stride = -stride;
-            gs = -gs;
-            os = -os;
-        }
-        let next = Loop {
-            axes: vec![a],
-            extent: n,
-            stride,
-            group_stride: gs,
-            out_stride: os,
-        };
-        match loops.last_mut() {
-            Some(outer)
-                if outer.stride == next.stride * n as isize
-                    && outer.group_stride == next.group_stride * n as isize
-                    && outer.out_stride == next.out_stride * n as isize =>
-            {
-                outer.axes.push(a);
-                outer.extent *= n;
-                outer.stride = next.stride;
-                outer.group_stride = next.group_stride;
-                outer.out_stride = next.out_stride;
-            }
-            _ => loops.push(next),
-        }
-    }
-    let split = loops.first().map(|l| Split {
-        loop_index: 0,
-        reduced: l.is_reduced(),
-    });
-
-    let mut stages = vec![Stage::Reduce {
+    let mut steps = vec![Step::Reduce {
         norm: levels[k - 1].norm,
         groups,
         group_len,
@@ -289,7 +305,7 @@ pub fn plan(ir: &Ir) -> Plan {
         sizes.push(sizes.last().unwrap() * l.extent);
     }
     for j in (1..k).rev() {
-        stages.push(Stage::UpperReduce {
+        steps.push(Step::UpperReduce {
             level: j,
             norm: levels[j - 1].norm,
             segments: sizes[j - 1],
@@ -297,7 +313,7 @@ pub fn plan(ir: &Ir) -> Plan {
         });
     }
     for j in 1..k {
-        stages.push(Stage::Solve {
+        steps.push(Step::Solve {
             level: j,
             norm: levels[j - 1].norm,
             segments: sizes[j - 1],
@@ -305,31 +321,27 @@ pub fn plan(ir: &Ir) -> Plan {
         });
     }
     if levels[k - 1].norm == Norm::L1 {
-        stages.push(Stage::Threshold { groups, group_len });
+        steps.push(Step::Threshold { groups, group_len });
     }
-    stages.push(Stage::Apply {
+    steps.push(Step::Apply {
         op: ApplyOp::for_norm(levels[k - 1].norm),
         groups,
         group_len,
     });
 
+    let threshold = steps.iter().any(|s| matches!(s, Step::Threshold { .. }));
+    let schedule = Schedule::new(&ir.tensor, &group_strides, groups, threshold);
     Plan {
         source: ir.source.clone(),
         tensor: ir.tensor.clone(),
-        output,
         levels,
         rules_applied: normalized.applied,
         groups,
         group_len,
-        memory_order,
         group_strides,
-        loops,
-        data_start,
-        group_start,
-        out_start,
-        split,
-        stages,
+        steps,
         radius: ir.radius.clone(),
+        schedule,
     }
 }
 
@@ -354,15 +366,7 @@ impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let k = self.levels.len();
         writeln!(f, "plan for {}", self.tensor)?;
-        let as_ir: Vec<IrLevel> = self
-            .levels
-            .iter()
-            .map(|l| IrLevel {
-                norm: l.norm,
-                axes: l.axes.clone(),
-                span: l.span,
-            })
-            .collect();
+        let as_ir: Vec<IrLevel> = self.levels.iter().map(PlanLevel::to_ir).collect();
         f.write_str("  norm(Y) = ")?;
         write_norm_formula(f, &as_ir)?;
         writeln!(f)?;
@@ -381,53 +385,12 @@ impl fmt::Display for Plan {
                 format!("axes {}", AxisSet(&outer))
             }
         )?;
-        f.write_str("  loops (memory order):")?;
-        if self.loops.is_empty() {
-            f.write_str(" none (a single element)")?;
-        }
-        writeln!(f)?;
-        for (depth, l) in self.loops.iter().enumerate() {
-            writeln!(
-                f,
-                "  {:indent$}for axes {} in 0..{}  stride {}, {}, out stride {}",
-                "",
-                AxisSet(&l.axes),
-                l.extent,
-                l.stride,
-                if l.is_reduced() {
-                    "inside a group".to_string()
-                } else {
-                    format!("group step {}", l.group_stride)
-                },
-                l.out_stride,
-                indent = 2 * depth + 2
-            )?;
-        }
-        if self.data_start != 0 || self.group_start != 0 || self.out_start != 0 {
-            writeln!(
-                f,
-                "  start: data {}, group {}, out {} (flipped axes)",
-                self.data_start, self.group_start, self.out_start
-            )?;
-        }
-        match self.split {
-            Some(s) if s.reduced => writeln!(
-                f,
-                "  parallel: split loop {} across threads; it runs inside groups, so reduce uses per-thread accumulators",
-                s.loop_index + 1
-            )?,
-            Some(s) => writeln!(
-                f,
-                "  parallel: split loop {} across threads; threads own whole groups",
-                s.loop_index + 1
-            )?,
-            None => writeln!(f, "  parallel: none")?,
-        }
+        self.schedule.fmt_loops(f)?;
         writeln!(f, "  stages:")?;
-        for (i, st) in self.stages.iter().enumerate() {
+        for (i, st) in self.steps.iter().enumerate() {
             write!(f, "    {}. {:<13}", i + 1, st.name())?;
             match st {
-                Stage::Reduce {
+                Step::Reduce {
                     norm,
                     groups,
                     group_len,
@@ -440,7 +403,7 @@ impl fmt::Display for Plan {
                     plural(*groups, "group"),
                     group_len
                 )?,
-                Stage::UpperReduce {
+                Step::UpperReduce {
                     level,
                     norm,
                     segments,
@@ -455,7 +418,7 @@ impl fmt::Display for Plan {
                     segments,
                     segment_len
                 )?,
-                Stage::Solve {
+                Step::Solve {
                     level,
                     norm,
                     segments,
@@ -469,12 +432,12 @@ impl fmt::Display for Plan {
                         format!("U{}[s]", level - 1)
                     }
                 )?,
-                Stage::Threshold { groups, group_len } => writeln!(
+                Step::Threshold { groups, group_len } => writeln!(
                     f,
                     "τ[g] with Σ max(|Y[g,·]| - τ[g], 0) = r[g], for groups with V{}[g] > r[g] > 0   ({groups} × {group_len})",
                     k - 1
                 )?,
-                Stage::Apply { op, .. } => {
+                Step::Apply { op, .. } => {
                     let r = if k == 1 {
                         "R".to_string()
                     } else {
@@ -495,6 +458,7 @@ impl fmt::Display for Plan {
                 }
             }
         }
+        self.schedule.fmt_decisions(f, self.tensor.len())?;
         f.write_str("  ")?;
         write_radius(f, &self.radius)?;
         writeln!(f)
@@ -504,6 +468,7 @@ impl fmt::Display for Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Split;
     use crate::tensor::DType;
 
     fn plan_for(spec: &str, tensor: TensorInfo) -> Plan {
@@ -512,7 +477,8 @@ mod tests {
     }
 
     fn loops(p: &Plan) -> Vec<(Vec<usize>, usize, isize, isize, isize)> {
-        p.loops
+        p.schedule()
+            .loops()
             .iter()
             .map(|l| {
                 (
@@ -532,19 +498,19 @@ mod tests {
             "l1 over dim0 of linf over dim1",
             TensorInfo::c_order(&[64, 48], DType::F64),
         );
-        assert_eq!((p.groups, p.group_len), (64, 48));
+        assert_eq!((p.groups(), p.group_len()), (64, 48));
         assert_eq!(
             loops(&p),
             vec![(vec![0], 64, 48, 1, 48), (vec![1], 48, 1, 0, 1)]
         );
         assert_eq!(
-            p.split,
+            p.schedule().split(),
             Some(Split {
                 loop_index: 0,
                 reduced: false
             })
         );
-        assert_eq!(p.output, p.tensor);
+        assert_eq!(p.output(), p.tensor());
     }
 
     #[test]
@@ -554,13 +520,13 @@ mod tests {
             "l1 over dim1 of linf over dim0",
             TensorInfo::c_order(&[48, 64], DType::F64),
         );
-        assert_eq!(p.memory_order, vec![0, 1]);
+        assert_eq!(p.schedule().memory_order(), vec![0, 1]);
         assert_eq!(
             loops(&p),
             vec![(vec![0], 48, 64, 0, 64), (vec![1], 64, 1, 1, 1)]
         );
         assert_eq!(
-            p.split,
+            p.schedule().split(),
             Some(Split {
                 loop_index: 0,
                 reduced: true
@@ -574,12 +540,12 @@ mod tests {
             "l1 over dim0 of linf over dim1",
             TensorInfo::f_order(&[30, 20], DType::F64),
         );
-        assert_eq!(p.memory_order, vec![1, 0]);
+        assert_eq!(p.schedule().memory_order(), vec![1, 0]);
         assert_eq!(
             loops(&p),
             vec![(vec![1], 20, 30, 0, 30), (vec![0], 30, 1, 1, 1)]
         );
-        assert_eq!(p.output, p.tensor);
+        assert_eq!(p.output(), p.tensor());
     }
 
     #[test]
@@ -598,7 +564,7 @@ mod tests {
             TensorInfo::c_order(&[4, 5, 6], DType::F64),
         );
         assert_eq!(loops(&p), vec![(vec![0, 1, 2], 120, 1, 0, 1)]);
-        assert_eq!((p.groups, p.group_len), (1, 120));
+        assert_eq!((p.groups(), p.group_len()), (1, 120));
     }
 
     #[test]
@@ -608,10 +574,10 @@ mod tests {
             "l1 over dim2 of l1 over dim0 of linf over dim1",
             TensorInfo::c_order(&[6, 7, 9], DType::F64),
         );
-        assert_eq!(p.group_strides, vec![1, 0, 6]);
-        assert_eq!((p.groups, p.group_len), (54, 7));
+        assert_eq!(p.group_strides(), vec![1, 0, 6]);
+        assert_eq!((p.groups(), p.group_len()), (54, 7));
         assert_eq!(p.aggregate_sizes(), vec![1, 9, 54]);
-        let names: Vec<&str> = p.stages.iter().map(Stage::name).collect();
+        let names: Vec<&str> = p.steps().iter().map(Step::name).collect();
         assert_eq!(
             names,
             [
@@ -634,9 +600,9 @@ mod tests {
             dtype: DType::F64,
         };
         let p = plan_for("l1 over dim0 of linf over dim1", t);
-        assert_eq!(p.data_start, -8);
-        assert_eq!(p.group_start, 2);
-        assert_eq!(p.out_start, 8);
+        assert_eq!(p.schedule().data_start(), -8);
+        assert_eq!(p.schedule().group_start(), 2);
+        assert_eq!(p.schedule().out_start(), 8);
         assert_eq!(
             loops(&p),
             vec![(vec![0], 3, 4, -1, -4), (vec![1], 4, 1, 0, 1)]
@@ -654,8 +620,8 @@ mod tests {
             "linf over dims 0..1",
             TensorInfo::c_order(&[1, 1], DType::F64),
         );
-        assert!(p.loops.is_empty());
-        assert_eq!(p.split, None);
+        assert!(p.schedule().loops().is_empty());
+        assert_eq!(p.schedule().split(), None);
     }
 
     #[test]
@@ -664,13 +630,13 @@ mod tests {
             "l1 over dim0 of l1 over dim1",
             TensorInfo::c_order(&[4, 5], DType::F64),
         );
-        assert!(p.stages.contains(&Stage::Threshold {
+        assert!(p.steps().contains(&Step::Threshold {
             groups: 4,
             group_len: 5
         }));
         assert!(matches!(
-            p.stages.last(),
-            Some(Stage::Apply {
+            p.steps().last(),
+            Some(Step::Apply {
                 op: ApplyOp::Shrink,
                 ..
             })
@@ -683,9 +649,9 @@ mod tests {
             "l1 over dim0 of linf over dim1 of linf over dim2",
             TensorInfo::c_order(&[16, 8, 12], DType::F64),
         );
-        assert_eq!(p.levels.len(), 2);
-        assert_eq!(p.levels[1].axes, vec![1, 2]);
-        assert_eq!(p.rules_applied.len(), 1);
-        assert_eq!(p.rules_applied[0].rule, "merge-linf-linf");
+        assert_eq!(p.levels().len(), 2);
+        assert_eq!(p.levels()[1].axes, vec![1, 2]);
+        assert_eq!(p.rules_applied().len(), 1);
+        assert_eq!(p.rules_applied()[0].rule, "merge-linf-linf");
     }
 }

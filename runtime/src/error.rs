@@ -224,6 +224,12 @@ pub enum DataError {
         after: u64,
     },
 
+    /// Aggregates handed to a stage by its caller do not fit the plan (see
+    /// [`crate::stages`]).
+    #[error("the aggregates do not fit the plan: {0}")]
+    #[diagnostic(code(multiproj::bad_aggregates))]
+    BadAggregates(String),
+
     /// An invariant of the runtime does not hold.
     #[error("this is a bug in multiproj: {0}")]
     #[diagnostic(

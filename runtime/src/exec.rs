@@ -1,72 +1,25 @@
-//! Running a plan: the backend-independent driver. A backend supplies the passes over the data
-//! (reduce, threshold, apply); the driver runs the shared solve on aggregates between them,
-//! times every stage, tells an optional [`Progress`] hook how far each has got, and reports what
-//! happened to the groups.
+//! Running a plan: the executor holds a backend ([`Passes`]) and runs the plan's steps
+//! ([`Plan::steps`]) in order — the reduce pass, the upper reductions and the solve on
+//! aggregates (shared by every backend: [`crate::solve`]), the threshold pass, the apply pass —
+//! timing every stage, telling an optional [`Progress`] hook how far each has got, and reporting
+//! what happened to the groups. The stages are also public one by one ([`Executor::reduce`],
+//! [`crate::stages::Solution::new`], [`Executor::threshold`], [`Executor::apply`]) for callers
+//! that combine aggregates across processes.
 
 use std::fmt;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use ndarray::{ArrayViewD, ArrayViewMutD};
 
-use multiproj_compiler::Plan;
+use multiproj_compiler::{Plan, Stage, Step};
 
+use crate::backend::{Backend, Passes};
 use crate::element::Element;
 use crate::error::DataError;
-use crate::progress::{Progress, Stage, Ticker};
+use crate::progress::{Progress, Ticker};
 use crate::solve::{Aggregates, GroupAction};
-use crate::{interp, jit};
-
-/// Which backend runs the passes over the data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub enum Backend {
-    /// Cranelift-compiled, vectorized, parallel kernels (the default).
-    #[default]
-    Jit,
-    /// The interpreter: plain code, the oracle.
-    Interp,
-}
-
-impl Backend {
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Jit => "jit",
-            Backend::Interp => "interp",
-        }
-    }
-
-    /// The other backend: what `--verify` compares against.
-    pub fn other(self) -> Backend {
-        match self {
-            Backend::Jit => Backend::Interp,
-            Backend::Interp => Backend::Jit,
-        }
-    }
-}
-
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// A backend name that does not exist.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BackendError {
-    #[error("unknown backend `{0}`: expected `jit` or `interp`")]
-    Unknown(String),
-}
-
-impl FromStr for Backend {
-    type Err = BackendError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "interp" | "interpreter" => Ok(Backend::Interp),
-            "jit" => Ok(Backend::Jit),
-            other => Err(BackendError::Unknown(other.to_string())),
-        }
-    }
-}
+use crate::stages::{GroupNorms, Solution};
+use crate::{balls, interp};
 
 /// What a projection did.
 #[derive(Clone, Debug, PartialEq)]
@@ -83,19 +36,30 @@ pub struct Report {
     pub zeroed: usize,
     /// Groups clipped, scaled or shrunk.
     pub projected: usize,
-    /// Time per stage, in execution order.
-    pub stages: Vec<(&'static str, Duration)>,
+    /// Time per stage, in execution order (stages with nothing to do are left out).
+    pub stages: Vec<(Stage, Duration)>,
 }
 
 impl Report {
     pub fn total_time(&self) -> Duration {
         self.stages.iter().map(|(_, d)| *d).sum()
     }
+
+    /// The time of `stage`, if it ran.
+    pub fn time_of(&self, stage: Stage) -> Option<Duration> {
+        self.stages
+            .iter()
+            .find(|(s, _)| *s == stage)
+            .map(|(_, d)| *d)
+    }
 }
 
 /// How to run a plan: the backend, and who hears how far the passes have got. The free
 /// functions [`project`], [`project_in_place`] and [`norm`] are an `Executor` without a
 /// progress hook.
+///
+/// The backend is a [`Backend`] choice (the JIT choice runs the process-wide JIT), or any value
+/// implementing [`Passes`]: a [`crate::jit::Jit`] of your own, the [`crate::Interpreter`].
 ///
 /// ```
 /// use std::sync::atomic::{AtomicU64, Ordering};
@@ -118,14 +82,20 @@ impl Report {
 /// let exec = Executor::new(Backend::Interp).with_progress(&hook);
 /// exec.project(&plan, &x.view(), &mut out.view_mut(), 2.0).unwrap();
 /// assert_eq!(applied.load(Ordering::Relaxed), 12);
+///
+/// // A JIT of one's own (its own kernel cache) instead of the process-wide one:
+/// let jit = multiproj_runtime::jit::Jit::new().unwrap();
+/// let mut by_jit = ndarray::ArrayD::<f64>::zeros(ndarray::IxDyn(&[4, 3]));
+/// Executor::new(&jit).project(&plan, &x.view(), &mut by_jit.view_mut(), 2.0).unwrap();
+/// assert_eq!(by_jit, out);
 /// ```
 #[derive(Clone, Copy, Default)]
-pub struct Executor<'a> {
-    pub backend: Backend,
-    pub progress: Option<&'a dyn Progress>,
+pub struct Executor<'a, B: Passes = Backend> {
+    backend: B,
+    progress: Option<&'a dyn Progress>,
 }
 
-impl fmt::Debug for Executor<'_> {
+impl<B: Passes + fmt::Debug> fmt::Debug for Executor<'_, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Executor")
             .field("backend", &self.backend)
@@ -134,10 +104,12 @@ impl fmt::Debug for Executor<'_> {
     }
 }
 
-/// Times the stages of one run and tells the progress hook when each starts and ends.
+/// Times the stages of one run and tells the progress hook when each starts and ends. Steps of
+/// the same stage in a row (the upper reductions of several levels; the solve and the group
+/// decisions) are timed as one stage.
 struct Stages<'a> {
     hook: Option<&'a dyn Progress>,
-    times: Vec<(&'static str, Duration)>,
+    times: Vec<(Stage, Duration)>,
     last: Instant,
 }
 
@@ -157,18 +129,53 @@ impl<'a> Stages<'a> {
         total: usize,
         f: impl FnOnce(&Ticker<'a>) -> Result<R, DataError>,
     ) -> Result<R, DataError> {
-        let ticker = Ticker::new(self.hook, stage, total);
+        let continues = self.times.last().is_some_and(|(s, _)| *s == stage);
+        let ticker = if continues {
+            Ticker::continued(self.hook, stage, total)
+        } else {
+            Ticker::new(self.hook, stage, total)
+        };
         let out = f(&ticker)?;
         ticker.finish();
         let now = Instant::now();
-        self.times.push((stage.name(), now - self.last));
+        let took = now - self.last;
         self.last = now;
+        match self.times.last_mut() {
+            Some((s, d)) if *s == stage => *d += took,
+            _ => self.times.push((stage, took)),
+        }
         Ok(out)
     }
 }
 
-impl<'a> Executor<'a> {
-    pub fn new(backend: Backend) -> Self {
+/// The data of one run: read-only with a separate output, or in place.
+enum Data<'r, 'x, 'o, T> {
+    Separate {
+        x: &'r ArrayViewD<'x, T>,
+        out: &'r mut ArrayViewMutD<'o, T>,
+    },
+    InPlace(&'r mut ArrayViewMutD<'o, T>),
+}
+
+impl<T: Element> Data<'_, '_, '_, T> {
+    fn input(&self) -> ArrayViewD<'_, T> {
+        match self {
+            Data::Separate { x, .. } => x.view(),
+            Data::InPlace(d) => d.view(),
+        }
+    }
+}
+
+/// What the steps have produced so far.
+struct State {
+    aggregates: Option<Aggregates>,
+    /// `U_j` for the last solved level `j` (`U_0` before the first solve step).
+    radii: Option<Vec<f64>>,
+    actions: Option<Vec<GroupAction>>,
+}
+
+impl<'a, B: Passes> Executor<'a, B> {
+    pub fn new(backend: B) -> Self {
         Executor {
             backend,
             progress: None,
@@ -181,65 +188,21 @@ impl<'a> Executor<'a> {
         self
     }
 
-    /// Reduce, solve and threshold: everything before the apply pass.
-    fn analyze<T: Element>(
-        &self,
-        plan: &Plan,
-        x: &ArrayViewD<'_, T>,
-        radius: f64,
-        in_place: bool,
-        stages: &mut Stages<'a>,
-    ) -> Result<(Aggregates, Vec<GroupAction>), DataError> {
-        debug_assert!(radius.is_finite() && radius >= 0.0);
-        check_layout(plan, x.shape())?;
-        if self.backend == Backend::Jit {
-            // Compiling (or fetching from the cache) is its own stage, so that kernel compile
-            // time never hides inside the time of a pass over the data.
-            stages.run(Stage::Compile, 0, |_| {
-                let l1 = plan.innermost().norm == multiproj_compiler::Norm::L1;
-                jit::prepare(plan, l1, in_place)
-            })?;
-        }
-        let inner = stages.run(Stage::Reduce, x.len(), |t| self.reduce(plan, x, t))?;
-        let (agg, mut actions) = stages.run(Stage::Solve, 0, |_| {
-            let mut agg = Aggregates::reduce_up(plan, inner);
-            if !agg.finite() {
-                // A norm overflowed f64 (entries near f64::MAX): the aggregates of the tensor
-                // scaled by a power of two, from a second, scaling pass (the interpreter's:
-                // such data is rare, and this pass only runs for it).
-                let exp = crate::balls::overflow_exponent(x.len());
-                let inner = interp::reduce_scaled(plan, x, &Ticker::none(), exp)?;
-                agg = Aggregates::reduce_up_scaled(plan, inner, exp);
-            }
-            let radii = agg.solve(plan, radius);
-            let actions = agg.actions(plan, &radii);
-            Ok((agg, actions))
-        })?;
-        if actions
-            .iter()
-            .any(|a| matches!(a, GroupAction::NeedsThreshold(_)))
-        {
-            stages.run(Stage::Threshold, x.len(), |t| match self.backend {
-                Backend::Jit => jit::threshold_with(jit::global()?, plan, x, &mut actions, t),
-                Backend::Interp => interp::threshold_ticked(plan, x, &mut actions, t),
-            })?;
-        }
-        Ok((agg, actions))
+    /// The backend that runs the passes.
+    pub fn backend(&self) -> &B {
+        &self.backend
     }
 
-    fn reduce<T: Element>(
-        &self,
-        plan: &Plan,
-        x: &ArrayViewD<'_, T>,
-        ticker: &Ticker<'_>,
-    ) -> Result<Vec<f64>, DataError> {
-        match self.backend {
-            Backend::Jit => jit::reduce_with(jit::global()?, plan, x, ticker),
-            Backend::Interp => interp::reduce_ticked(plan, x, ticker),
+    /// The same executor (same progress hook) with another backend.
+    pub fn with_backend<C: Passes>(&self, backend: C) -> Executor<'a, C> {
+        Executor {
+            backend,
+            progress: self.progress,
         }
     }
 
-    /// Projects `x` into `out` (same shape; any layout).
+    /// Projects `x` into `out` (same shape; any layout the backend accepts: the JIT needs
+    /// [`Plan::output`]'s).
     pub fn project<T: Element>(
         &self,
         plan: &Plan,
@@ -247,14 +210,7 @@ impl<'a> Executor<'a> {
         out: &mut ArrayViewMutD<'_, T>,
         radius: f64,
     ) -> Result<Report, DataError> {
-        let mut stages = Stages::new(self.progress);
-        let (agg, actions) = self.analyze(plan, x, radius, false, &mut stages)?;
-        check_layout(plan, out.shape())?;
-        stages.run(Stage::Apply, x.len(), |t| match self.backend {
-            Backend::Jit => jit::apply_with(jit::global()?, plan, &actions, x, out, t),
-            Backend::Interp => interp::apply_ticked(plan, &actions, x, out, t),
-        })?;
-        Ok(report(self.backend, radius, &agg, &actions, stages))
+        self.run(plan, radius, Data::Separate { x, out })
     }
 
     /// Projects `data` in place. Nothing is written unless the whole analysis succeeded (so a
@@ -265,28 +221,242 @@ impl<'a> Executor<'a> {
         data: &mut ArrayViewMutD<'_, T>,
         radius: f64,
     ) -> Result<Report, DataError> {
-        let mut stages = Stages::new(self.progress);
-        let (agg, actions) = self.analyze(plan, &data.view(), radius, true, &mut stages)?;
-        stages.run(Stage::Apply, data.len(), |t| match self.backend {
-            Backend::Jit => jit::apply_in_place_with(jit::global()?, plan, &actions, data, t),
-            Backend::Interp => interp::apply_in_place_ticked(plan, &actions, data, t),
-        })?;
-        Ok(report(self.backend, radius, &agg, &actions, stages))
+        self.run(plan, radius, Data::InPlace(data))
     }
 
     /// The multi-level norm of `x`: one reduce pass.
     pub fn norm<T: Element>(&self, plan: &Plan, x: &ArrayViewD<'_, T>) -> Result<f64, DataError> {
         check_layout(plan, x.shape())?;
         let mut stages = Stages::new(self.progress);
-        let inner = stages.run(Stage::Reduce, x.len(), |t| self.reduce(plan, x, t))?;
+        let inner = stages.run(Stage::Reduce, x.len(), |t| self.backend.reduce(plan, x, t))?;
         Ok(Aggregates::reduce_up(plan, inner).norm())
+    }
+
+    /// The reduce stage on its own: the innermost norm of every group of `x`, ready to be
+    /// combined with other norms of the same groups or solved (see [`crate::stages`]). When the
+    /// norms of `x` overflow f64, they come scaled by a power of two.
+    pub fn reduce<T: Element>(
+        &self,
+        plan: &Plan,
+        x: &ArrayViewD<'_, T>,
+    ) -> Result<GroupNorms, DataError> {
+        check_layout(plan, x.shape())?;
+        let mut stages = Stages::new(self.progress);
+        let inner = stages.run(Stage::Reduce, x.len(), |t| self.backend.reduce(plan, x, t))?;
+        let mut agg = Aggregates::reduce_up(plan, inner);
+        rescale_if_overflowed(plan, x, &mut agg)?;
+        Ok(GroupNorms::from_aggregates(plan, agg))
+    }
+
+    /// The threshold stage on its own: computes the l1 threshold of every group of `solution`
+    /// that needs one, from `x` (nothing to do unless [`Solution::needs_threshold`]).
+    pub fn threshold<T: Element>(
+        &self,
+        plan: &Plan,
+        x: &ArrayViewD<'_, T>,
+        solution: &mut Solution,
+    ) -> Result<(), DataError> {
+        check_layout(plan, x.shape())?;
+        check_actions(plan, &solution.actions)?;
+        if solution.needs_threshold() {
+            let mut stages = Stages::new(self.progress);
+            stages.run(Stage::Threshold, x.len(), |t| {
+                self.backend.threshold(plan, x, &mut solution.actions, t)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The apply stage on its own: writes `solution` carried out on `x` to `out`.
+    pub fn apply<T: Element>(
+        &self,
+        plan: &Plan,
+        solution: &Solution,
+        x: &ArrayViewD<'_, T>,
+        out: &mut ArrayViewMutD<'_, T>,
+    ) -> Result<(), DataError> {
+        check_layout(plan, x.shape())?;
+        check_layout(plan, out.shape())?;
+        check_actions(plan, &solution.actions)?;
+        let mut stages = Stages::new(self.progress);
+        stages.run(Stage::Apply, x.len(), |t| {
+            self.backend.apply(plan, &solution.actions, x, out, t)
+        })
+    }
+
+    /// The apply stage on its own, in place.
+    pub fn apply_in_place<T: Element>(
+        &self,
+        plan: &Plan,
+        solution: &Solution,
+        data: &mut ArrayViewMutD<'_, T>,
+    ) -> Result<(), DataError> {
+        check_layout(plan, data.shape())?;
+        check_actions(plan, &solution.actions)?;
+        let mut stages = Stages::new(self.progress);
+        let len = data.len();
+        stages.run(Stage::Apply, len, |t| {
+            self.backend
+                .apply_in_place(plan, &solution.actions, data, t)
+        })
+    }
+
+    /// Runs the plan's steps, in order.
+    fn run<T: Element>(
+        &self,
+        plan: &Plan,
+        radius: f64,
+        mut data: Data<'_, '_, '_, T>,
+    ) -> Result<Report, DataError> {
+        debug_assert!(radius.is_finite() && radius >= 0.0);
+        let len = plan.tensor().len();
+        check_layout(plan, data.input().shape())?;
+        let mut stages = Stages::new(self.progress);
+        if self.backend.compiles() {
+            // Compiling (or fetching from the cache) is its own stage, so that kernel compile
+            // time never hides inside the time of a pass over the data.
+            let in_place = matches!(data, Data::InPlace(_));
+            stages.run(Stage::Compile, 0, |_| self.backend.prepare(plan, in_place))?;
+        }
+        let k = plan.levels().len();
+        let mut st = State {
+            aggregates: None,
+            radii: None,
+            actions: None,
+        };
+        for step in plan.steps() {
+            match *step {
+                Step::Reduce { .. } => {
+                    let x = data.input();
+                    let inner =
+                        stages.run(Stage::Reduce, len, |t| self.backend.reduce(plan, &x, t))?;
+                    let mut agg = Aggregates::from_inner(plan, inner, 0);
+                    if k == 1 {
+                        rescale_if_overflowed(plan, &x, &mut agg)?;
+                    }
+                    st.aggregates = Some(agg);
+                }
+                Step::UpperReduce { level, .. } => {
+                    let x = data.input();
+                    let agg = st.aggregates.as_mut().ok_or_else(|| out_of_order(step))?;
+                    stages.run(Stage::UpperReduce, 0, |_| {
+                        agg.upper_reduce(plan, level);
+                        if level == 1 {
+                            rescale_if_overflowed(plan, &x, agg)?;
+                        }
+                        Ok(())
+                    })?;
+                }
+                Step::Solve { level, .. } => {
+                    let agg = st.aggregates.as_ref().ok_or_else(|| out_of_order(step))?;
+                    let radii = &mut st.radii;
+                    stages.run(Stage::Solve, 0, |_| {
+                        let u = radii.take().unwrap_or_else(|| agg.top_radius(radius));
+                        *radii = Some(agg.solve_level(plan, level, &u));
+                        Ok(())
+                    })?;
+                }
+                Step::Threshold { .. } => {
+                    st.decide(plan, radius, &mut stages, step)?;
+                    let actions = st.actions.as_mut().ok_or_else(|| out_of_order(step))?;
+                    if actions
+                        .iter()
+                        .any(|a| matches!(a, GroupAction::NeedsThreshold(_)))
+                    {
+                        let x = data.input();
+                        stages.run(Stage::Threshold, len, |t| {
+                            self.backend.threshold(plan, &x, actions, t)
+                        })?;
+                    }
+                }
+                Step::Apply { .. } => {
+                    st.decide(plan, radius, &mut stages, step)?;
+                    let actions = st.actions.as_ref().ok_or_else(|| out_of_order(step))?;
+                    match &mut data {
+                        Data::Separate { x, out } => {
+                            check_layout(plan, out.shape())?;
+                            stages.run(Stage::Apply, len, |t| {
+                                self.backend.apply(plan, actions, x, out, t)
+                            })?;
+                        }
+                        Data::InPlace(d) => {
+                            stages.run(Stage::Apply, len, |t| {
+                                self.backend.apply_in_place(plan, actions, d, t)
+                            })?;
+                        }
+                    }
+                }
+            }
+        }
+        let agg = st
+            .aggregates
+            .ok_or_else(|| DataError::Internal("a plan without a reduce step".into()))?;
+        let actions = st.actions.unwrap_or_default();
+        Ok(report(self.backend.kind(), radius, &agg, &actions, stages))
     }
 }
 
+impl State {
+    /// The group decisions, made once the solve is complete (timed with the solve).
+    fn decide(
+        &mut self,
+        plan: &Plan,
+        radius: f64,
+        stages: &mut Stages<'_>,
+        step: &Step,
+    ) -> Result<(), DataError> {
+        if self.actions.is_some() {
+            return Ok(());
+        }
+        let agg = self.aggregates.as_ref().ok_or_else(|| out_of_order(step))?;
+        let radii = &mut self.radii;
+        let actions = stages.run(Stage::Solve, 0, |_| {
+            let u = radii.take().unwrap_or_else(|| agg.top_radius(radius));
+            Ok(agg.actions(plan, &u))
+        })?;
+        self.actions = Some(actions);
+        Ok(())
+    }
+}
+
+fn out_of_order(step: &Step) -> DataError {
+    DataError::Internal(format!(
+        "plan step {} before the steps it needs",
+        step.name()
+    ))
+}
+
+/// A norm overflowed f64 (entries near `f64::MAX`): replaces `agg` (complete up to `V_0`) by
+/// the aggregates of the tensor scaled by a power of two, from a second, scaling pass (the
+/// interpreter's: such data is rare, and this pass only runs for it).
+fn rescale_if_overflowed<T: Element>(
+    plan: &Plan,
+    x: &ArrayViewD<'_, T>,
+    agg: &mut Aggregates,
+) -> Result<(), DataError> {
+    if !agg.finite() {
+        let exp = balls::overflow_exponent(x.len());
+        let inner = interp::reduce_scaled(plan, x, &Ticker::none(), exp)?;
+        *agg = Aggregates::reduce_up_scaled(plan, inner, exp);
+    }
+    Ok(())
+}
+
+fn check_actions(plan: &Plan, actions: &[GroupAction]) -> Result<(), DataError> {
+    if actions.len() != plan.groups() {
+        return Err(DataError::BadAggregates(format!(
+            "a solution for {} groups, for a plan with {} groups",
+            actions.len(),
+            plan.groups()
+        )));
+    }
+    Ok(())
+}
+
 fn check_layout(plan: &Plan, shape: &[usize]) -> Result<(), DataError> {
-    if shape != plan.tensor.shape.as_slice() {
+    if shape != plan.tensor().shape.as_slice() {
         return Err(DataError::ShapeMismatch {
-            expected: plan.tensor.shape.clone(),
+            expected: plan.tensor().shape.clone(),
             found: shape.to_vec(),
         });
     }

@@ -2,8 +2,8 @@
 //!
 //! It runs the three passes over the data of a [`Plan`] — reduce, threshold, apply — with plain
 //! ndarray iteration, so a reviewer can check it against `docs/SEMANTICS.md` line by line. It walks the
-//! tensor in the plan's memory order (axes permuted by `plan.memory_order`) and maps every
-//! element to its innermost group with `plan.group_strides`. Only the apply pass runs in
+//! tensor in the plan's memory order (axes permuted by `plan.schedule().memory_order()`) and maps every
+//! element to its innermost group with `plan.group_strides()`. Only the apply pass runs in
 //! parallel: it writes each element once from read-only per-group parameters, so the result
 //! does not depend on the number of threads. The reduce pass is serial on purpose, and adds up
 //! every group in the JIT's order (`SumOrder`): both backends then compute the same norms and
@@ -15,7 +15,7 @@
 use ndarray::{ArrayViewD, ArrayViewMutD, Axis, Dimension, IxDyn};
 use rayon::prelude::*;
 
-use multiproj_compiler::{DType, Norm, Plan};
+use multiproj_compiler::{Norm, PassKind, Plan};
 
 use crate::balls;
 use crate::element::Element;
@@ -30,7 +30,7 @@ pub const TICK_ELEMENTS: usize = 1 << 16;
 #[inline]
 fn group_of(plan: &Plan, idx: &[usize]) -> usize {
     idx.iter()
-        .zip(&plan.group_strides)
+        .zip(plan.group_strides())
         .map(|(&i, &s)| i * s)
         .sum()
 }
@@ -45,11 +45,11 @@ fn for_each_in_memory_order<T: Element>(
     ticker: &Ticker<'_>,
     mut f: impl FnMut(&[usize], T) -> Result<(), DataError>,
 ) -> Result<(), DataError> {
-    let mut walk = x.view().permuted_axes(IxDyn(&plan.memory_order));
-    let flipped: Vec<bool> = plan
-        .memory_order
+    let order = plan.schedule().memory_order();
+    let mut walk = x.view().permuted_axes(IxDyn(order));
+    let flipped: Vec<bool> = order
         .iter()
-        .map(|&a| plan.tensor.strides[a] < 0)
+        .map(|&a| plan.tensor().strides[a] < 0)
         .collect();
     for (p, &flip) in flipped.iter().enumerate() {
         if flip {
@@ -57,10 +57,10 @@ fn for_each_in_memory_order<T: Element>(
         }
     }
     let shape = x.shape();
-    let mut logical = vec![0usize; plan.memory_order.len()];
+    let mut logical = vec![0usize; order.len()];
     let mut pending = 0;
     for (idx, &y) in walk.indexed_iter() {
-        for (p, &a) in plan.memory_order.iter().enumerate() {
+        for (p, &a) in order.iter().enumerate() {
             logical[a] = if flipped[p] {
                 shape[a] - 1 - idx[p]
             } else {
@@ -111,12 +111,12 @@ pub fn reduce_scaled<T: Element>(
     let down = 2f64.powi(-exp);
     let norm = plan.innermost().norm;
     let order = SumOrder::new(plan, x.len());
-    let mut acc = vec![0.0f64; plan.groups];
+    let mut acc = vec![0.0f64; plan.groups()];
     // A chunk's own sums, added to `acc` at its end, when chunks share groups.
-    let mut part = vec![0.0f64; if order.partials { plan.groups } else { 0 }];
+    let mut part = vec![0.0f64; if order.partials { plan.groups() } else { 0 }];
     let mut run: Vec<f64> = Vec::new();
     // For l2 also the largest magnitude, to notice a sum of squares that over- or underflowed.
-    let mut max = vec![0.0f64; if norm == Norm::L2 { plan.groups } else { 0 }];
+    let mut max = vec![0.0f64; if norm == Norm::L2 { plan.groups() } else { 0 }];
     let mut pos = 0usize;
     for_each_in_memory_order(plan, x, ticker, |idx, y| {
         let y = y.to_f64();
@@ -172,7 +172,7 @@ pub fn reduce_scaled<T: Element>(
 ///   added to the group's sum.
 /// - Column-wise groups: every element is added to its group's sum in memory order.
 /// - When the split loop is reduced and the tensor is cut into several parallel chunks
-///   (`jit::chunks`), each chunk sums into sums of its own, which are added to the totals in
+///   ([`multiproj_compiler::Schedule::reduce_chunks`]), each chunk sums into sums of its own, which are added to the totals in
 ///   chunk order.
 struct SumOrder {
     rows: bool,
@@ -186,18 +186,16 @@ struct SumOrder {
 
 impl SumOrder {
     fn new(plan: &Plan, len: usize) -> SumOrder {
-        let key =
-            crate::jit::KernelKey::for_plan(plan, crate::jit::Pass::Reduce(plan.innermost().norm));
-        let split_reduced = plan.split.is_some_and(|s| s.reduced);
-        let chunks = crate::jit::chunks(plan, len, split_reduced);
-        let n0 = plan.loops.first().map_or(1, |l| l.extent).max(1);
-        let per_index = len / n0;
-        let step = chunks[0].1 - chunks[0].0;
+        let schedule = plan.schedule();
+        let shape = schedule.kernel_shape(PassKind::Reduce);
+        let chunks = schedule.reduce_chunks();
+        let per_index = schedule.elements_per_index(len);
+        let step = chunks.step();
         SumOrder {
-            rows: key.inner_reduced,
-            vector: key.inner_contiguous,
-            partials: split_reduced && chunks.len() > 1,
-            run_len: plan.loops.last().map_or(1, |l| l.extent),
+            rows: shape.inner_reduced,
+            vector: shape.inner_contiguous,
+            partials: schedule.split_reduced() && chunks.len() > 1,
+            run_len: plan.schedule().loops().last().map_or(1, |l| l.extent),
             chunk_len: step * per_index,
             len,
         }
@@ -326,7 +324,7 @@ pub fn threshold_ticked<T: Element>(
     let mut members: Vec<Vec<f64>> = actions
         .iter()
         .map(|a| match a {
-            GroupAction::NeedsThreshold(_) => Vec::with_capacity(plan.group_len),
+            GroupAction::NeedsThreshold(_) => Vec::with_capacity(plan.group_len()),
             _ => Vec::new(),
         })
         .collect();
@@ -340,13 +338,7 @@ pub fn threshold_ticked<T: Element>(
     let mut scratch = Vec::new();
     for (action, values) in actions.iter_mut().zip(&members) {
         if let GroupAction::NeedsThreshold(r) = *action {
-            let f32 = T::DTYPE == DType::F32;
-            // The reduce pass found the group outside its ball; the threshold is raised until
-            // its stored results are inside (see `balls::l1_group_threshold`).
-            let t = balls::l1_group_threshold(values, r, &mut scratch, f32, |m| {
-                solve::stored(T::DTYPE, m)
-            });
-            *action = GroupAction::Shrink(t);
+            *action = solve::threshold_action(T::DTYPE, values, r, &mut scratch);
         }
     }
     Ok(())
@@ -367,13 +359,13 @@ fn check_ready(actions: &[GroupAction]) -> Result<(), DataError> {
 /// Group index of the element at `[i0, rest...]`.
 #[inline]
 fn group_of_split(plan: &Plan, i0: usize, rest: &[usize]) -> usize {
-    i0 * plan.group_strides[0] + group_of_rest(plan, rest)
+    i0 * plan.group_strides()[0] + group_of_rest(plan, rest)
 }
 
 #[inline]
 fn group_of_rest(plan: &Plan, rest: &[usize]) -> usize {
     rest.iter()
-        .zip(&plan.group_strides[1..])
+        .zip(&plan.group_strides()[1..])
         .map(|(&i, &s)| i * s)
         .sum()
 }

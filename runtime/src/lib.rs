@@ -1,7 +1,10 @@
 //! The multiproj runtime: tensors in `.npy` files (memory-mapped, C and Fortran order, f32 and
-//! f64), the ball projections used on aggregates, the shared solve, and the backends that
-//! execute a [`multiproj_compiler::Plan`].
+//! f64), the ball projections used on aggregates, the shared solve, the stages of a projection
+//! as public values ([`stages`]), the backend seam ([`Passes`]) with its two backends — the
+//! interpreter ([`interp`]) and the JIT ([`jit`]) — and the [`Executor`] that runs a
+//! [`multiproj_compiler::Plan`]'s steps with one of them.
 
+pub mod backend;
 pub mod balls;
 pub mod element;
 pub mod error;
@@ -13,9 +16,12 @@ pub mod npy;
 pub mod npy_header;
 pub mod progress;
 pub mod solve;
+pub mod stages;
 pub mod verify;
 
+pub use backend::{Backend, BackendError, Interpreter, Passes};
 pub use element::Element;
 pub use error::DataError;
-pub use exec::{Backend, BackendError, Executor, Report, norm, project, project_in_place};
+pub use exec::{Executor, Report, norm, project, project_in_place};
 pub use progress::{Progress, Stage};
+pub use stages::{GroupNorms, Solution};

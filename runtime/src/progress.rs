@@ -12,40 +12,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A stage of a run, in the order they happen (stages that have nothing to do are skipped).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Stage {
-    /// Compiling the JIT kernels (or finding them in the cache). No elements.
-    Compile,
-    /// The reduce pass: the innermost norm of every group. Every element.
-    Reduce,
-    /// The solve on the aggregates. No elements of the tensor.
-    Solve,
-    /// The threshold stage (innermost l1): gathering the groups that need a soft threshold.
-    /// Every element.
-    Threshold,
-    /// The apply pass: writing the result. Every element.
-    Apply,
-}
-
-impl Stage {
-    /// The stage's name, as in [`Report::stages`](crate::Report::stages).
-    pub fn name(self) -> &'static str {
-        match self {
-            Stage::Compile => "compile",
-            Stage::Reduce => "reduce",
-            Stage::Solve => "solve",
-            Stage::Threshold => "threshold",
-            Stage::Apply => "apply",
-        }
-    }
-}
-
-impl fmt::Display for Stage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.name())
-    }
-}
+pub use multiproj_compiler::Stage;
 
 /// Hears how far a run has got. Units are elements of the tensor; stages that do not pass over
 /// the data have a total of 0.
@@ -91,6 +58,17 @@ impl<'a> Ticker<'a> {
             hook,
             stage,
             total,
+            done: AtomicU64::new(0),
+        }
+    }
+
+    /// Continues `stage`, which already started (another step of the same stage): like
+    /// [`Ticker::new`], without telling the hook again that it starts.
+    pub fn continued(hook: Option<&'a dyn Progress>, stage: Stage, total: usize) -> Self {
+        Ticker {
+            hook,
+            stage,
+            total: total as u64,
             done: AtomicU64::new(0),
         }
     }

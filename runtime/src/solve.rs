@@ -61,6 +61,27 @@ pub struct Aggregates {
 }
 
 impl Aggregates {
+    /// Aggregates whose innermost level `V_{k-1}` is `inner` (norms of the tensor scaled by
+    /// `2^-scale_exp`); the upper levels are filled in by [`Aggregates::upper_reduce`].
+    pub(crate) fn from_inner(plan: &Plan, inner: Vec<f64>, scale_exp: i32) -> Aggregates {
+        let k = plan.levels().len();
+        debug_assert_eq!(inner.len(), plan.groups());
+        let mut v = vec![Vec::new(); k];
+        v[k - 1] = inner;
+        Aggregates { v, scale_exp }
+    }
+
+    /// One upper-reduce step of the plan: `V_{level-1}` from `V_level`, reducing its segments
+    /// with the norm of level `level` (1-based, outermost first).
+    pub(crate) fn upper_reduce(&mut self, plan: &Plan, level: usize) {
+        let l = &plan.levels()[level - 1];
+        let (n, norm) = (l.extent, l.norm);
+        self.v[level - 1] = self.v[level]
+            .chunks_exact(n)
+            .map(|seg| norm_of(norm, seg))
+            .collect();
+    }
+
     /// The upper reductions: from the innermost group norms `V_{k-1}` up to `V_0`.
     pub fn reduce_up(plan: &Plan, inner: Vec<f64>) -> Aggregates {
         Self::reduce_up_scaled(plan, inner, 0)
@@ -68,20 +89,15 @@ impl Aggregates {
 
     /// [`Aggregates::reduce_up`] from innermost norms of the tensor scaled by `2^-scale_exp`.
     pub fn reduce_up_scaled(plan: &Plan, inner: Vec<f64>, scale_exp: i32) -> Aggregates {
-        let k = plan.levels.len();
-        debug_assert_eq!(inner.len(), plan.groups);
-        let mut v = vec![Vec::new(); k];
-        v[k - 1] = inner;
-        for j in (1..k).rev() {
-            let n = plan.levels[j - 1].extent;
-            let norm = plan.levels[j - 1].norm;
-            v[j - 1] = v[j].chunks_exact(n).map(|seg| norm_of(norm, seg)).collect();
+        let mut agg = Aggregates::from_inner(plan, inner, scale_exp);
+        for level in (1..plan.levels().len()).rev() {
+            agg.upper_reduce(plan, level);
         }
-        Aggregates { v, scale_exp }
+        agg
     }
 
     /// Whether every aggregate is finite (the multi-level norm bounds them all); if not, some
-    /// norm overflowed and the aggregates must be computed scaled.
+    /// norm overflowed and the aggregates must be computed scaled. Needs `V_0`.
     pub fn finite(&self) -> bool {
         self.v[0][0].is_finite()
     }
@@ -91,57 +107,67 @@ impl Aggregates {
         self.v[0][0] * 2f64.powi(self.scale_exp)
     }
 
+    /// `U_0`: the total radius, in the aggregates' scale.
+    pub fn top_radius(&self, radius: f64) -> Vec<f64> {
+        vec![radius * 2f64.powi(-self.scale_exp)]
+    }
+
     /// The top-down solve: returns `U_{k-1}`, the radius of each innermost group, for a total
     /// radius `radius`. `U_0 = [radius]`; for each level `j < k` and each segment `s`,
     /// `U_j[s,·] = P_{p_j}(V_j[s,·], U_{j-1}[s])`. Like the aggregates, the radii are scaled by
     /// `2^-scale_exp`; [`Aggregates::actions`] takes them so.
     pub fn solve(&self, plan: &Plan, radius: f64) -> Vec<f64> {
-        let k = plan.levels.len();
-        let mut u = vec![radius * 2f64.powi(-self.scale_exp)];
-        let mut scratch = Vec::new();
-        for j in 1..k {
-            let level = &plan.levels[j - 1];
-            let n = level.extent;
-            let mut next = Vec::with_capacity(u.len() * n);
-            for (s, seg) in self.v[j].chunks_exact(n).enumerate() {
-                let r = u[s];
-                let seg_norm = self.v[j - 1][s];
-                if inside(r, seg_norm) {
-                    // Inside the ball: the identity, bit for bit.
-                    next.extend_from_slice(seg);
-                } else if r == 0.0 {
-                    next.extend(std::iter::repeat_n(0.0, n));
-                } else {
-                    let start = next.len();
-                    match level.norm {
-                        Norm::Linf => next.extend(seg.iter().map(|&x| x.min(r))),
-                        Norm::L2 => {
-                            // `x·(r/‖seg‖)` may round up to a norm a few ulps above `r`:
-                            // lower the factor until the norm as computed is within `r`.
-                            let mut f = r / seg_norm;
-                            for tries in 0.. {
-                                next.extend(seg.iter().map(|&x| x * f));
-                                let got = balls::norm_l2(&next[start..]);
-                                if got <= r {
-                                    break;
-                                }
-                                next.truncate(start);
-                                f = lower_factor(f, r, got, tries);
-                            }
-                        }
-                        Norm::L1 => {
-                            // Aggregates are norms, hence non-negative: no signs to keep.
-                            let t = balls::l1_soft_threshold(seg, r, &mut scratch);
-                            let t = balls::fit_l1(seg, r, t, |m| m, false);
-                            next.extend(seg.iter().map(|&x| t.shrink(x)));
-                        }
-                    }
-                    debug_assert!(norm_of(level.norm, &next[start..]) <= r);
-                }
-            }
-            u = next;
+        let mut u = self.top_radius(radius);
+        for level in 1..plan.levels().len() {
+            u = self.solve_level(plan, level, &u);
         }
         u
+    }
+
+    /// One solve step of the plan: `U_level` from `U_{level-1}` (`u`).
+    pub(crate) fn solve_level(&self, plan: &Plan, level: usize, u: &[f64]) -> Vec<f64> {
+        let j = level;
+        let level = &plan.levels()[j - 1];
+        let n = level.extent;
+        let mut scratch = Vec::new();
+        let mut next = Vec::with_capacity(u.len() * n);
+        for (s, seg) in self.v[j].chunks_exact(n).enumerate() {
+            let r = u[s];
+            let seg_norm = self.v[j - 1][s];
+            if inside(r, seg_norm) {
+                // Inside the ball: the identity, bit for bit.
+                next.extend_from_slice(seg);
+            } else if r == 0.0 {
+                next.extend(std::iter::repeat_n(0.0, n));
+            } else {
+                let start = next.len();
+                match level.norm {
+                    Norm::Linf => next.extend(seg.iter().map(|&x| x.min(r))),
+                    Norm::L2 => {
+                        // `x·(r/‖seg‖)` may round up to a norm a few ulps above `r`:
+                        // lower the factor until the norm as computed is within `r`.
+                        let mut f = r / seg_norm;
+                        for tries in 0.. {
+                            next.extend(seg.iter().map(|&x| x * f));
+                            let got = balls::norm_l2(&next[start..]);
+                            if got <= r {
+                                break;
+                            }
+                            next.truncate(start);
+                            f = lower_factor(f, r, got, tries);
+                        }
+                    }
+                    Norm::L1 => {
+                        // Aggregates are norms, hence non-negative: no signs to keep.
+                        let t = balls::l1_soft_threshold(seg, r, &mut scratch);
+                        let t = balls::fit_l1(seg, r, t, |m| m, false);
+                        next.extend(seg.iter().map(|&x| t.shrink(x)));
+                    }
+                }
+                debug_assert!(norm_of(level.norm, &next[start..]) <= r);
+            }
+        }
+        next
     }
 
     /// The action on each innermost group given its radius. Groups with an innermost l1 norm
@@ -152,9 +178,9 @@ impl Aggregates {
     /// clip bound is the radius rounded toward zero to the element type, a scale factor comes
     /// from [`scale_factor`]; a group whose parameter rounds to nothing is zero-filled.
     pub fn actions(&self, plan: &Plan, radii: &[f64]) -> Vec<GroupAction> {
-        let inner = &self.v[plan.levels.len() - 1];
+        let inner = &self.v[plan.levels().len() - 1];
         let norm = plan.innermost().norm;
-        let dtype = plan.tensor.dtype;
+        let dtype = plan.tensor().dtype;
         // Radii back to the tensor's scale (exact: a power of two, and at most the radius).
         let up = 2f64.powi(self.scale_exp);
         // The absolute rounding margin of `scale_factor`, in the aggregates' scale.
@@ -176,7 +202,7 @@ impl Aggregates {
                             nonzero(b, GroupAction::Clip(b))
                         }
                         Norm::L2 => {
-                            let f = scale_factor(dtype, r, vg, plan.group_len, down);
+                            let f = scale_factor(dtype, r, vg, plan.group_len(), down);
                             nonzero(f, GroupAction::Scale(f))
                         }
                         Norm::L1 => GroupAction::NeedsThreshold(r * up),
@@ -282,4 +308,20 @@ pub fn apply_one(action: GroupAction, y: f64) -> f64 {
             if m > 0.0 { m.copysign(y) } else { 0.0 }
         }
     }
+}
+
+/// The threshold of a group that must shrink (innermost l1), from its entries' magnitudes
+/// `values` (gathered in memory order) and its radius `r`: the soft threshold whose *stored*
+/// results fit the radius ([`balls::l1_group_threshold`]). Both backends call this one function
+/// on the same values in the same order, so their thresholds are bit for bit the same.
+pub fn threshold_action(
+    dtype: DType,
+    values: &[f64],
+    r: f64,
+    scratch: &mut Vec<f64>,
+) -> GroupAction {
+    let f32 = dtype == DType::F32;
+    GroupAction::Shrink(balls::l1_group_threshold(values, r, scratch, f32, |m| {
+        stored(dtype, m)
+    }))
 }

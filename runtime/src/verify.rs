@@ -16,9 +16,10 @@ use ndarray::{Array, ArrayViewD, Dimension, IxDyn};
 
 use multiproj_compiler::{DType, Plan};
 
+use crate::backend::{Backend, Passes};
 use crate::element::Element;
 use crate::error::DataError;
-use crate::exec::{Backend, Executor, Report};
+use crate::exec::{Executor, Report};
 
 /// How closely two backends agreed.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -50,7 +51,7 @@ pub fn alloc_output<T: Element>(plan: &Plan) -> Array<T, IxDyn> {
 /// the memory cannot be allocated.
 pub fn try_alloc_output<T: Element>(plan: &Plan) -> Result<Array<T, IxDyn>, DataError> {
     let (permuted, inverse) = output_layout(plan);
-    let len = plan.tensor.shape.iter().product::<usize>();
+    let len = plan.tensor().shape.iter().product::<usize>();
     let mut data = Vec::new();
     data.try_reserve_exact(len)
         .map_err(|_| DataError::VerifyOutOfMemory {
@@ -64,8 +65,8 @@ pub fn try_alloc_output<T: Element>(plan: &Plan) -> Result<Array<T, IxDyn>, Data
 
 /// The extents in memory order, and the permutation that puts the axes back in logical order.
 fn output_layout(plan: &Plan) -> (Vec<usize>, Vec<usize>) {
-    let order = &plan.memory_order;
-    let permuted: Vec<usize> = order.iter().map(|&a| plan.tensor.shape[a]).collect();
+    let order = &plan.schedule().memory_order();
+    let permuted: Vec<usize> = order.iter().map(|&a| plan.tensor().shape[a]).collect();
     let mut inverse = vec![0usize; order.len()];
     for (p, &a) in order.iter().enumerate() {
         inverse[a] = p;
@@ -86,23 +87,21 @@ pub fn check_against<T: Element>(
     check_against_with(plan, x, result, radius, &Executor::new(primary))
 }
 
-/// [`check_against`] where `exec.backend` produced `result`; the other backend's run reports its
-/// progress to `exec.progress`.
-pub fn check_against_with<T: Element>(
+/// [`check_against`] where `exec`'s backend produced `result`; the other backend's run reports
+/// its progress to `exec`'s progress hook.
+pub fn check_against_with<T: Element, B: Passes>(
     plan: &Plan,
     x: &ArrayViewD<'_, T>,
     result: &ArrayViewD<'_, T>,
     radius: f64,
-    exec: &Executor<'_>,
+    exec: &Executor<'_, B>,
 ) -> Result<(Agreement, Report), DataError> {
-    let primary = exec.backend;
+    let primary = exec.backend().kind();
     let other = primary.other();
     let mut theirs = try_alloc_output::<T>(plan)?;
-    let report = Executor {
-        backend: other,
-        ..*exec
-    }
-    .project(plan, x, &mut theirs.view_mut(), radius)?;
+    let report = exec
+        .with_backend(other)
+        .project(plan, x, &mut theirs.view_mut(), radius)?;
     let scale = x.iter().fold(0.0f64, |m, &y| m.max(y.to_f64().abs()));
     let tolerance = rtol(T::DTYPE) * scale;
     let mut agreement = Agreement {

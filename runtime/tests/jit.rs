@@ -144,8 +144,8 @@ fn plan_for(spec: &str, info: TensorInfo) -> Plan {
 
 /// An output array with the plan's output layout (dense in the input's memory order).
 fn output_for<T: Element>(plan: &Plan) -> ArrayD<T> {
-    let order = &plan.memory_order;
-    let permuted: Vec<usize> = order.iter().map(|&a| plan.tensor.shape[a]).collect();
+    let order = &plan.schedule().memory_order();
+    let permuted: Vec<usize> = order.iter().map(|&a| plan.tensor().shape[a]).collect();
     let mut inverse = vec![0; order.len()];
     for (p, &a) in order.iter().enumerate() {
         inverse[a] = p;
@@ -154,7 +154,7 @@ fn output_for<T: Element>(plan: &Plan) -> ArrayD<T> {
     assert!(
         out.shape()
             .iter()
-            .zip(out.strides().iter().zip(&plan.output.strides))
+            .zip(out.strides().iter().zip(&plan.output().strides))
             .all(|(&n, (a, b))| n <= 1 || a == b)
     );
     out
@@ -168,7 +168,7 @@ fn assert_reduce_close(plan: &Plan, jit: &[f64], interp: &[f64]) {
             a.to_bits(),
             b.to_bits(),
             "{}: group {g}: jit {a} vs interp {b}",
-            plan.tensor
+            plan.tensor()
         );
     }
 }
@@ -247,7 +247,7 @@ fn reverses_a_reduced_axis(plan: &Plan) -> bool {
     plan.innermost()
         .axes
         .iter()
-        .any(|&a| plan.tensor.shape[a] > 1 && plan.tensor.strides[a] < 0)
+        .any(|&a| plan.tensor().shape[a] > 1 && plan.tensor().strides[a] < 0)
 }
 
 /// The JIT's threshold stage against the interpreter's, from the same actions: bit for bit, or,
@@ -310,7 +310,7 @@ fn check_threshold<T: Element>(
 
 /// Random actions of every kind the plan's apply operation allows.
 fn random_actions(rng: &mut Rng, plan: &Plan) -> Vec<GroupAction> {
-    (0..plan.groups)
+    (0..plan.groups())
         .map(|_| match rng.below(5) {
             0 => GroupAction::Keep,
             1 => GroupAction::Zero,
@@ -364,7 +364,11 @@ fn check_case<T: Element>(jit_: &Jit, rng: &mut Rng, spec: &str, layout: &Layout
         layout.flipped,
     );
     let plan = plan_for(spec, info_of(&x.view()));
-    let ctx = format!("{spec} on {} ({:?})", plan.tensor, plan.loops);
+    let ctx = format!(
+        "{spec} on {} ({:?})",
+        plan.tensor(),
+        plan.schedule().loops()
+    );
 
     let from_jit = jit::reduce_with(jit_, &plan, &x.view(), &Ticker::none()).unwrap();
     let from_interp = interp::reduce(&plan, &x.view()).unwrap();
@@ -604,7 +608,7 @@ fn threshold_schedules_match_in_parallel() {
 /// Every element's group index (logical index · group strides).
 fn group_of(plan: &Plan, idx: &[usize]) -> usize {
     idx.iter()
-        .zip(&plan.group_strides)
+        .zip(plan.group_strides())
         .map(|(&i, &s)| i * s)
         .sum()
 }
@@ -829,7 +833,7 @@ fn kernels_outlive_the_jit_and_run_from_many_threads() {
     std::thread::scope(|s| {
         for _ in 0..4 {
             s.spawn(|| {
-                let mut acc = vec![0.0; plan.groups];
+                let mut acc = vec![0.0; plan.groups()];
                 // SAFETY: the plan was made for `x`'s layout (no flipped axes, group_start 0),
                 // `acc` has one entry per group, and the loop-0 range is the whole loop.
                 let bad = unsafe {
@@ -839,7 +843,7 @@ fn kernels_outlive_the_jit_and_run_from_many_threads() {
                         acc.as_mut_ptr(),
                         std::ptr::null_mut(),
                         0,
-                        plan.loops[0].extent,
+                        plan.schedule().loops()[0].extent,
                     )
                 };
                 assert_eq!(bad, None);
@@ -866,13 +870,13 @@ fn views_with_another_layout_are_refused() {
         Err(DataError::DTypeMismatch { .. })
     ));
     let mut out = ArrayD::<f64>::zeros(IxDyn(&[4, 6]).f());
-    let actions = vec![GroupAction::Keep; plan.groups];
+    let actions = vec![GroupAction::Keep; plan.groups()];
     assert!(matches!(
         jit::apply(&plan, &actions, &x.view(), &mut out.view_mut()),
         Err(DataError::LayoutMismatch { .. })
     ));
     let plan_l1 = plan_for("l1 over dim1 of l1 over dim0", info_of(&t));
-    let mut actions = vec![GroupAction::NeedsThreshold(1.0); plan_l1.groups];
+    let mut actions = vec![GroupAction::NeedsThreshold(1.0); plan_l1.groups()];
     assert!(matches!(
         jit::threshold(&plan_l1, &y.view(), &mut actions),
         Err(DataError::LayoutMismatch { .. })

@@ -32,7 +32,7 @@ use serde_json::{Map, Value, json};
 use multiproj_compiler::{DType, Norm, Order, Plan};
 use multiproj_grammar::Spec;
 use multiproj_runtime::solve::{Aggregates, GroupAction};
-use multiproj_runtime::{Backend, DataError, Element, Report};
+use multiproj_runtime::{Backend, DataError, Element, Report, Stage};
 
 use crate::args::BenchArgs;
 use crate::commands::{read_spec, shaped_tensor, with_threads};
@@ -155,7 +155,7 @@ impl<'a> Setup<'a> {
             .args
             .probe_floor
             .then(|| probe::measure(self.args.size_mib, 5));
-        match self.plan.tensor.dtype {
+        match self.plan.tensor().dtype {
             DType::F32 => self.run_typed::<f32>(floor),
             DType::F64 => self.run_typed::<f64>(floor),
         }
@@ -240,7 +240,7 @@ fn restore<T: Element>(dst: &mut ArrayD<T>, src: &ArrayD<T>) {
 /// zeroed groups never grows with the radius (every level's projection is monotone in its
 /// radius), so a bisection on the aggregates finds it; no data is read.
 fn radius_for_zero_frac(plan: &Plan, agg: &Aggregates, z: f64) -> f64 {
-    let target = (z * plan.groups as f64).round() as usize;
+    let target = (z * plan.groups() as f64).round() as usize;
     let zeros = |r: f64| {
         let radii = agg.solve(plan, r);
         agg.actions(plan, &radii)
@@ -272,15 +272,15 @@ fn check_memory(plan: &Plan) -> Result<(), CliError> {
             Failure::Data,
             DataError::TooLarge {
                 what: "the benchmark tensor".into(),
-                shape: plan.tensor.shape.clone(),
+                shape: plan.tensor().shape.clone(),
             },
         )
     };
     let bytes = plan
-        .tensor
+        .tensor()
         .shape
         .iter()
-        .try_fold(plan.tensor.dtype.size(), |acc, &n| acc.checked_mul(n))
+        .try_fold(plan.tensor().dtype.size(), |acc, &n| acc.checked_mul(n))
         .and_then(|b| b.checked_mul(2))
         .ok_or_else(too_large)?;
     if let Some(available) = available_memory()
@@ -290,7 +290,7 @@ fn check_memory(plan: &Plan) -> Result<(), CliError> {
             format!(
                 "a tensor of shape {} needs {:.1} GiB (data and output), but only {:.1} GiB of \
                  memory is available",
-                shape_text(&plan.tensor.shape),
+                shape_text(&plan.tensor().shape),
                 bytes as f64 / GIB,
                 available as f64 / GIB
             ),
@@ -324,9 +324,9 @@ struct Traffic {
 
 impl Traffic {
     fn model(plan: &Plan, report: &Report, in_place: bool) -> Traffic {
-        let elem = plan.tensor.dtype.size() as u64;
-        let group = plan.group_len as u64 * elem;
-        let all = plan.tensor.len() as u64 * elem;
+        let elem = plan.tensor().dtype.size() as u64;
+        let group = plan.group_len() as u64 * elem;
+        let all = plan.tensor().len() as u64 * elem;
         let projected = report.projected as u64 * group;
         let threshold = if plan.innermost().norm == Norm::L1 {
             projected
@@ -377,7 +377,7 @@ struct Outcome {
     report: Report,
     times_ms: Vec<f64>,
     /// Median time of each stage, in the order the stages ran.
-    stages: Vec<(&'static str, f64)>,
+    stages: Vec<(Stage, f64)>,
     traffic: Traffic,
     probe: Option<Bandwidth>,
 }
@@ -408,15 +408,15 @@ impl Outcome {
         probe: Option<Bandwidth>,
     ) -> Outcome {
         let times_ms: Vec<f64> = runs.iter().map(|(t, _)| ms(*t)).collect();
-        let mut stages: Vec<(&'static str, f64)> = Vec::new();
+        let mut stages: Vec<(Stage, f64)> = Vec::new();
         if let Some((_, first)) = runs.first() {
-            for (name, _) in &first.stages {
+            for &(stage, _) in &first.stages {
                 let times: Vec<f64> = runs
                     .iter()
-                    .filter_map(|(_, r)| r.stages.iter().find(|(n, _)| n == name))
-                    .map(|(_, d)| ms(*d))
+                    .filter_map(|(_, r)| r.time_of(stage))
+                    .map(ms)
                     .collect();
-                stages.push((*name, median(&times)));
+                stages.push((stage, median(&times)));
             }
         }
         let report = runs
@@ -427,8 +427,8 @@ impl Outcome {
         let traffic = Traffic::model(&setup.plan, &report, setup.args.in_place);
         Outcome {
             spec: setup.spec.canonical(),
-            dtype: setup.plan.tensor.dtype,
-            shape: setup.plan.tensor.shape.clone(),
+            dtype: setup.plan.tensor().dtype,
+            shape: setup.plan.tensor().shape.clone(),
             order: setup.order,
             backend: setup.backend,
             threads: rayon::current_num_threads(),
@@ -474,7 +474,7 @@ impl Outcome {
         let stages: Map<String, Value> = self
             .stages
             .iter()
-            .map(|(name, t)| ((*name).to_owned(), json!(t)))
+            .map(|(stage, t)| (stage.name().to_owned(), json!(t)))
             .collect();
         let r = &self.report;
         let mut v = json!({

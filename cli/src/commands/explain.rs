@@ -29,10 +29,13 @@ pub fn run(args: &ExplainArgs) -> Result<(), CliError> {
         Some(shape) => {
             let tensor = shaped_tensor(&shape.0, args.dtype.into(), args.order.into())?;
             let ir = multiproj_compiler::check(&spec, &tensor)?;
-            let normalized = multiproj_compiler::normalize(&ir.levels);
             let plan = multiproj_compiler::plan(&ir);
             section(&mut text, "IR", &ir.to_string());
-            section(&mut text, "normalized levels", &normalized.to_string());
+            section(
+                &mut text,
+                "normalized levels",
+                &plan.normalized().to_string(),
+            );
             section(&mut text, "plan", &plan.to_string());
             if args.clif {
                 for (title, clif) in kernels(&plan)? {

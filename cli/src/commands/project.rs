@@ -331,7 +331,7 @@ impl Job<'_> {
                 }
             };
         // Writing the result is part of the run: shown, and in the total.
-        outcome.report.stages.push(("write", outcome.write));
+        outcome.report.stages.push((Stage::Write, outcome.write));
         let Some(m) = outcome.measured else {
             return Ok(None);
         };

@@ -7,9 +7,9 @@
 //! to have exactly the layout the plan was made for (shape, strides of every axis longer than 1,
 //! dtype); then every address a kernel forms is the address of an element of the view.
 //!
-//! **Parallelism.** The plan's split loop (loop 0) is cut into chunks of about
-//! [`CHUNK_ELEMENTS`] elements, run by rayon; tensors below [`PARALLEL_MIN`] elements run as one
-//! chunk. Chunk boundaries depend only on the shape, never on the number of threads, so results
+//! **Parallelism.** The schedule ([`multiproj_compiler::Schedule`]) cuts the split loop (loop 0)
+//! into chunks of about [`CHUNK_ELEMENTS`] elements, run by rayon; tensors below
+//! [`PARALLEL_MIN`] elements run as one chunk. Chunk boundaries depend only on the shape, never on the number of threads, so results
 //! are the same for every thread count. Apply chunks write disjoint elements. Reduce chunks over
 //! a loop that is not reduced own disjoint groups and share the accumulator array; when the
 //! split loop is reduced (threads share groups), each chunk gets its own accumulators, merged in
@@ -44,21 +44,15 @@ use ndarray::{ArrayViewD, ArrayViewMutD};
 use rayon::prelude::*;
 
 use super::module::{self as codegen, ApplyKernel, CodegenError, GatherKernel, GroupParams, Jit};
-use multiproj_compiler::{ApplyOp, DType, Norm, Plan, TensorInfo};
+use multiproj_compiler::{ApplyOp, Norm, Plan, TensorInfo, ThresholdSchedule};
 
-use crate::balls;
 use crate::element::Element;
 use crate::error::DataError;
 use crate::interp;
 use crate::progress::Ticker;
 use crate::solve::{self, GroupAction};
 
-/// Below this many elements a pass runs as one chunk on the calling thread.
-pub const PARALLEL_MIN: usize = 1 << 16;
-/// Target size of a parallel chunk, in elements: big enough to amortize scheduling.
-pub const CHUNK_ELEMENTS: usize = 1 << 18;
-/// Groups of the innermost loop a column-wise gather handles per tile (see the module docs).
-pub const GATHER_TILE: usize = 256;
+pub use multiproj_compiler::{CHUNK_ELEMENTS, GATHER_TILE, PARALLEL_MIN};
 
 /// Whether the global JIT keeps kernels on disk when `MULTIPROJ_KERNEL_CACHE` is not set.
 static DISK_CACHE_BY_DEFAULT: AtomicBool = AtomicBool::new(false);
@@ -199,15 +193,15 @@ impl Accumulators {
     fn new(plan: &Plan) -> Self {
         let l2 = plan.innermost().norm == Norm::L2;
         Accumulators {
-            sum: vec![0.0; plan.groups],
-            max: vec![0.0; if l2 { plan.groups } else { 0 }],
+            sum: vec![0.0; plan.groups()],
+            max: vec![0.0; if l2 { plan.groups() } else { 0 }],
         }
     }
 
     /// Addresses for the kernel: offset to the group of the nest's first element. `max` is null
     /// when unused (the kernel reads it only for l2).
     fn addresses(&mut self, plan: &Plan) -> (usize, usize) {
-        let g = plan.group_start;
+        let g = plan.schedule().group_start();
         let max = if self.max.is_empty() {
             0
         } else {
@@ -237,7 +231,7 @@ fn run_reduce<T: Element>(
     x: &ArrayViewD<'_, T>,
     ticker: &Ticker<'_>,
 ) -> Result<(Accumulators, Option<u64>), DataError> {
-    check_view::<T>(&plan.tensor, x.shape(), x.strides())?;
+    check_view::<T>(&plan.tensor(), x.shape(), x.strides())?;
     let norm = plan.innermost().norm;
     let mut acc = Accumulators::new(plan);
     if x.is_empty() {
@@ -245,9 +239,9 @@ fn run_reduce<T: Element>(
     }
     let kernel = jit.reduce_kernel(plan).map_err(|e| internal(&e))?;
     let loops = codegen::loop_descriptor(plan);
-    let data = x.as_ptr().wrapping_offset(plan.data_start) as usize;
-    let split_reduced = plan.split.is_some_and(|s| s.reduced);
-    let chunks = chunks(plan, x.len(), split_reduced);
+    let data = x.as_ptr().wrapping_offset(plan.schedule().data_start()) as usize;
+    let split_reduced = plan.schedule().split_reduced();
+    let chunks = plan.schedule().reduce_chunks().ranges();
     let per_index = elements_per_index(plan, x.len());
 
     let run = |(sum, max): (usize, usize), (begin, end): (usize, usize)| {
@@ -309,12 +303,12 @@ pub fn threshold_with<T: Element>(
     actions: &mut [GroupAction],
     ticker: &Ticker<'_>,
 ) -> Result<(), DataError> {
-    check_view::<T>(&plan.tensor, x.shape(), x.strides())?;
-    if actions.len() != plan.groups {
+    check_view::<T>(&plan.tensor(), x.shape(), x.strides())?;
+    if actions.len() != plan.groups() {
         return Err(DataError::Internal(format!(
             "{} group actions for a plan with {} groups",
             actions.len(),
-            plan.groups
+            plan.groups()
         )));
     }
     let needing: Vec<usize> = (0..actions.len())
@@ -336,14 +330,21 @@ pub fn threshold_with<T: Element>(
     let gather = Gather {
         kernel: jit.gather_kernel(plan).map_err(|e| internal(&e))?,
         loops: codegen::loop_descriptor(plan),
-        data: x.as_ptr().wrapping_offset(plan.data_start) as usize,
+        data: x.as_ptr().wrapping_offset(plan.schedule().data_start()) as usize,
     };
-    let split_reduced = plan.split.is_some_and(|s| s.reduced);
-    let chunks = chunks(plan, x.len(), split_reduced);
-    let decided = if !split_reduced && chunks.len() > 1 {
-        threshold_by_chunk(plan, &gather, &chunks, actions, ticker)
-    } else {
-        threshold_in_one_buffer(plan, &gather, &chunks, actions, &needing, ticker)
+    let chunks = plan.schedule().reduce_chunks().ranges();
+    let decided = match plan.schedule().threshold() {
+        Some(ThresholdSchedule::ByChunk) => {
+            threshold_by_chunk(plan, &gather, &chunks, actions, ticker)
+        }
+        Some(ThresholdSchedule::OneBuffer { tiled }) => {
+            threshold_in_one_buffer(plan, &gather, &chunks, tiled, actions, &needing, ticker)
+        }
+        None => {
+            return Err(DataError::Internal(
+                "a threshold pass for a plan without a threshold step".into(),
+            ));
+        }
     };
     for (g, action) in decided {
         actions[g] = action;
@@ -383,14 +384,10 @@ impl Gather {
     }
 }
 
-/// What interp's threshold decides for a gathered group (same function, same values in the
-/// same order): the soft threshold whose stored results fit the radius.
+/// The decision for a gathered group: the one both backends make
+/// ([`solve::threshold_action`]), from the same values in the same order.
 fn decide(plan: &Plan, values: &[f64], r: f64, scratch: &mut Vec<f64>) -> GroupAction {
-    let dtype = plan.tensor.dtype;
-    let f32 = dtype == DType::F32;
-    GroupAction::Shrink(balls::l1_group_threshold(values, r, scratch, f32, |m| {
-        solve::stored(dtype, m)
-    }))
+    solve::threshold_action(plan.tensor().dtype, values, r, scratch)
 }
 
 /// The radius of a group that needs a threshold.
@@ -410,19 +407,24 @@ fn threshold_by_chunk(
     actions: &[GroupAction],
     ticker: &Ticker<'_>,
 ) -> Vec<(usize, GroupAction)> {
-    let gl = plan.group_len;
-    let l0 = &plan.loops[0];
-    let per_index = elements_per_index(plan, plan.tensor.len());
+    let gl = plan.group_len();
+    let l0 = &plan.schedule().loops()[0];
+    let per_index = elements_per_index(plan, plan.tensor().len());
     // Group offsets (from the group at loop-0 index i0) of the groups one loop-0 index visits.
     let mut inner: Vec<isize> = vec![0];
-    for l in plan.loops[1..].iter().filter(|l| !l.is_reduced()) {
+    for l in plan.schedule().loops()[1..]
+        .iter()
+        .filter(|l| !l.is_reduced())
+    {
         inner = inner
             .iter()
             .flat_map(|&o| (0..l.extent as isize).map(move |i| o + i * l.group_stride))
             .collect();
     }
-    let mut cursors = vec![-1i64; plan.groups];
-    let cursor = cursors.as_mut_ptr().wrapping_offset(plan.group_start) as usize;
+    let mut cursors = vec![-1i64; plan.groups()];
+    let cursor = cursors
+        .as_mut_ptr()
+        .wrapping_offset(plan.schedule().group_start()) as usize;
     let entries = cursors.as_mut_ptr() as usize;
     chunks
         .par_iter()
@@ -431,7 +433,7 @@ fn threshold_by_chunk(
             |(buf, scratch), &(begin, end)| {
                 let members: Vec<(usize, f64)> = (begin..end)
                     .flat_map(|i0| {
-                        let g0 = plan.group_start + i0 as isize * l0.group_stride;
+                        let g0 = plan.schedule().group_start() + i0 as isize * l0.group_stride;
                         inner.iter().map(move |&o| (g0 + o) as usize)
                     })
                     .filter_map(|g| needs(actions[g]).map(|r| (g, r)))
@@ -483,12 +485,13 @@ fn threshold_in_one_buffer(
     plan: &Plan,
     gather: &Gather,
     chunks: &[(usize, usize)],
+    tiled: bool,
     actions: &[GroupAction],
     needing: &[usize],
     ticker: &Ticker<'_>,
 ) -> Vec<(usize, GroupAction)> {
-    let gl = plan.group_len;
-    let mut start = vec![-1i64; plan.groups];
+    let gl = plan.group_len();
+    let mut start = vec![-1i64; plan.groups()];
     for (k, &g) in needing.iter().enumerate() {
         start[g] = (k * gl) as i64;
     }
@@ -496,30 +499,30 @@ fn threshold_in_one_buffer(
     let out = buf.as_mut_ptr() as usize;
     // Elements of each group one loop-0 index visits: all of them when loop 0 is not reduced
     // (then there is one chunk), else `gl / n0`.
-    let n0 = plan.loops.first().map_or(1, |l| l.extent);
+    let n0 = plan.schedule().loops().first().map_or(1, |l| l.extent);
     let per_index = if chunks.len() > 1 { gl / n0 } else { 0 };
     debug_assert!(chunks.len() == 1 || gl.is_multiple_of(n0));
 
     // Tiles of the innermost loop when it runs across groups: a tile's groups are its own, so
     // tiles may run one after the other with the chunk's cursors.
-    let tiles: Vec<(usize, Vec<i64>)> = match plan.loops.last() {
-        Some(inner)
-            if plan.loops.len() > 1 && !inner.is_reduced() && inner.extent > GATHER_TILE =>
-        {
-            (0..inner.extent)
-                .step_by(GATHER_TILE)
-                .map(|t0| {
-                    let mut loops = gather.loops.clone();
-                    let at = loops.len() - codegen::LOOP_DESC_LEN;
-                    loops[at] = (GATHER_TILE.min(inner.extent - t0)) as i64;
-                    (t0, loops)
-                })
-                .collect()
-        }
+    let tiles: Vec<(usize, Vec<i64>)> = match plan.schedule().loops().last() {
+        Some(inner) if tiled => (0..inner.extent)
+            .step_by(GATHER_TILE)
+            .map(|t0| {
+                let mut loops = gather.loops.clone();
+                let at = loops.len() - codegen::LOOP_DESC_LEN;
+                loops[at] = (GATHER_TILE.min(inner.extent - t0)) as i64;
+                (t0, loops)
+            })
+            .collect(),
         _ => vec![(0, gather.loops.clone())],
     };
-    let (esize, inner_stride, inner_gs) = plan.loops.last().map_or((0, 0, 0), |l| {
-        (plan.tensor.dtype.size() as isize, l.stride, l.group_stride)
+    let (esize, inner_stride, inner_gs) = plan.schedule().loops().last().map_or((0, 0, 0), |l| {
+        (
+            plan.tensor().dtype.size() as isize,
+            l.stride,
+            l.group_stride,
+        )
     });
     let run = |cursors: &mut [i64], (begin, end): (usize, usize)| {
         for (t0, loops) in &tiles {
@@ -527,7 +530,7 @@ fn threshold_in_one_buffer(
             let data = gather.data.wrapping_add_signed(t0 * inner_stride * esize);
             let cursor = cursors
                 .as_mut_ptr()
-                .wrapping_offset(plan.group_start + t0 * inner_gs)
+                .wrapping_offset(plan.schedule().group_start() + t0 * inner_gs)
                 as usize;
             // SAFETY: `loops` is the plan's descriptor with the innermost extent cut to the
             // tile, and `data`/`cursor` are moved to the tile's first element/group, so every
@@ -537,7 +540,7 @@ fn threshold_in_one_buffer(
             // `gl` with one chunk): the parts of different chunks and groups do not overlap.
             unsafe { gather.run(loops, data, cursor, out as *mut f64, (begin, end)) };
         }
-        ticker.tick((end - begin) * elements_per_index(plan, plan.tensor.len()));
+        ticker.tick((end - begin) * elements_per_index(plan, plan.tensor().len()));
     };
     if chunks.len() == 1 {
         run(&mut start, chunks[0]);
@@ -600,7 +603,7 @@ fn keep_spare_buffer(buf: Vec<f64>) {
 }
 
 /// The apply pass, out of place: writes every element of `out`, which must have the plan's
-/// output layout (`plan.output`: same shape, dense in the input's memory order).
+/// output layout (`plan.output()`: same shape, dense in the input's memory order).
 pub fn apply_with<T: Element>(
     jit: &Jit,
     plan: &Plan,
@@ -609,15 +612,17 @@ pub fn apply_with<T: Element>(
     out: &mut ArrayViewMutD<'_, T>,
     ticker: &Ticker<'_>,
 ) -> Result<(), DataError> {
-    check_view::<T>(&plan.tensor, x.shape(), x.strides())?;
-    check_view::<T>(&plan.output, out.shape(), out.strides())?;
+    check_view::<T>(&plan.tensor(), x.shape(), x.strides())?;
+    check_view::<T>(&plan.output(), out.shape(), out.strides())?;
     let table = GroupTable::new(plan, actions)?;
     if x.is_empty() {
         return Ok(());
     }
     let kernel = jit.apply_kernel(plan, false).map_err(|e| internal(&e))?;
-    let src = x.as_ptr().wrapping_offset(plan.data_start) as usize;
-    let dst = out.as_mut_ptr().wrapping_offset(plan.out_start) as usize;
+    let src = x.as_ptr().wrapping_offset(plan.schedule().data_start()) as usize;
+    let dst = out
+        .as_mut_ptr()
+        .wrapping_offset(plan.schedule().out_start()) as usize;
     run_apply(plan, &kernel, &table, src, dst, x.len(), ticker);
     Ok(())
 }
@@ -632,13 +637,15 @@ pub fn apply_in_place_with<T: Element>(
     data: &mut ArrayViewMutD<'_, T>,
     ticker: &Ticker<'_>,
 ) -> Result<(), DataError> {
-    check_view::<T>(&plan.tensor, data.shape(), data.strides())?;
+    check_view::<T>(&plan.tensor(), data.shape(), data.strides())?;
     let table = GroupTable::new(plan, actions)?;
     if data.is_empty() {
         return Ok(());
     }
     let kernel = jit.apply_kernel(plan, true).map_err(|e| internal(&e))?;
-    let base = data.as_mut_ptr().wrapping_offset(plan.data_start) as usize;
+    let base = data
+        .as_mut_ptr()
+        .wrapping_offset(plan.schedule().data_start()) as usize;
     run_apply(plan, &kernel, &table, base, 0, data.len(), ticker);
     Ok(())
 }
@@ -653,7 +660,7 @@ fn run_apply(
     ticker: &Ticker<'_>,
 ) {
     let loops = codegen::loop_descriptor(plan);
-    let g = plan.group_start;
+    let g = plan.schedule().group_start();
     let (param, offset, keep, live) = (
         table.param.as_ptr().wrapping_offset(g) as usize,
         table.offset.as_ptr().wrapping_offset(g) as usize,
@@ -668,7 +675,7 @@ fn run_apply(
             live: live as *const u64,
         };
         // SAFETY: the input (and, out of place, the output) views have the layouts of
-        // `plan.tensor` and `plan.output` (checked by the callers), so for loop-0 indices in
+        // `plan.tensor()` and `plan.output()` (checked by the callers), so for loop-0 indices in
         // `begin..end ⊆ 0..extent` and every other index below its loop's extent,
         // `data_start + Σ index·stride` and `out_start + Σ index·out_stride` are offsets of
         // elements of the views, and `group_start + Σ index·group_stride` is an index into the
@@ -677,7 +684,7 @@ fn run_apply(
         unsafe { kernel.call(src as *const u8, dst as *mut u8, &loops, groups, begin, end) };
         ticker.tick((end - begin) * elements_per_index(plan, len));
     };
-    let chunks = chunks(plan, len, false);
+    let chunks = plan.schedule().apply_chunks().ranges();
     if chunks.len() == 1 {
         run(chunks[0]);
     } else {
@@ -696,11 +703,11 @@ struct GroupTable {
 
 impl GroupTable {
     fn new(plan: &Plan, actions: &[GroupAction]) -> Result<GroupTable, DataError> {
-        if actions.len() != plan.groups {
+        if actions.len() != plan.groups() {
             return Err(DataError::Internal(format!(
                 "{} group actions for a plan with {} groups",
                 actions.len(),
-                plan.groups
+                plan.groups()
             )));
         }
         let op = ApplyOp::for_norm(plan.innermost().norm);
@@ -777,43 +784,24 @@ fn check_view<T: Element>(
     Ok(())
 }
 
-/// Loop-0 ranges run as separate chunks. With `separate_accumulators`, the count is capped so
-/// the per-chunk accumulator arrays stay small next to the tensor.
-pub(crate) fn chunks(plan: &Plan, len: usize, separate_accumulators: bool) -> Vec<(usize, usize)> {
-    let n0 = plan.loops.first().map_or(1, |l| l.extent);
-    if len < PARALLEL_MIN || n0 < 2 {
-        return vec![(0, n0)];
-    }
-    let per_index = len / n0;
-    let mut step = (CHUNK_ELEMENTS / per_index.max(1)).max(1);
-    if separate_accumulators {
-        let max_chunks = (len / (4 * plan.groups.max(1))).max(1);
-        step = step.max(n0.div_ceil(max_chunks));
-    }
-    (0..n0)
-        .step_by(step)
-        .map(|b| (b, (b + step).min(n0)))
-        .collect()
-}
-
 /// Elements one loop-0 index covers (loop 0 times the rest is the whole tensor), for progress
 /// ticks.
 fn elements_per_index(plan: &Plan, len: usize) -> usize {
-    len / plan.loops.first().map_or(1, |l| l.extent).max(1)
+    plan.schedule().elements_per_index(len)
 }
 
 /// The logical index of the element at loop-nest position `pos` (row-major over the plan's
 /// loops; flipped axes counted from their end).
 fn logical_index(plan: &Plan, mut pos: u64) -> Vec<usize> {
-    let shape = &plan.tensor.shape;
+    let shape = &plan.tensor().shape;
     let mut index = vec![0usize; shape.len()];
-    for l in plan.loops.iter().rev() {
+    for l in plan.schedule().loops().iter().rev() {
         let mut i = (pos % l.extent as u64) as usize;
         pos /= l.extent as u64;
         for &a in l.axes.iter().rev() {
             let k = i % shape[a];
             i /= shape[a];
-            index[a] = if plan.tensor.strides[a] < 0 {
+            index[a] = if plan.tensor().strides[a] < 0 {
                 shape[a] - 1 - k
             } else {
                 k

@@ -53,21 +53,23 @@ use cranelift_frontend::FunctionBuilderContext;
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{Linkage, Module, default_libcall_names};
 
-use multiproj_compiler::{ApplyOp, DType, Norm, Plan};
+pub use multiproj_compiler::JAM_ROWS;
+use multiproj_compiler::{ApplyOp, DType, KernelShape, Norm, PassKind, Plan};
 
 use super::{disk, translate};
 
 /// Entries of the loop descriptor per loop: extent, data stride, group stride, output stride.
 pub const LOOP_DESC_LEN: usize = 4;
 
-/// The loop descriptor a kernel reads its sizes from: for each loop of `plan.loops`, outermost
+/// The loop descriptor a kernel reads its sizes from: for each loop of `plan.schedule().loops()`, outermost
 /// first, `[extent, stride, group_stride, out_stride]` (strides in elements). A plan without
 /// loops (a single element) is run as one loop of one element.
 pub fn loop_descriptor(plan: &Plan) -> Vec<i64> {
-    if plan.loops.is_empty() {
+    if plan.schedule().loops().is_empty() {
         return vec![1, 1, 0, 1];
     }
-    plan.loops
+    plan.schedule()
+        .loops()
         .iter()
         .flat_map(|l| {
             [
@@ -122,44 +124,32 @@ pub struct KernelKey {
     /// The innermost loop is contiguous in the data (and in the output, out of place, and in the
     /// group index when it is not reduced), so it is vectorized.
     pub inner_contiguous: bool,
-    /// Column-wise groups whose enclosing loop stays inside the groups (group stride 0): the
-    /// reduce and apply kernels take [`JAM_ROWS`] runs of that loop at once, so each group's
-    /// accumulator, parameters and masks are loaded (and stored) once per four rows of data
-    /// instead of once per row (unroll-and-jam; the order of every group's fold is unchanged).
+    /// Column-wise groups are unrolled-and-jammed [`JAM_ROWS`] rows at a time (see
+    /// [`KernelShape::jam`]).
     pub jam: bool,
 }
 
-/// Runs of the innermost loop a jammed kernel processes together (see [`KernelKey::jam`]).
-pub const JAM_ROWS: usize = 4;
-
 impl KernelKey {
-    /// The key of `pass` for `plan`.
+    /// The key of `pass` for `plan`: the kernel shape its schedule chose for that pass.
     pub fn for_plan(plan: &Plan, pass: Pass) -> Self {
-        let inner = plan.loops.last();
-        let inner_reduced = inner.is_none_or(|l| l.is_reduced());
-        let inner_contiguous = match inner {
-            None => true,
-            Some(l) => {
-                l.stride == 1
-                    && (l.is_reduced() || l.group_stride == 1)
-                    && (!matches!(
-                        pass,
-                        Pass::Apply {
-                            in_place: false,
-                            ..
-                        }
-                    ) || l.out_stride == 1)
-            }
+        let kind = match pass {
+            Pass::Reduce(_) => PassKind::Reduce,
+            Pass::Gather => PassKind::Gather,
+            Pass::Apply {
+                in_place: false, ..
+            } => PassKind::Apply,
+            Pass::Apply { in_place: true, .. } => PassKind::ApplyInPlace,
         };
-        let outer_in_group = plan.loops.len() >= 2 && plan.loops[plan.loops.len() - 2].is_reduced();
-        let jam = !inner_reduced
-            && inner_contiguous
-            && outer_in_group
-            && matches!(pass, Pass::Reduce(_) | Pass::Apply { .. });
+        let KernelShape {
+            depth,
+            inner_reduced,
+            inner_contiguous,
+            jam,
+        } = plan.schedule().kernel_shape(kind);
         KernelKey {
             pass,
-            dtype: plan.tensor.dtype,
-            depth: plan.loops.len().max(1),
+            dtype: plan.tensor().dtype,
+            depth,
             inner_reduced,
             inner_contiguous,
             jam,

@@ -51,7 +51,7 @@ fn unit(bits: u64) -> f64 {
 /// levels' axes, level by level).
 pub fn group_scales(plan: &Plan, seed: u64) -> Vec<f64> {
     let key = mix(seed ^ 0x5CA1_E5CA_1E5C_A1E5);
-    let outer = &plan.levels[..plan.levels.len() - 1];
+    let outer = &plan.levels()[..plan.levels().len() - 1];
     // Number of nodes of each outer level, and where that level's nodes start in the counter
     // space, so that every node of the tree draws its own number.
     let mut offsets = Vec::with_capacity(outer.len());
@@ -62,7 +62,7 @@ pub fn group_scales(plan: &Plan, seed: u64) -> Vec<f64> {
         offsets.push(offset);
         offset = offset.wrapping_add(nodes as u64);
     }
-    (0..plan.groups)
+    (0..plan.groups())
         .into_par_iter()
         .map(|g| {
             // Node index of `g`'s ancestor at each level, innermost outer level first.
@@ -79,7 +79,7 @@ pub fn group_scales(plan: &Plan, seed: u64) -> Vec<f64> {
 
 /// A dense tensor of the plan's shape in `order`, filled as the module describes.
 pub fn generate<T: Element>(plan: &Plan, order: Order, seed: u64) -> ArrayD<T> {
-    let shape = &plan.tensor.shape;
+    let shape = &plan.tensor().shape;
     let rank = shape.len();
     let n: usize = shape.iter().product();
     let scales = group_scales(plan, seed);
@@ -95,7 +95,7 @@ pub fn generate<T: Element>(plan: &Plan, order: Order, seed: u64) -> ArrayD<T> {
     for a in (0..rank.saturating_sub(1)).rev() {
         c_strides[a] = c_strides[a + 1] * shape[a + 1];
     }
-    let group_strides = &plan.group_strides;
+    let group_strides = &plan.group_strides();
 
     let mut data = vec![T::zero(); n];
     data.par_chunks_mut(CHUNK)

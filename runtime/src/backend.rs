@@ -1,0 +1,371 @@
+//! The backend seam: [`Passes`], the passes over the data a backend implements, and the two
+//! backends — the [`Interpreter`] (the oracle) and the JIT ([`crate::jit::Jit`]) — plus
+//! [`Backend`], the choice between them that the command line and [`crate::Executor::new`]
+//! take (the JIT choice runs the process-wide [`crate::jit::global`] JIT).
+//!
+//! Everything that is not a pass over the data — the upper reductions, the solve and every
+//! per-group decision — is made once, by the shared code in [`crate::solve`], and a backend only
+//! carries the decisions out. The interpreter shares no numeric code with the JIT on the hot
+//! path. The rare-path helpers they do share are listed in `docs/ARCHITECTURE.md`: naming a
+//! non-finite element (the JIT asks the interpreter, so both name the same one), recomputing an
+//! l2 group norm whose sum of squares over- or underflowed (`interp::finish_l2`), the scaled
+//! reduce of a tensor whose norms overflow f64 (`interp::reduce_scaled`, run by the executor),
+//! and the per-group l1 threshold ([`crate::solve::threshold_action`]), computed by one function
+//! from the values each backend gathers.
+
+use std::fmt;
+use std::str::FromStr;
+
+use ndarray::{ArrayViewD, ArrayViewMutD};
+
+use multiproj_compiler::Plan;
+
+use crate::element::Element;
+use crate::error::DataError;
+use crate::progress::Ticker;
+use crate::solve::GroupAction;
+use crate::{interp, jit};
+
+/// The passes over the data of a [`Plan`]. Each pass ticks its [`Ticker`] as it finishes pieces
+/// of the tensor. Views must have the plan's shape; a backend may require more (the JIT requires
+/// the plan's exact strides, and the plan's output layout out of place) and returns a
+/// [`DataError`] when a view does not fit.
+pub trait Passes: Sync {
+    /// Which backend this is, for reports and `--verify`.
+    fn kind(&self) -> Backend;
+
+    /// Whether [`Passes::prepare`] does work worth its own [`crate::Stage::Compile`] stage.
+    fn compiles(&self) -> bool {
+        false
+    }
+
+    /// Gets ready to run the passes of `plan` (the JIT compiles its kernels, or finds them in
+    /// its caches), for an apply pass in place or out of place.
+    fn prepare(&self, plan: &Plan, in_place: bool) -> Result<(), DataError> {
+        let _ = (plan, in_place);
+        Ok(())
+    }
+
+    /// The reduce pass: the innermost norm of every group (`V_{k-1}`), in f64. Fails on the first
+    /// NaN or infinity (in the interpreter's walk order), naming its index.
+    fn reduce<T: Element>(
+        &self,
+        plan: &Plan,
+        x: &ArrayViewD<'_, T>,
+        ticker: &Ticker<'_>,
+    ) -> Result<Vec<f64>, DataError>;
+
+    /// The threshold pass (innermost l1): every group marked [`GroupAction::NeedsThreshold`]
+    /// becomes [`GroupAction::Shrink`] with the threshold [`crate::solve::threshold_action`]
+    /// computes from its entries, gathered in memory order.
+    fn threshold<T: Element>(
+        &self,
+        plan: &Plan,
+        x: &ArrayViewD<'_, T>,
+        actions: &mut [GroupAction],
+        ticker: &Ticker<'_>,
+    ) -> Result<(), DataError>;
+
+    /// The apply pass, out of place: writes every element of `out`.
+    fn apply<T: Element>(
+        &self,
+        plan: &Plan,
+        actions: &[GroupAction],
+        x: &ArrayViewD<'_, T>,
+        out: &mut ArrayViewMutD<'_, T>,
+        ticker: &Ticker<'_>,
+    ) -> Result<(), DataError>;
+
+    /// The apply pass, in place: elements of groups that are kept are not written.
+    fn apply_in_place<T: Element>(
+        &self,
+        plan: &Plan,
+        actions: &[GroupAction],
+        data: &mut ArrayViewMutD<'_, T>,
+        ticker: &Ticker<'_>,
+    ) -> Result<(), DataError>;
+}
+
+/// The interpreter: plain ndarray iteration, the oracle every other backend is tested against
+/// (see [`crate::interp`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Interpreter;
+
+impl Passes for Interpreter {
+    fn kind(&self) -> Backend {
+        Backend::Interp
+    }
+
+    fn reduce<T: Element>(
+        &self,
+        plan: &Plan,
+        x: &ArrayViewD<'_, T>,
+        ticker: &Ticker<'_>,
+    ) -> Result<Vec<f64>, DataError> {
+        interp::reduce_ticked(plan, x, ticker)
+    }
+
+    fn threshold<T: Element>(
+        &self,
+        plan: &Plan,
+        x: &ArrayViewD<'_, T>,
+        actions: &mut [GroupAction],
+        ticker: &Ticker<'_>,
+    ) -> Result<(), DataError> {
+        interp::threshold_ticked(plan, x, actions, ticker)
+    }
+
+    fn apply<T: Element>(
+        &self,
+        plan: &Plan,
+        actions: &[GroupAction],
+        x: &ArrayViewD<'_, T>,
+        out: &mut ArrayViewMutD<'_, T>,
+        ticker: &Ticker<'_>,
+    ) -> Result<(), DataError> {
+        interp::apply_ticked(plan, actions, x, out, ticker)
+    }
+
+    fn apply_in_place<T: Element>(
+        &self,
+        plan: &Plan,
+        actions: &[GroupAction],
+        data: &mut ArrayViewMutD<'_, T>,
+        ticker: &Ticker<'_>,
+    ) -> Result<(), DataError> {
+        interp::apply_in_place_ticked(plan, actions, data, ticker)
+    }
+}
+
+impl Passes for jit::Jit {
+    fn kind(&self) -> Backend {
+        Backend::Jit
+    }
+
+    fn compiles(&self) -> bool {
+        true
+    }
+
+    fn prepare(&self, plan: &Plan, in_place: bool) -> Result<(), DataError> {
+        jit::prepare_with(self, plan, plan.has_threshold(), in_place)
+    }
+
+    fn reduce<T: Element>(
+        &self,
+        plan: &Plan,
+        x: &ArrayViewD<'_, T>,
+        ticker: &Ticker<'_>,
+    ) -> Result<Vec<f64>, DataError> {
+        jit::reduce_with(self, plan, x, ticker)
+    }
+
+    fn threshold<T: Element>(
+        &self,
+        plan: &Plan,
+        x: &ArrayViewD<'_, T>,
+        actions: &mut [GroupAction],
+        ticker: &Ticker<'_>,
+    ) -> Result<(), DataError> {
+        jit::threshold_with(self, plan, x, actions, ticker)
+    }
+
+    fn apply<T: Element>(
+        &self,
+        plan: &Plan,
+        actions: &[GroupAction],
+        x: &ArrayViewD<'_, T>,
+        out: &mut ArrayViewMutD<'_, T>,
+        ticker: &Ticker<'_>,
+    ) -> Result<(), DataError> {
+        jit::apply_with(self, plan, actions, x, out, ticker)
+    }
+
+    fn apply_in_place<T: Element>(
+        &self,
+        plan: &Plan,
+        actions: &[GroupAction],
+        data: &mut ArrayViewMutD<'_, T>,
+        ticker: &Ticker<'_>,
+    ) -> Result<(), DataError> {
+        jit::apply_in_place_with(self, plan, actions, data, ticker)
+    }
+}
+
+impl<P: Passes> Passes for &P {
+    fn kind(&self) -> Backend {
+        (**self).kind()
+    }
+
+    fn compiles(&self) -> bool {
+        (**self).compiles()
+    }
+
+    fn prepare(&self, plan: &Plan, in_place: bool) -> Result<(), DataError> {
+        (**self).prepare(plan, in_place)
+    }
+
+    fn reduce<T: Element>(
+        &self,
+        plan: &Plan,
+        x: &ArrayViewD<'_, T>,
+        ticker: &Ticker<'_>,
+    ) -> Result<Vec<f64>, DataError> {
+        (**self).reduce(plan, x, ticker)
+    }
+
+    fn threshold<T: Element>(
+        &self,
+        plan: &Plan,
+        x: &ArrayViewD<'_, T>,
+        actions: &mut [GroupAction],
+        ticker: &Ticker<'_>,
+    ) -> Result<(), DataError> {
+        (**self).threshold(plan, x, actions, ticker)
+    }
+
+    fn apply<T: Element>(
+        &self,
+        plan: &Plan,
+        actions: &[GroupAction],
+        x: &ArrayViewD<'_, T>,
+        out: &mut ArrayViewMutD<'_, T>,
+        ticker: &Ticker<'_>,
+    ) -> Result<(), DataError> {
+        (**self).apply(plan, actions, x, out, ticker)
+    }
+
+    fn apply_in_place<T: Element>(
+        &self,
+        plan: &Plan,
+        actions: &[GroupAction],
+        data: &mut ArrayViewMutD<'_, T>,
+        ticker: &Ticker<'_>,
+    ) -> Result<(), DataError> {
+        (**self).apply_in_place(plan, actions, data, ticker)
+    }
+}
+
+/// Which backend runs the passes over the data: a choice made by name (`--backend`), run by
+/// the process-wide JIT or the interpreter. To run with a JIT of your own, hand the [`jit::Jit`]
+/// itself to [`crate::Executor::new`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Backend {
+    /// Cranelift-compiled, vectorized, parallel kernels (the default).
+    #[default]
+    Jit,
+    /// The interpreter: plain code, the oracle.
+    Interp,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Jit => "jit",
+            Backend::Interp => "interp",
+        }
+    }
+
+    /// The other backend: what `--verify` compares against.
+    pub fn other(self) -> Backend {
+        match self {
+            Backend::Jit => Backend::Interp,
+            Backend::Interp => Backend::Jit,
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A backend name that does not exist.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    #[error("unknown backend `{0}`: expected `jit` or `interp`")]
+    Unknown(String),
+}
+
+impl FromStr for Backend {
+    type Err = BackendError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "interp" | "interpreter" => Ok(Backend::Interp),
+            "jit" => Ok(Backend::Jit),
+            other => Err(BackendError::Unknown(other.to_string())),
+        }
+    }
+}
+
+/// Runs `f` with the passes of the chosen backend.
+macro_rules! dispatch {
+    ($self:expr, $p:ident => $e:expr) => {
+        match $self {
+            Backend::Jit => {
+                let $p = jit::global()?;
+                $e
+            }
+            Backend::Interp => {
+                let $p = &Interpreter;
+                $e
+            }
+        }
+    };
+}
+
+impl Passes for Backend {
+    fn kind(&self) -> Backend {
+        *self
+    }
+
+    fn compiles(&self) -> bool {
+        *self == Backend::Jit
+    }
+
+    fn prepare(&self, plan: &Plan, in_place: bool) -> Result<(), DataError> {
+        dispatch!(self, p => p.prepare(plan, in_place))
+    }
+
+    fn reduce<T: Element>(
+        &self,
+        plan: &Plan,
+        x: &ArrayViewD<'_, T>,
+        ticker: &Ticker<'_>,
+    ) -> Result<Vec<f64>, DataError> {
+        dispatch!(self, p => p.reduce(plan, x, ticker))
+    }
+
+    fn threshold<T: Element>(
+        &self,
+        plan: &Plan,
+        x: &ArrayViewD<'_, T>,
+        actions: &mut [GroupAction],
+        ticker: &Ticker<'_>,
+    ) -> Result<(), DataError> {
+        dispatch!(self, p => p.threshold(plan, x, actions, ticker))
+    }
+
+    fn apply<T: Element>(
+        &self,
+        plan: &Plan,
+        actions: &[GroupAction],
+        x: &ArrayViewD<'_, T>,
+        out: &mut ArrayViewMutD<'_, T>,
+        ticker: &Ticker<'_>,
+    ) -> Result<(), DataError> {
+        dispatch!(self, p => p.apply(plan, actions, x, out, ticker))
+    }
+
+    fn apply_in_place<T: Element>(
+        &self,
+        plan: &Plan,
+        actions: &[GroupAction],
+        data: &mut ArrayViewMutD<'_, T>,
+        ticker: &Ticker<'_>,
+    ) -> Result<(), DataError> {
+        dispatch!(self, p => p.apply_in_place(plan, actions, data, ticker))
+    }
+}
