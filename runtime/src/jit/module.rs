@@ -637,7 +637,7 @@ fn codegen_source_hash() -> u64 {
     *HASH.get_or_init(|| {
         let mut h = DefaultHasher::new();
         include_str!("module.rs").hash(&mut h);
-        include_str!("translate.rs").hash(&mut h);
+        include_str!("translate/mod.rs").hash(&mut h);
         h.finish()
     })
 }
