@@ -11,6 +11,66 @@ use multiproj_compiler::Norm;
 
 use super::{JAM_ROWS, LANES, Run, Stride, Translator, UNROLL};
 
+/// What [`Translator::reduce_rows`] carries through the loops of its strip, by name: block
+/// parameters in the order of the fields (the maxima only for l2), then the data pointer.
+#[derive(Clone, Copy)]
+struct RowState {
+    /// The vector accumulators, one per unrolled pair: sums (l1, l2) or maxima (linf).
+    acc: [Value; UNROLL],
+    /// l2: the vector maxima of `|x|`, one per unrolled pair.
+    max: Option<[Value; UNROLL]>,
+    /// The NaN detector of the vector loops.
+    det: Value,
+    /// The accumulator, maximum (l2) and NaN detector of the scalar loop.
+    scalar_acc: Value,
+    scalar_max: Option<Value>,
+    scalar_det: Value,
+}
+
+impl RowState {
+    /// The state before the first element: `vector` zeros and `scalar` zeros.
+    fn zero(vector: Value, scalar: Value, l2: bool) -> Self {
+        RowState {
+            acc: [vector; UNROLL],
+            max: l2.then_some([vector; UNROLL]),
+            det: vector,
+            scalar_acc: scalar,
+            scalar_max: l2.then_some(scalar),
+            scalar_det: scalar,
+        }
+    }
+
+    /// The carried values, in order.
+    fn values(&self) -> Vec<Value> {
+        let mut v = self.acc.to_vec();
+        v.extend(self.max.into_iter().flatten());
+        v.extend([self.det, self.scalar_acc]);
+        v.extend(self.scalar_max);
+        v.push(self.scalar_det);
+        v
+    }
+
+    /// The state at the front of the carried values.
+    fn read(values: &[Value], l2: bool) -> Self {
+        let mut values = values.iter().copied();
+        let mut next = || values.next().expect("the carried values hold the state");
+        RowState {
+            acc: std::array::from_fn(|_| next()),
+            max: l2.then(|| std::array::from_fn(|_| next())),
+            det: next(),
+            scalar_acc: next(),
+            scalar_max: l2.then(&mut next),
+            scalar_det: next(),
+        }
+    }
+
+    /// Writes the state back to the front of the carried values.
+    fn write(&self, values: &mut [Value]) {
+        let v = self.values();
+        values[..v.len()].copy_from_slice(&v);
+    }
+}
+
 impl Translator<'_> {
     /// A run inside one group: fold it into registers (independent vector accumulators), then
     /// fold the total into `acc[group]` (and, for l2, the largest magnitude into `aux[group]`).
@@ -28,14 +88,11 @@ impl Translator<'_> {
             self.splat(0.0)
         };
         let zs = self.b.ins().f64const(0.0);
-        // [sums or maxima ×UNROLL, (l2: maxima ×UNROLL), vector NaN detector,
-        //  scalar accumulator, (l2: scalar maximum), scalar detector]
-        let n_max = if l2 { UNROLL } else { 0 };
-        let det_v = UNROLL + n_max;
-        let (acc_s, max_s) = (det_v + 1, det_v + 2);
-        let det_s = det_v + 2 + usize::from(l2);
-        let mut state = vec![zv; det_v + 1];
-        state.extend(vec![zs; det_s - det_v]);
+        // One accumulator per unrolled pair: jammed runs, whose strips unroll less, are
+        // column-wise and never come here.
+        debug_assert_eq!(self.unroll, UNROLL);
+        let state = RowState::zero(zv, zs, l2).values();
+        // The data pointer follows the state (see `strip_ptrs`).
         let ptr = state.len();
         let stride = self.data_stride(run);
         let abs_mask = if native {
@@ -45,44 +102,47 @@ impl Translator<'_> {
         };
         let ptrs = [(run.at.data, stride)];
         let st = self.strip_ptrs(run.n, vector, lanes, state, &ptrs, &mut |t, c, st| {
+            let (mut s, data) = (RowState::read(st, l2), st[ptr]);
             if c.pair {
                 let x = if native {
-                    t.load_f32x4_at(st[ptr], c.off)
+                    t.load_f32x4_at(data, c.off)
                 } else {
-                    t.load_pair_at(st[ptr], c.off)
+                    t.load_pair_at(data, c.off)
                 };
                 let abs = t.b.ins().band(x, abs_mask);
-                st[c.u] = t.fold_abs(norm, st[c.u], x, abs, true);
-                if l2 {
-                    st[UNROLL + c.u] = t.fold_abs(Norm::Linf, st[UNROLL + c.u], x, abs, true);
+                s.acc[c.u] = t.fold_abs(norm, s.acc[c.u], x, abs, true);
+                if let Some(max) = &mut s.max {
+                    max[c.u] = t.fold_abs(Norm::Linf, max[c.u], x, abs, true);
                 }
-                st[det_v] = t.detect(st[det_v], x);
+                s.det = t.detect(s.det, x);
             } else {
-                let x = t.load_at(st[ptr]);
-                st[acc_s] = t.fold(norm, st[acc_s], x, false);
-                if l2 {
-                    st[max_s] = t.fold(Norm::Linf, st[max_s], x, false);
+                let x = t.load_at(data);
+                s.scalar_acc = t.fold(norm, s.scalar_acc, x, false);
+                if let Some(max) = &mut s.scalar_max {
+                    *max = t.fold(Norm::Linf, *max, x, false);
                 }
-                st[det_s] = t.detect(st[det_s], x);
+                s.scalar_det = t.detect(s.scalar_det, x);
             }
+            s.write(st);
         });
-        let mut det = st[det_s];
-        let mut total = st[acc_s];
-        let mut max = if l2 { st[max_s] } else { zs };
+        let s = RowState::read(&st, l2);
+        let mut det = s.scalar_det;
+        let mut total = s.scalar_acc;
+        let mut max = s.scalar_max.unwrap_or(zs);
         if vector {
             if native {
-                total = self.horizontal_f32(&st[..UNROLL], total);
+                total = self.horizontal_f32(&s.acc, total);
             } else {
-                total = self.horizontal(norm, &st[..UNROLL], total);
+                total = self.horizontal(norm, &s.acc, total);
             }
-            if l2 {
-                max = self.horizontal(Norm::Linf, &st[UNROLL..2 * UNROLL], max);
+            if let Some(maxima) = s.max {
+                max = self.horizontal(Norm::Linf, &maxima, max);
             }
             let little = MemFlagsData::new().with_endianness(Endianness::Little);
             let dv = if native {
-                self.b.ins().bitcast(F64X2, little, st[det_v])
+                self.b.ins().bitcast(F64X2, little, s.det)
             } else {
-                st[det_v]
+                s.det
             };
             let (lo, hi) = self.lanes(dv);
             let d = self.b.ins().bor(lo, hi);
@@ -103,27 +163,42 @@ impl Translator<'_> {
 
     /// Folds f32x4 maxima and a scalar f64 maximum into one f64 (exactly: f32 → f64 is exact).
     fn horizontal_f32(&mut self, vectors: &[Value], scalar: Value) -> Value {
-        let a = self.combine(Norm::Linf, vectors[0], vectors[1]);
-        let b = self.combine(Norm::Linf, vectors[2], vectors[3]);
-        let v = self.combine(Norm::Linf, a, b);
+        let v = self.merge_tree(Norm::Linf, vectors);
         let l: Vec<Value> = (0..4u8)
             .map(|lane| self.b.ins().extractlane(v, lane))
             .collect();
-        let a = self.combine(Norm::Linf, l[0], l[1]);
-        let b = self.combine(Norm::Linf, l[2], l[3]);
-        let m = self.combine(Norm::Linf, a, b);
+        let m = self.merge_tree(Norm::Linf, &l);
         let m = self.b.ins().fpromote(F64, m);
         self.combine(Norm::Linf, m, scalar)
     }
 
-    /// Folds vector accumulators and a scalar one into one f64.
+    /// Folds vector accumulators (any number of them, see [`Self::merge_tree`]) and a scalar
+    /// one into one f64.
     fn horizontal(&mut self, norm: Norm, vectors: &[Value], scalar: Value) -> Value {
-        let a = self.combine(norm, vectors[0], vectors[1]);
-        let b = self.combine(norm, vectors[2], vectors[3]);
-        let v = self.combine(norm, a, b);
+        let v = self.merge_tree(norm, vectors);
         let (lo, hi) = self.lanes(v);
         let h = self.combine(norm, lo, hi);
         self.combine(norm, h, scalar)
+    }
+
+    /// Merges `values` (at least one) into one with [`Self::combine`], as a pairwise tree:
+    /// neighbours first, then their results, level by level; an odd one out moves up a level
+    /// unchanged. Four values (the [`UNROLL`] accumulators) give `(v0 ⊕ v1) ⊕ (v2 ⊕ v3)`, in
+    /// that order of instructions.
+    fn merge_tree(&mut self, norm: Norm, values: &[Value]) -> Value {
+        assert!(!values.is_empty(), "a merge of no accumulators");
+        let mut level = values.to_vec();
+        while level.len() > 1 {
+            level = level
+                .chunks(2)
+                .map(|pair| match *pair {
+                    [a, b] => self.combine(norm, a, b),
+                    [a] => a,
+                    _ => unreachable!("chunks of at most two"),
+                })
+                .collect();
+        }
+        level[0]
     }
 
     /// A run across groups (column-wise groups): a vector of accumulators `acc[g..]` (and, for
