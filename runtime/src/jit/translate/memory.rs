@@ -1,8 +1,8 @@
 //! Memory: the element type and the strides of a run, addresses, loads and stores of single
 //! elements, of pairs (f64x2, widened from and rounded to f32 for f32 data) and of f32x4
-//! vectors, and vector constants and lanes.
+//! vectors, and vector constants (zeros, the `|x|` and `-x` masks) and lanes.
 
-use cranelift_codegen::ir::types::{F32, F32X4, F64, F64X2, I64};
+use cranelift_codegen::ir::types::{F32, F32X4, F64, F64X2, I32, I32X4, I64, I64X2};
 use cranelift_codegen::ir::{Endianness, InstBuilder, MemFlagsData, Type, Value};
 use multiproj_compiler::DType;
 
@@ -151,6 +151,32 @@ impl Translator<'_> {
     /// Stores an f32x4 as the elements `off .. off + 4` after `at`.
     pub(super) fn store_f32x4_at(&mut self, v: Value, at: Value, off: i64) {
         self.b.ins().store(self.data, v, at, (off * 4) as i32);
+    }
+
+    /// A float vector of type `ty` (f64x2 or f32x4) with the sign bits clear: `x & mask` is
+    /// `|x|`. (A vector `fabs` rebuilds its mask at every use; this constant is loaded once.)
+    pub(super) fn abs_mask(&mut self, ty: Type) -> Value {
+        let v = if ty == F32X4 {
+            let bits = self.b.ins().iconst(I32, i64::from(i32::MAX));
+            self.b.ins().splat(I32X4, bits)
+        } else {
+            let bits = self.b.ins().iconst(I64, i64::MAX);
+            self.b.ins().splat(I64X2, bits)
+        };
+        self.b.ins().bitcast(ty, MemFlagsData::new(), v)
+    }
+
+    /// A float vector of type `ty` (f64x2 or f32x4) with only the sign bits set: `x ^ mask` is
+    /// `-x`.
+    pub(super) fn sign_mask(&mut self, ty: Type) -> Value {
+        let v = if ty == F32X4 {
+            let bits = self.b.ins().iconst(I32, i64::from(i32::MIN));
+            self.b.ins().splat(I32X4, bits)
+        } else {
+            let bits = self.b.ins().iconst(I64, i64::MIN);
+            self.b.ins().splat(I64X2, bits)
+        };
+        self.b.ins().bitcast(ty, MemFlagsData::new(), v)
     }
 
     pub(super) fn splat32(&mut self, x: f32) -> Value {

@@ -37,7 +37,7 @@
 //! what they generate: here the entry point, the types the files share and the kernels (the
 //! nest around the runs of each pass); the runs of each pass in `reduce`, `gather` and
 //! `apply`; the loop nest, counted loops and strips in `loops`; element types, addresses,
-//! loads and stores in `memory`.
+//! loads, stores and vector constants in `memory`.
 
 use cranelift_codegen::ir::types::I64;
 use cranelift_codegen::ir::{

@@ -1,12 +1,11 @@
 //! Runs of the reduce pass: `reduce_rows` (a run inside one group, folded in registers) and
 //! `reduce_cols` (a run across groups, folded into the accumulators in memory), the folds of the
 //! three norms, the horizontal merge of the vector accumulators, and the NaN detector with its
-//! rescan (`check_finite`). Also the helpers the apply pass shares: the row offsets of a jammed
-//! run and the constant `|x|` and `-x` masks.
+//! rescan (`check_finite`). Also the row offsets of a jammed run, which the apply pass shares.
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::types::{F32X4, F64, F64X2, I32, I32X4, I64, I64X2};
-use cranelift_codegen::ir::{Endianness, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::ir::types::{F32X4, F64, F64X2, I64};
+use cranelift_codegen::ir::{Endianness, InstBuilder, MemFlagsData, Value};
 use multiproj_compiler::Norm;
 
 use super::{JAM_ROWS, LANES, Run, Stride, Translator, UNROLL};
@@ -298,32 +297,6 @@ impl Translator<'_> {
             Some(o) => self.b.ins().iadd(ptr, o),
             None => ptr,
         }
-    }
-
-    /// A float vector of type `ty` (f64x2 or f32x4) with the sign bits clear: `x & mask` is
-    /// `|x|`. (A vector `fabs` rebuilds its mask at every use; this constant is loaded once.)
-    fn abs_mask(&mut self, ty: Type) -> Value {
-        let v = if ty == F32X4 {
-            let bits = self.b.ins().iconst(I32, i64::from(i32::MAX));
-            self.b.ins().splat(I32X4, bits)
-        } else {
-            let bits = self.b.ins().iconst(I64, i64::MAX);
-            self.b.ins().splat(I64X2, bits)
-        };
-        self.b.ins().bitcast(ty, MemFlagsData::new(), v)
-    }
-
-    /// A float vector of type `ty` (f64x2 or f32x4) with only the sign bits set: `x ^ mask` is
-    /// `-x`.
-    pub(super) fn sign_mask(&mut self, ty: Type) -> Value {
-        let v = if ty == F32X4 {
-            let bits = self.b.ins().iconst(I32, i64::from(i32::MIN));
-            self.b.ins().splat(I32X4, bits)
-        } else {
-            let bits = self.b.ins().iconst(I64, i64::MIN);
-            self.b.ins().splat(I64X2, bits)
-        };
-        self.b.ins().bitcast(ty, MemFlagsData::new(), v)
     }
 
     /// [`Self::fold`] with `|x|` already computed.
