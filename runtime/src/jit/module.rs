@@ -627,7 +627,12 @@ fn codegen_source_hash() -> u64 {
     *HASH.get_or_init(|| {
         let mut h = DefaultHasher::new();
         include_str!("module.rs").hash(&mut h);
-        include_str!("translate.rs").hash(&mut h);
+        include_str!("translate/mod.rs").hash(&mut h);
+        include_str!("translate/apply.rs").hash(&mut h);
+        include_str!("translate/gather.rs").hash(&mut h);
+        include_str!("translate/loops.rs").hash(&mut h);
+        include_str!("translate/memory.rs").hash(&mut h);
+        include_str!("translate/reduce.rs").hash(&mut h);
         h.finish()
     })
 }

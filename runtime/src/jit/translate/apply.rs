@@ -1,0 +1,354 @@
+//! Runs of the apply pass: `apply_rows` (one decision per run: copy, zero fill or projection)
+//! and `apply_cols` (the action selected per lane with masks), the projection of one element or
+//! pair (`op`), and the max/min selects the reduce pass shares (`pick_if_less`, …).
+
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::types::{F32, F32X4, F64, F64X2, I64, I64X2};
+use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value};
+use multiproj_compiler::DType;
+
+use super::{ApplyKind, Groups, LANES, Run, Stride, Translator};
+
+impl Translator<'_> {
+    /// A run inside one group: decide once per run — untouched (copied out of place, not even
+    /// written in place), zero-filled without reading, or projected.
+    pub(super) fn apply_rows(&mut self, op: ApplyKind, in_place: bool, g: Groups, run: Run) {
+        let vector = self.key.inner_contiguous;
+        let native = self.native_f32();
+        let keep_at = self.elem_addr(g.keep, run.at.group, Stride::Const(8));
+        let live_at = self.elem_addr(g.live, run.at.group, Stride::Const(8));
+        let param_at = self.elem_addr(g.param, run.at.group, Stride::Const(8));
+        let keep = self.b.ins().load(I64, self.data, keep_at, 0);
+        let live = self.b.ins().load(I64, self.data, live_at, 0);
+        let param = self.b.ins().load(F64, self.data, param_at, 0);
+        let offset_at = self.elem_addr(g.offset, run.at.group, Stride::Const(8));
+        let offset = self.b.ins().load(F64, self.data, offset_at, 0);
+        let (keep_b, other_b, zero_b, op_b, join) = (
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+        );
+        self.b.ins().brif(keep, keep_b, &[], other_b, &[]);
+
+        self.b.switch_to_block(keep_b);
+        if !in_place {
+            let (stride, out_stride) = (self.data_stride(run), self.out_stride(run));
+            let elem = self.elem_type();
+            // f32: four elements per move.
+            let (raw, lanes) = if native {
+                (F32X4, 4)
+            } else {
+                (self.raw_pair_type(), LANES)
+            };
+            let ptrs = [(run.at.data, stride), (run.at.out, out_stride)];
+            self.strip_ptrs(run.n, vector, lanes, vec![], &ptrs, &mut |t, c, st| {
+                let (ty, off) = if c.pair {
+                    (raw, (c.off * t.esize) as i32)
+                } else {
+                    (elem, 0)
+                };
+                let v = t.b.ins().load(ty, t.data, st[0], off);
+                t.b.ins().store(t.data, v, st[1], off);
+            });
+        }
+        self.b.ins().jump(join, &[]);
+
+        self.b.switch_to_block(other_b);
+        self.b.ins().brif(live, op_b, &[], zero_b, &[]);
+
+        self.b.switch_to_block(zero_b);
+        let out_stride = self.out_stride(run);
+        let lanes = if native { 4 } else { LANES };
+        let ptrs = [(run.at.out, out_stride)];
+        self.strip_ptrs(run.n, vector, lanes, vec![], &ptrs, &mut |t, c, st| {
+            if c.pair {
+                let zero = if native {
+                    t.splat32(0.0)
+                } else if t.raw_pair_type() == F64X2 {
+                    t.splat(0.0)
+                } else {
+                    t.b.ins().iconst(I64, 0)
+                };
+                t.b.ins()
+                    .store(t.data, zero, st[0], (c.off * t.esize) as i32);
+            } else {
+                let zero = match t.key.dtype {
+                    DType::F64 => t.b.ins().f64const(0.0),
+                    DType::F32 => t.b.ins().f32const(0.0),
+                };
+                t.b.ins().store(t.data, zero, st[0], 0);
+            }
+        });
+        self.b.ins().jump(join, &[]);
+
+        self.b.switch_to_block(op_b);
+        let stride = self.data_stride(run);
+        // Clipping f32 data runs in f32 against the radius rounded to f32, `r32 = fl32(r)`,
+        // which is bit-identical to clipping in f64 and rounding the result (what the scalar
+        // tail and the interpreter do), because rounding to nearest is monotone and leaves f32
+        // values unchanged. For an f32 element `y`: if `|y| ≤ r` then `|y| = fl32(|y|) ≤ r32`,
+        // so both give `y`; if `y > r` then `y = fl32(y) ≥ r32`, f64 gives `fl32(r) = r32` and
+        // f32 gives `r32` (when `y = r32`, `y` itself, the same value); `y < -r` likewise with
+        // `fl32(-r) = -r32`. Signed zeros follow the same comparisons in both. Scaling and the
+        // soft threshold round differently in f32, so they stay in f64.
+        let clip32 = native && op == ApplyKind::Clip;
+        let (param_v, offset_v) = if clip32 {
+            let p = self.b.ins().fdemote(F32, param);
+            let p = self.b.ins().splat(F32X4, p);
+            (p, p)
+        } else if vector {
+            (
+                self.b.ins().splat(F64X2, param),
+                self.b.ins().splat(F64X2, offset),
+            )
+        } else {
+            (param, offset)
+        };
+        let lanes = if clip32 { 4 } else { LANES };
+        let ptrs = [(run.at.data, stride), (run.at.out, out_stride)];
+        self.strip_ptrs(run.n, vector, lanes, vec![], &ptrs, &mut |t, c, st| {
+            let (src, dst) = (st[0], st[1]);
+            if c.pair && clip32 {
+                let y = t.load_f32x4_at(src, c.off);
+                let r = t.op(op, y, param_v, offset_v, true);
+                t.store_f32x4_at(r, dst, c.off);
+            } else if c.pair {
+                let y = t.load_pair_at(src, c.off);
+                let r = t.op(op, y, param_v, offset_v, true);
+                t.store_pair_at(r, dst, c.off);
+            } else {
+                let y = t.load_at(src);
+                let r = t.op(op, y, param, offset, false);
+                t.store_at(r, dst);
+            }
+        });
+        self.b.ins().jump(join, &[]);
+
+        self.b.switch_to_block(join);
+    }
+
+    /// A run across groups (column-wise groups): every lane has its own group, so the action is
+    /// selected with masks: `op(y) & live` for clip and scale, where a kept group has the
+    /// identity parameter and `live` set (see the docs of `jit::module`), and
+    /// `(y & keep) | (op(y) & live)` for the soft threshold (zero when neither). In place, a pair
+    /// of kept elements is not written, and of a pair with one kept element only the other lane
+    /// is stored. A zero-filled lane's data is loaded with its neighbour's but masked out, so
+    /// whatever it holds (even NaN) never reaches the output.
+    pub(super) fn apply_cols(&mut self, op: ApplyKind, in_place: bool, g: Groups, run: Run) {
+        let vector = self.key.inner_contiguous;
+        let keep = self.elem_addr(g.keep, run.at.group, Stride::Const(8));
+        let live = self.elem_addr(g.live, run.at.group, Stride::Const(8));
+        let param = self.elem_addr(g.param, run.at.group, Stride::Const(8));
+        let offset = self.elem_addr(g.offset, run.at.group, Stride::Const(8));
+        let (stride, out_stride, gstride) = (
+            self.data_stride(run),
+            self.out_stride(run),
+            self.group_stride(run),
+        );
+        // A jammed run loads each group's parameters and masks once for JAM_ROWS rows.
+        let data_rows = self.row_offsets(run, false);
+        let out_rows = if in_place {
+            data_rows.clone()
+        } else {
+            self.row_offsets(run, true)
+        };
+        // Pointers walked along the run: data, param, live, then the output (out of place; in
+        // place it is the data pointer), `keep` (soft threshold and in place) and the offset
+        // (soft threshold only).
+        let shrink = op == ApplyKind::Shrink;
+        let mut ptrs = vec![(run.at.data, stride), (param, gstride), (live, gstride)];
+        let out_at = if in_place {
+            0
+        } else {
+            ptrs.push((run.at.out, out_stride));
+            ptrs.len() - 1
+        };
+        let needs_keep = shrink || in_place;
+        let keep_at = ptrs.len();
+        if needs_keep {
+            ptrs.push((keep, gstride));
+        }
+        let offset_at = ptrs.len();
+        if shrink {
+            ptrs.push((offset, gstride));
+        }
+        self.strip_ptrs(run.n, vector, LANES, vec![], &ptrs, &mut |t, c, st| {
+            let (data, param, live, out) = (st[0], st[1], st[2], st[out_at]);
+            let (ty, off) = if c.pair {
+                (F64X2, (c.off * 8) as i32)
+            } else {
+                (F64, 0)
+            };
+            let p = t.b.ins().load(ty, t.data, param, off);
+            // Only the soft threshold has a second parameter.
+            let o = if shrink {
+                t.b.ins().load(ty, t.data, st[offset_at], off)
+            } else {
+                p
+            };
+            let l = t.b.ins().load(ty, t.data, live, off);
+            let k = needs_keep.then(|| t.b.ins().load(ty, t.data, st[keep_at], off));
+            // The projected rows: clip and scale: a kept group has the identity parameter and
+            // `live` set (see the module docs), so `op(y)` is `y` there; only the soft
+            // threshold needs `keep` to select `y`. In place, `keep` also says which lanes not
+            // to store.
+            let results: Vec<(Value, Value)> = data_rows
+                .iter()
+                .zip(&out_rows)
+                .map(|(&d, &o_row)| {
+                    let src = t.offset_ptr(data, d);
+                    let y = if c.pair {
+                        t.load_pair_at(src, c.off)
+                    } else {
+                        t.load_at(src)
+                    };
+                    let r = t.op(op, y, p, o, c.pair);
+                    let res = match k {
+                        Some(k) if shrink => {
+                            let kept = t.b.ins().band(y, k);
+                            let projected = t.b.ins().band(r, l);
+                            t.b.ins().bor(kept, projected)
+                        }
+                        _ => t.b.ins().band(r, l),
+                    };
+                    (res, t.offset_ptr(out, o_row))
+                })
+                .collect();
+            let store_all = |t: &mut Translator<'_>| {
+                for &(res, dst) in &results {
+                    if c.pair {
+                        t.store_pair_at(res, dst, c.off)
+                    } else {
+                        t.store_at(res, dst)
+                    }
+                }
+            };
+            if !in_place {
+                store_all(t);
+                return;
+            }
+            // In place, a kept element is never stored to, not even with its own bits (that
+            // would dirty a clean page of a memory map). The rows share their groups, so one
+            // decision covers them all.
+            let k = k.expect("loaded in place");
+            let next = t.b.create_block();
+            if c.pair {
+                let k = t.b.ins().bitcast(I64X2, MemFlagsData::new(), k);
+                // Bit j set: lane j is kept.
+                let kept = t.b.ins().vhigh_bits(I64, k);
+                let (some, none, mixed, lane1) = (
+                    t.b.create_block(),
+                    t.b.create_block(),
+                    t.b.create_block(),
+                    t.b.create_block(),
+                );
+                let all = t.b.ins().icmp_imm_s(IntCC::Equal, kept, 3);
+                t.b.ins().brif(all, next, &[], some, &[]);
+                t.b.switch_to_block(some);
+                let no_lane = t.b.ins().icmp_imm_s(IntCC::Equal, kept, 0);
+                t.b.ins().brif(no_lane, none, &[], mixed, &[]);
+                t.b.switch_to_block(none);
+                store_all(t);
+                t.b.ins().jump(next, &[]);
+                t.b.switch_to_block(mixed);
+                let lane0_kept = t.b.ins().icmp_imm_s(IntCC::Equal, kept, 1);
+                let lane0 = t.b.create_block();
+                t.b.ins().brif(lane0_kept, lane1, &[], lane0, &[]);
+                t.b.switch_to_block(lane0);
+                for &(res, dst) in &results {
+                    t.store_lane_at(res, 0, dst, c.off);
+                }
+                t.b.ins().jump(next, &[]);
+                t.b.switch_to_block(lane1);
+                for &(res, dst) in &results {
+                    t.store_lane_at(res, 1, dst, c.off);
+                }
+                t.b.ins().jump(next, &[]);
+            } else {
+                let write = t.b.create_block();
+                let k = t.b.ins().bitcast(I64, MemFlagsData::new(), k);
+                let kept = t.b.ins().icmp_imm_s(IntCC::NotEqual, k, 0);
+                t.b.ins().brif(kept, next, &[], write, &[]);
+                t.b.switch_to_block(write);
+                store_all(t);
+                t.b.ins().jump(next, &[]);
+            }
+            t.b.switch_to_block(next);
+        });
+    }
+
+    /// The projection of `y` with the group parameters `p` (radius, factor, or the base of the
+    /// threshold) and `o` (the threshold's offset), in f64, exactly as `solve::apply_one`
+    /// computes it.
+    fn op(&mut self, op: ApplyKind, y: Value, p: Value, o: Value, vector: bool) -> Value {
+        match op {
+            ApplyKind::Scale => self.b.ins().fmul(y, p),
+            ApplyKind::Clip => {
+                // `y.clamp(-p, p)`: `if y < -p { -p }`, then `if y > p { p }`.
+                // For vectors, the sign flip as an xor with a constant the loop keeps in a
+                // register (a vector `fneg` rebuilds its mask at every use).
+                let lo = if vector {
+                    let ty = self.b.func.dfg.value_type(p);
+                    let m = self.sign_mask(ty);
+                    self.b.ins().bxor(p, m)
+                } else {
+                    self.b.ins().fneg(p)
+                };
+                let r = self.pick_if_less(lo, y, vector);
+                self.pick_if_greater_operand(p, r, vector)
+            }
+            ApplyKind::Shrink => {
+                // `m = (|y| - base) - offset; if m > 0 { m.copysign(y) } else { +0 }`.
+                let a = self.b.ins().fabs(y);
+                let m = self.b.ins().fsub(a, p);
+                let m = self.b.ins().fsub(m, o);
+                let (zero, sign_bit) = if vector {
+                    (self.splat(0.0), self.splat(-0.0))
+                } else {
+                    (self.b.ins().f64const(0.0), self.b.ins().f64const(-0.0))
+                };
+                let sign = self.b.ins().band(y, sign_bit);
+                let signed = self.b.ins().bor(m, sign);
+                let positive = self.b.ins().fcmp(FloatCC::GreaterThan, m, zero);
+                if vector {
+                    let mask = self.b.ins().bitcast(F64X2, MemFlagsData::new(), positive);
+                    self.b.ins().band(signed, mask)
+                } else {
+                    self.b.ins().select(positive, signed, zero)
+                }
+            }
+        }
+    }
+
+    /// `if y < x { x } else { y }` — a max that lowers to one `maxpd` for vectors.
+    pub(super) fn pick_if_less(&mut self, x: Value, y: Value, vector: bool) -> Value {
+        self.select_if_lt(y, x, x, y, vector)
+    }
+
+    /// `if x < y { x } else { y }` — a min that lowers to one `minpd` for vectors.
+    fn pick_if_greater_operand(&mut self, x: Value, y: Value, vector: bool) -> Value {
+        self.select_if_lt(x, y, x, y, vector)
+    }
+
+    /// `if a < b { then } else { otherwise }`, as a `bitselect` on the comparison mask for
+    /// vectors (which is what lowers to a single `maxpd`/`minpd`) and a `select` for scalars.
+    fn select_if_lt(
+        &mut self,
+        a: Value,
+        b: Value,
+        then: Value,
+        otherwise: Value,
+        vector: bool,
+    ) -> Value {
+        let lt = self.b.ins().fcmp(FloatCC::LessThan, a, b);
+        if vector {
+            let ty = self.b.func.dfg.value_type(then);
+            let mask = self.b.ins().bitcast(ty, MemFlagsData::new(), lt);
+            self.b.ins().bitselect(mask, then, otherwise)
+        } else {
+            self.b.ins().select(lt, then, otherwise)
+        }
+    }
+}

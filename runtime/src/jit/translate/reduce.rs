@@ -1,0 +1,385 @@
+//! Runs of the reduce pass: `reduce_rows` (a run inside one group, folded in registers) and
+//! `reduce_cols` (a run across groups, folded into the accumulators in memory), the folds of the
+//! three norms, the horizontal merge of the vector accumulators, and the NaN detector with its
+//! rescan (`check_finite`). Also the row offsets of a jammed run, which the apply pass shares.
+
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::types::{F32X4, F64, F64X2, I64};
+use cranelift_codegen::ir::{Endianness, InstBuilder, MemFlagsData, Value};
+use multiproj_compiler::Norm;
+
+use super::{JAM_ROWS, LANES, Run, Stride, Translator, UNROLL};
+
+/// What [`Translator::reduce_rows`] carries through the loops of its strip, by name: block
+/// parameters in the order of the fields (the maxima only for l2), then the data pointer.
+#[derive(Clone, Copy)]
+struct RowState {
+    /// The vector accumulators, one per unrolled pair: sums (l1, l2) or maxima (linf).
+    acc: [Value; UNROLL],
+    /// l2: the vector maxima of `|x|`, one per unrolled pair.
+    max: Option<[Value; UNROLL]>,
+    /// The NaN detector of the vector loops.
+    det: Value,
+    /// The accumulator, maximum (l2) and NaN detector of the scalar loop.
+    scalar_acc: Value,
+    scalar_max: Option<Value>,
+    scalar_det: Value,
+}
+
+impl RowState {
+    /// The state before the first element: `vector` zeros and `scalar` zeros.
+    fn zero(vector: Value, scalar: Value, l2: bool) -> Self {
+        RowState {
+            acc: [vector; UNROLL],
+            max: l2.then_some([vector; UNROLL]),
+            det: vector,
+            scalar_acc: scalar,
+            scalar_max: l2.then_some(scalar),
+            scalar_det: scalar,
+        }
+    }
+
+    /// The carried values, in order.
+    fn values(&self) -> Vec<Value> {
+        let mut v = self.acc.to_vec();
+        v.extend(self.max.into_iter().flatten());
+        v.extend([self.det, self.scalar_acc]);
+        v.extend(self.scalar_max);
+        v.push(self.scalar_det);
+        v
+    }
+
+    /// The state at the front of the carried values.
+    fn read(values: &[Value], l2: bool) -> Self {
+        let mut values = values.iter().copied();
+        let mut next = || values.next().expect("the carried values hold the state");
+        RowState {
+            acc: std::array::from_fn(|_| next()),
+            max: l2.then(|| std::array::from_fn(|_| next())),
+            det: next(),
+            scalar_acc: next(),
+            scalar_max: l2.then(&mut next),
+            scalar_det: next(),
+        }
+    }
+
+    /// Writes the state back to the front of the carried values.
+    fn write(&self, values: &mut [Value]) {
+        let v = self.values();
+        values[..v.len()].copy_from_slice(&v);
+    }
+}
+
+impl Translator<'_> {
+    /// A run inside one group: fold it into registers (independent vector accumulators), then
+    /// fold the total into `acc[group]` (and, for l2, the largest magnitude into `aux[group]`).
+    pub(super) fn reduce_rows(&mut self, norm: Norm, acc: Value, aux: Value, run: Run) {
+        let vector = self.key.inner_contiguous;
+        let l2 = norm == Norm::L2;
+        // max|x| of f32 elements is exact in f32 (it is one of them), so the linf reduce of f32
+        // data runs on f32x4 vectors: four elements per load, no widening. The result is
+        // promoted to f64 exactly. Sums (l1, l2) are formed in f64.
+        let native = self.native_f32() && norm == Norm::Linf;
+        let lanes = if native { 4 } else { LANES };
+        let zv = if native {
+            self.splat32(0.0)
+        } else {
+            self.splat(0.0)
+        };
+        let zs = self.b.ins().f64const(0.0);
+        // One accumulator per unrolled pair: jammed runs, whose strips unroll less, are
+        // column-wise and never come here.
+        debug_assert_eq!(self.unroll, UNROLL);
+        let state = RowState::zero(zv, zs, l2).values();
+        // The data pointer follows the state (see `strip_ptrs`).
+        let ptr = state.len();
+        let stride = self.data_stride(run);
+        let abs_mask = if native {
+            self.abs_mask(F32X4)
+        } else {
+            self.abs_mask(F64X2)
+        };
+        let ptrs = [(run.at.data, stride)];
+        let st = self.strip_ptrs(run.n, vector, lanes, state, &ptrs, &mut |t, c, st| {
+            let (mut s, data) = (RowState::read(st, l2), st[ptr]);
+            if c.pair {
+                let x = if native {
+                    t.load_f32x4_at(data, c.off)
+                } else {
+                    t.load_pair_at(data, c.off)
+                };
+                let abs = t.b.ins().band(x, abs_mask);
+                s.acc[c.u] = t.fold_abs(norm, s.acc[c.u], x, abs, true);
+                if let Some(max) = &mut s.max {
+                    max[c.u] = t.fold_abs(Norm::Linf, max[c.u], x, abs, true);
+                }
+                s.det = t.detect(s.det, x);
+            } else {
+                let x = t.load_at(data);
+                s.scalar_acc = t.fold(norm, s.scalar_acc, x, false);
+                if let Some(max) = &mut s.scalar_max {
+                    *max = t.fold(Norm::Linf, *max, x, false);
+                }
+                s.scalar_det = t.detect(s.scalar_det, x);
+            }
+            s.write(st);
+        });
+        let s = RowState::read(&st, l2);
+        let mut det = s.scalar_det;
+        let mut total = s.scalar_acc;
+        let mut max = s.scalar_max.unwrap_or(zs);
+        if vector {
+            if native {
+                total = self.horizontal_f32(&s.acc, total);
+            } else {
+                total = self.horizontal(norm, &s.acc, total);
+            }
+            if let Some(maxima) = s.max {
+                max = self.horizontal(Norm::Linf, &maxima, max);
+            }
+            let little = MemFlagsData::new().with_endianness(Endianness::Little);
+            let dv = if native {
+                self.b.ins().bitcast(F64X2, little, s.det)
+            } else {
+                s.det
+            };
+            let (lo, hi) = self.lanes(dv);
+            let d = self.b.ins().bor(lo, hi);
+            det = self.b.ins().bor(d, det);
+        }
+        self.check_finite(det, run);
+        let slot = self.elem_addr(acc, run.at.group, Stride::Const(8));
+        let old = self.b.ins().load(F64, self.data, slot, 0);
+        let new = self.combine(norm, old, total);
+        self.b.ins().store(self.data, new, slot, 0);
+        if l2 {
+            let slot = self.elem_addr(aux, run.at.group, Stride::Const(8));
+            let old = self.b.ins().load(F64, self.data, slot, 0);
+            let new = self.combine(Norm::Linf, old, max);
+            self.b.ins().store(self.data, new, slot, 0);
+        }
+    }
+
+    /// Folds f32x4 maxima and a scalar f64 maximum into one f64 (exactly: f32 → f64 is exact).
+    fn horizontal_f32(&mut self, vectors: &[Value], scalar: Value) -> Value {
+        let v = self.merge_tree(Norm::Linf, vectors);
+        let l: Vec<Value> = (0..4u8)
+            .map(|lane| self.b.ins().extractlane(v, lane))
+            .collect();
+        let m = self.merge_tree(Norm::Linf, &l);
+        let m = self.b.ins().fpromote(F64, m);
+        self.combine(Norm::Linf, m, scalar)
+    }
+
+    /// Folds vector accumulators (any number of them, see [`Self::merge_tree`]) and a scalar
+    /// one into one f64.
+    fn horizontal(&mut self, norm: Norm, vectors: &[Value], scalar: Value) -> Value {
+        let v = self.merge_tree(norm, vectors);
+        let (lo, hi) = self.lanes(v);
+        let h = self.combine(norm, lo, hi);
+        self.combine(norm, h, scalar)
+    }
+
+    /// Merges `values` (at least one) into one with [`Self::combine`], as a pairwise tree:
+    /// neighbours first, then their results, level by level; an odd one out moves up a level
+    /// unchanged. Four values (the [`UNROLL`] accumulators) give `(v0 ⊕ v1) ⊕ (v2 ⊕ v3)`, in
+    /// that order of instructions.
+    fn merge_tree(&mut self, norm: Norm, values: &[Value]) -> Value {
+        assert!(!values.is_empty(), "a merge of no accumulators");
+        let mut level = values.to_vec();
+        while level.len() > 1 {
+            level = level
+                .chunks(2)
+                .map(|pair| match *pair {
+                    [a, b] => self.combine(norm, a, b),
+                    [a] => a,
+                    _ => unreachable!("chunks of at most two"),
+                })
+                .collect();
+        }
+        level[0]
+    }
+
+    /// A run across groups (column-wise groups): a vector of accumulators `acc[g..]` (and, for
+    /// l2, of maxima `aux[g..]`) updated in place.
+    pub(super) fn reduce_cols(&mut self, norm: Norm, acc: Value, aux: Value, run: Run) {
+        let vector = self.key.inner_contiguous;
+        let l2 = norm == Norm::L2;
+        let zv = self.splat(0.0);
+        let zs = self.b.ins().f64const(0.0);
+        let base = self.elem_addr(acc, run.at.group, Stride::Const(8));
+        let aux_base = self.elem_addr(aux, run.at.group, Stride::Const(8));
+        let stride = self.data_stride(run);
+        let gstride = self.group_stride(run);
+        let abs_mask = self.abs_mask(F64X2);
+        // A jammed run folds the same element of JAM_ROWS rows into one load and store of its
+        // accumulator, row after row: the same order of operations as one run per row.
+        let row_offsets = self.row_offsets(run, false);
+        // [vector NaN detector, scalar detector; pointers: data, accumulators, (l2) maxima].
+        let mut ptrs = vec![(run.at.data, stride), (base, gstride)];
+        if l2 {
+            ptrs.push((aux_base, gstride));
+        }
+        let st = self.strip_ptrs(
+            run.n,
+            vector,
+            LANES,
+            vec![zv, zs],
+            &ptrs,
+            &mut |t, c, st| {
+                let (ty, off) = if c.pair {
+                    (F64X2, (c.off * 8) as i32)
+                } else {
+                    (F64, 0)
+                };
+                let mut a = t.b.ins().load(ty, t.data, st[3], off);
+                let mut m = l2.then(|| t.b.ins().load(ty, t.data, st[4], off));
+                let mut bad = None;
+                for &row in &row_offsets {
+                    let at = t.offset_ptr(st[2], row);
+                    let x = if c.pair {
+                        t.load_pair_at(at, c.off)
+                    } else {
+                        t.load_at(at)
+                    };
+                    let abs = if c.pair {
+                        t.b.ins().band(x, abs_mask)
+                    } else {
+                        t.b.ins().fabs(x)
+                    };
+                    a = t.fold_abs(norm, a, x, abs, c.pair);
+                    if let Some(mm) = m {
+                        m = Some(t.fold_abs(Norm::Linf, mm, x, abs, c.pair));
+                    }
+                    let d = t.b.ins().fsub(x, x);
+                    bad = Some(bad.map_or(d, |b| t.b.ins().bor(b, d)));
+                }
+                // The NaN detector, through the stored accumulator: `x - x` is +0 for every
+                // finite `x`, so OR-ing it into the accumulator changes nothing, and NaN bits
+                // for a non-finite one, which make the accumulator NaN (it is thrown away with
+                // the error). The detector then only needs the stored value, not every `x`
+                // until the end of the iteration (which would spill them).
+                let a = t.b.ins().bor(a, bad.expect("a run has rows"));
+                t.b.ins().store(t.data, a, st[3], off);
+                if let Some(m) = m {
+                    t.b.ins().store(t.data, m, st[4], off);
+                }
+                let d = usize::from(!c.pair);
+                st[d] = t.detect(st[d], a);
+            },
+        );
+        let mut det = st[1];
+        if vector {
+            let (lo, hi) = self.lanes(st[0]);
+            let d = self.b.ins().bor(lo, hi);
+            det = self.b.ins().bor(d, det);
+        }
+        self.check_finite(det, run);
+    }
+
+    /// The byte offsets of the rows of a jammed run from its first row (`[None]`, no offset,
+    /// for a plain run), in the data or (`out`) in the output.
+    pub(super) fn row_offsets(&mut self, run: Run, out: bool) -> Vec<Option<Value>> {
+        match run.rows {
+            None => vec![None],
+            Some(rows) => {
+                let stride = if out { rows.out_stride } else { rows.stride };
+                std::iter::once(None)
+                    .chain((1..JAM_ROWS).map(|k| Some(self.b.ins().imul_imm_s(stride, k as i64))))
+                    .collect()
+            }
+        }
+    }
+
+    /// `ptr + offset` (a row of a jammed run), or `ptr`.
+    pub(super) fn offset_ptr(&mut self, ptr: Value, offset: Option<Value>) -> Value {
+        match offset {
+            Some(o) => self.b.ins().iadd(ptr, o),
+            None => ptr,
+        }
+    }
+
+    /// [`Self::fold`] with `|x|` already computed.
+    fn fold_abs(&mut self, norm: Norm, acc: Value, x: Value, abs: Value, vector: bool) -> Value {
+        match norm {
+            Norm::L1 => self.b.ins().fadd(acc, abs),
+            Norm::L2 => {
+                let sq = self.b.ins().fmul(x, x);
+                self.b.ins().fadd(acc, sq)
+            }
+            Norm::Linf => self.pick_if_less(abs, acc, vector),
+        }
+    }
+
+    /// `acc ⊕ x` for the norm: `acc + |x|`, `acc + x²`, `max(acc, |x|)`.
+    fn fold(&mut self, norm: Norm, acc: Value, x: Value, vector: bool) -> Value {
+        match norm {
+            Norm::L1 => {
+                let a = self.b.ins().fabs(x);
+                self.b.ins().fadd(acc, a)
+            }
+            Norm::L2 => {
+                let sq = self.b.ins().fmul(x, x);
+                self.b.ins().fadd(acc, sq)
+            }
+            Norm::Linf => {
+                let a = self.b.ins().fabs(x);
+                self.pick_if_less(a, acc, vector)
+            }
+        }
+    }
+
+    /// Merges two partial results of the norm.
+    fn combine(&mut self, norm: Norm, a: Value, b: Value) -> Value {
+        let vector = self.b.func.dfg.value_type(a).is_vector();
+        match norm {
+            Norm::L1 | Norm::L2 => self.b.ins().fadd(a, b),
+            Norm::Linf => self.pick_if_less(a, b, vector),
+        }
+    }
+
+    /// The NaN detector: `x - x` is +0 exactly when `x` is finite, NaN otherwise; OR-ing the
+    /// bits keeps any NaN, so the detector is nonzero iff a non-finite element was seen.
+    fn detect(&mut self, det: Value, x: Value) -> Value {
+        let d = self.b.ins().fsub(x, x);
+        self.b.ins().bor(det, d)
+    }
+
+    /// If the detector saw a non-finite element, rescans the run and returns the position of
+    /// the first one from the kernel.
+    fn check_finite(&mut self, det: Value, run: Run) {
+        let bits = self.b.ins().bitcast(I64, MemFlagsData::new(), det);
+        let bad = self.b.ins().icmp_imm_s(IntCC::NotEqual, bits, 0);
+        let rescan = self.b.create_block();
+        let ok = self.b.create_block();
+        self.b.set_cold_block(rescan);
+        self.b.ins().brif(bad, rescan, &[], ok, &[]);
+        self.b.switch_to_block(rescan);
+        let stride = self.data_stride(run);
+        // A jammed run rescans its rows in memory order, so the first one found is the first.
+        let rows = match run.rows {
+            Some(rows) => rows.at.to_vec(),
+            None => vec![run.at],
+        };
+        for at in rows {
+            let zero = self.b.ins().iconst(I64, 0);
+            self.for_range(zero, run.n, 1, &[], |t, j, _| {
+                let x = t.load_one(at.data, j, stride);
+                let d = t.b.ins().fsub(x, x);
+                let nan = t.b.ins().fcmp(FloatCC::Unordered, d, d);
+                let found = t.b.create_block();
+                let next = t.b.create_block();
+                t.b.set_cold_block(found);
+                t.b.ins().brif(nan, found, &[], next, &[]);
+                t.b.switch_to_block(found);
+                let pos = t.b.ins().iadd(at.pos, j);
+                t.b.ins().return_(&[pos]);
+                t.b.switch_to_block(next);
+                vec![]
+            });
+        }
+        // Not reached when the detector is right; carrying on is the safe fallback.
+        self.b.ins().jump(ok, &[]);
+        self.b.switch_to_block(ok);
+    }
+}
