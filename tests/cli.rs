@@ -595,6 +595,13 @@ fn explain_bilevel_rows() {
         3. solve        U1[s,·] = P_l1(V1[s,·], R)   (1 × 64)
         4. apply        X[g,·] = clip(Y[g,·], -r, r) with r = U1[g]
                         skip: untouched if r ≥ V1[g]; zero-filled without reading if r = 0
+      schedule:
+        apply chunks:  1 chunk (fewer than 65536 elements)
+        reduce chunks: 1 chunk (fewer than 65536 elements)
+        kernels:
+          reduce    a run per group (the innermost loop stays inside a group); vectorized (it is contiguous)
+          apply     a run per group (the innermost loop stays inside a group); vectorized (it is contiguous)
+          in place  a run per group (the innermost loop stays inside a group); vectorized (it is contiguous)
       radius R (given at run time)
     ");
 }
@@ -647,6 +654,13 @@ fn explain_merged_levels_in_fortran_order() {
         3. solve        U1[s,·] = P_l1(V1[s,·], R)   (1 × 16)
         4. apply        X[g,·] = clip(Y[g,·], -r, r) with r = U1[g]
                         skip: untouched if r ≥ V1[g]; zero-filled without reading if r = 0
+      schedule:
+        apply chunks:  1 chunk (fewer than 65536 elements)
+        reduce chunks: 1 chunk (fewer than 65536 elements)
+        kernels:
+          reduce    runs across groups (the innermost loop steps through groups); vectorized (it is contiguous); 4 rows jammed (the loop around it stays inside groups)
+          apply     runs across groups (the innermost loop steps through groups); vectorized (it is contiguous); 4 rows jammed (the loop around it stays inside groups)
+          in place  runs across groups (the innermost loop steps through groups); vectorized (it is contiguous); 4 rows jammed (the loop around it stays inside groups)
       radius 1.5 (fixed in the spec)
     "
     );

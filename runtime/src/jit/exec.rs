@@ -231,7 +231,7 @@ fn run_reduce<T: Element>(
     x: &ArrayViewD<'_, T>,
     ticker: &Ticker<'_>,
 ) -> Result<(Accumulators, Option<u64>), DataError> {
-    check_view::<T>(&plan.tensor(), x.shape(), x.strides())?;
+    check_view::<T>(plan.tensor(), x.shape(), x.strides())?;
     let norm = plan.innermost().norm;
     let mut acc = Accumulators::new(plan);
     if x.is_empty() {
@@ -303,7 +303,7 @@ pub fn threshold_with<T: Element>(
     actions: &mut [GroupAction],
     ticker: &Ticker<'_>,
 ) -> Result<(), DataError> {
-    check_view::<T>(&plan.tensor(), x.shape(), x.strides())?;
+    check_view::<T>(plan.tensor(), x.shape(), x.strides())?;
     if actions.len() != plan.groups() {
         return Err(DataError::Internal(format!(
             "{} group actions for a plan with {} groups",
@@ -612,8 +612,8 @@ pub fn apply_with<T: Element>(
     out: &mut ArrayViewMutD<'_, T>,
     ticker: &Ticker<'_>,
 ) -> Result<(), DataError> {
-    check_view::<T>(&plan.tensor(), x.shape(), x.strides())?;
-    check_view::<T>(&plan.output(), out.shape(), out.strides())?;
+    check_view::<T>(plan.tensor(), x.shape(), x.strides())?;
+    check_view::<T>(plan.output(), out.shape(), out.strides())?;
     let table = GroupTable::new(plan, actions)?;
     if x.is_empty() {
         return Ok(());
@@ -637,7 +637,7 @@ pub fn apply_in_place_with<T: Element>(
     data: &mut ArrayViewMutD<'_, T>,
     ticker: &Ticker<'_>,
 ) -> Result<(), DataError> {
-    check_view::<T>(&plan.tensor(), data.shape(), data.strides())?;
+    check_view::<T>(plan.tensor(), data.shape(), data.strides())?;
     let table = GroupTable::new(plan, actions)?;
     if data.is_empty() {
         return Ok(());
