@@ -509,3 +509,79 @@ impl Schedule {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::DType;
+    use crate::{Plan, check, plan};
+
+    fn plan_for(spec: &str, shape: &[usize]) -> Plan {
+        let spec = multiproj_grammar::parse(spec).unwrap();
+        plan(&check(&spec, &TensorInfo::c_order(shape, DType::F64)).unwrap())
+    }
+
+    #[test]
+    fn small_tensors_run_as_one_chunk() {
+        let p = plan_for("l1 over dim0 of l1 over dim1", &[64, 48]);
+        let s = p.schedule();
+        assert_eq!(s.apply_chunks().ranges(), vec![(0, 64)]);
+        assert_eq!(s.reduce_chunks().len(), 1);
+        assert_eq!(
+            s.threshold(),
+            Some(ThresholdSchedule::OneBuffer { tiled: false })
+        );
+    }
+
+    #[test]
+    fn row_groups_split_into_chunks_that_own_their_groups() {
+        // 4096 rows of 1024: 256 rows (2^18 elements) per chunk.
+        let p = plan_for("l1 over dim0 of l1 over dim1", &[4096, 1024]);
+        let s = p.schedule();
+        assert_eq!(s.apply_chunks().step(), 256);
+        assert_eq!(s.apply_chunks().len(), 16);
+        assert_eq!(s.reduce_chunks(), s.apply_chunks());
+        assert_eq!(s.threshold(), Some(ThresholdSchedule::ByChunk));
+        let shape = s.kernel_shape(PassKind::Reduce);
+        assert!(shape.inner_reduced && shape.inner_contiguous && !shape.jam);
+        // linf groups have no threshold stage.
+        let p = plan_for("l1 over dim0 of linf over dim1", &[4096, 1024]);
+        assert_eq!(p.schedule().threshold(), None);
+    }
+
+    #[test]
+    fn column_groups_share_chunks_and_tile_the_gather() {
+        // Groups are the 1024 columns: the split loop (rows) runs inside groups, so the reduce
+        // needs per-chunk accumulators, capped at len / (4 · groups) = 1024 chunks; here the
+        // element target gives 16.
+        let p = plan_for("l1 over dim1 of l1 over dim0", &[4096, 1024]);
+        let s = p.schedule();
+        assert!(s.split_reduced());
+        assert_eq!(s.reduce_chunks().len(), 16);
+        assert_eq!(
+            s.threshold(),
+            Some(ThresholdSchedule::OneBuffer { tiled: true })
+        );
+        let shape = s.kernel_shape(PassKind::Reduce);
+        assert!(!shape.inner_reduced && shape.inner_contiguous && shape.jam);
+        assert!(!s.kernel_shape(PassKind::Gather).jam);
+        // Many groups, few rows: the accumulator cap makes the chunks longer than the target.
+        // 8 rows of 2^17 groups: two rows per chunk by the element target, but at most
+        // 2^20 / (4 · 2^17) = 2 chunks of accumulators.
+        let p = plan_for("l1 over dim1 of l1 over dim0", &[8, 1 << 17]);
+        let s = p.schedule();
+        assert_eq!(s.apply_chunks().len(), 4);
+        assert_eq!(s.reduce_chunks().len(), 2);
+    }
+
+    #[test]
+    fn a_huge_shape_is_scheduled_without_listing_its_chunks() {
+        // 2^32 chunks of one row each: counted, not allocated.
+        let p = plan_for("l1 over dim0 of linf over dim1", &[1 << 32, (1 << 29) - 1]);
+        assert_eq!(p.schedule().apply_chunks().len(), 1 << 32);
+        assert!(
+            p.to_string()
+                .contains("4294967296 chunks of 1 loop-1 indices")
+        );
+    }
+}
