@@ -43,13 +43,14 @@ pub use multiproj_compiler as compiler;
 pub use multiproj_grammar as grammar;
 pub use multiproj_runtime as runtime;
 
-pub use multiproj_compiler::{CheckError, DType, Norm, Order, Plan, TensorInfo};
+pub use multiproj_compiler::{CheckError, DType, Norm, Order, Plan, RankReq, TensorInfo};
 pub use multiproj_grammar::{ParseError, Spec};
 pub use multiproj_runtime::{Backend, DataError, Element, Executor, Progress, Report, Stage};
 
 /// Everything that can go wrong, by stage.
 /// Renders with miette, spec errors with the spec underlined.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The spec does not parse.
     #[error(transparent)]
@@ -91,6 +92,7 @@ impl miette::Diagnostic for Error {
 #[derive(Debug)]
 pub struct Projection {
     spec: Spec,
+    ranks: RankReq,
     radius: Option<f64>,
     backend: Backend,
     plans: Mutex<HashMap<TensorInfo, Arc<Plan>>>,
@@ -100,6 +102,7 @@ impl Clone for Projection {
     fn clone(&self) -> Self {
         Projection {
             spec: self.spec.clone(),
+            ranks: self.ranks,
             radius: self.radius,
             backend: self.backend,
             plans: Mutex::new(self.plans.lock().map(|p| p.clone()).unwrap_or_default()),
@@ -111,10 +114,11 @@ impl Projection {
     /// Parses `spec` and checks everything that does not depend on a tensor's shape.
     pub fn compile(spec: &str) -> Result<Self, Error> {
         let spec = grammar::parse(spec)?;
-        compiler::check_shapeless(&spec)?;
+        let ranks = compiler::check_shapeless(&spec)?;
         let radius = spec.radius.as_ref().map(|r| r.node);
         Ok(Projection {
             spec,
+            ranks,
             radius,
             backend: Backend::default(),
             plans: Mutex::new(HashMap::new()),
@@ -140,6 +144,11 @@ impl Projection {
 
     pub fn spec(&self) -> &Spec {
         &self.spec
+    }
+
+    /// The ranks of the tensors the spec fits.
+    pub fn ranks(&self) -> RankReq {
+        self.ranks
     }
 
     /// The radius projections run with, if one is set.

@@ -141,6 +141,17 @@ impl From<CheckError> for CliError {
     }
 }
 
+impl From<multiproj::Error> for CliError {
+    fn from(e: multiproj::Error) -> Self {
+        match e {
+            multiproj::Error::Parse(e) => e.into(),
+            multiproj::Error::Check(e) => e.into(),
+            multiproj::Error::Data(e) => e.into(),
+            e => Self::new(Failure::Internal, e),
+        }
+    }
+}
+
 /// For data errors that already name their file (opening, reading, writing).
 impl From<DataError> for CliError {
     fn from(e: DataError) -> Self {

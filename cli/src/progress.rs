@@ -80,6 +80,7 @@ pub fn silence() {
 
 /// The shared state of a bar: written by the command (phase), the runtime (stages, ticks) and
 /// read by the drawing thread.
+#[derive(Debug)]
 pub struct Bar {
     started: Instant,
     /// Drawn (from the start, or since [`SHOW_AFTER`]).
@@ -90,7 +91,7 @@ pub struct Bar {
     done: AtomicU64,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct Current {
     phase: &'static str,
     stage: Option<Stage>,

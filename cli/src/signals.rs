@@ -64,6 +64,7 @@ pub fn set_leaves(what: impl Into<String>) {
 
 /// A section during which SIGINT, SIGTERM, SIGHUP and SIGQUIT wait: when the last one ends, a
 /// signal that arrived meanwhile ends the process.
+#[derive(Debug)]
 pub struct Deferred(());
 
 impl Deferred {

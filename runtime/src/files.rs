@@ -279,10 +279,13 @@ fn register(path: &Path) {
 fn deregister(path: &Path) {
     for slot in &NAMED {
         let p = slot.load(Ordering::SeqCst);
+        if p.is_null() {
+            continue;
+        }
         // SAFETY: non-null pointers in the slots come from `CString::into_raw` and are freed
-        // only by whoever swaps them out, which happens here, once.
-        if !p.is_null()
-            && unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes() == path.as_os_str().as_bytes()
+        // only by whoever swaps them out, which happens below, once.
+        let name = unsafe { std::ffi::CStr::from_ptr(p) };
+        if name.to_bytes() == path.as_os_str().as_bytes()
             && slot
                 .compare_exchange(p, std::ptr::null_mut(), Ordering::SeqCst, Ordering::SeqCst)
                 .is_ok()

@@ -816,44 +816,6 @@ fn the_cache_does_not_recompile_for_a_new_shape() {
 }
 
 #[test]
-fn kernels_outlive_the_jit_and_run_from_many_threads() {
-    fn send_sync<T: Send + Sync>() {}
-    send_sync::<Jit>();
-    send_sync::<multiproj_runtime::jit::ReduceKernel>();
-    send_sync::<multiproj_runtime::jit::ApplyKernel>();
-    let x = ArrayD::from_shape_fn(IxDyn(&[64, 48]), |i| {
-        (i[0] as f64 - 30.0) * (i[1] as f64 + 1.0)
-    });
-    let plan = plan_for("l1 over dim1 of linf over dim0", info_of(&x.view()));
-    let expected = interp::reduce(&plan, &x.view()).unwrap();
-    let jit_ = Jit::new().unwrap();
-    let kernel = jit_.reduce_kernel(&plan).unwrap();
-    drop(jit_);
-    let loops = multiproj_runtime::jit::loop_descriptor(&plan);
-    std::thread::scope(|s| {
-        for _ in 0..4 {
-            s.spawn(|| {
-                let mut acc = vec![0.0; plan.groups()];
-                // SAFETY: the plan was made for `x`'s layout (no flipped axes, group_start 0),
-                // `acc` has one entry per group, and the loop-0 range is the whole loop.
-                let bad = unsafe {
-                    kernel.call(
-                        x.as_ptr().cast(),
-                        &loops,
-                        acc.as_mut_ptr(),
-                        std::ptr::null_mut(),
-                        0,
-                        plan.schedule().loops()[0].extent,
-                    )
-                };
-                assert_eq!(bad, None);
-                assert_eq!(acc, expected);
-            });
-        }
-    });
-}
-
-#[test]
 fn views_with_another_layout_are_refused() {
     let x = ArrayD::<f64>::zeros(IxDyn(&[4, 6]));
     let plan = plan_for("l1 over dim0 of linf over dim1", info_of(&x.view()));

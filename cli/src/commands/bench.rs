@@ -24,6 +24,7 @@ mod data;
 mod probe;
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ndarray::ArrayD;
@@ -101,7 +102,8 @@ impl<'a> Setup<'a> {
                 None,
             ));
         };
-        let (spec, _) = read_spec(text)?;
+        let proj = read_spec(text)?;
+        let spec = proj.spec().clone();
         let in_spec = spec.radius.as_ref();
         if in_spec.is_some() && (args.radius_frac.is_some() || args.zero_frac.is_some()) {
             return Err(CliError::usage(
@@ -137,8 +139,7 @@ impl<'a> Setup<'a> {
         };
         let order = Order::from(args.order);
         let tensor = shaped_tensor(&shape.0, DType::from(args.dtype), order)?;
-        let ir = multiproj_compiler::check(&spec, &tensor)?;
-        let plan = multiproj_compiler::plan(&ir);
+        let plan = Arc::unwrap_or_clone(proj.plan_for(&tensor)?);
         check_memory(&plan)?;
         Ok(Setup {
             args,

@@ -7,6 +7,10 @@ use crate::output;
 
 /// Prints `ok: <canonical spec> fits <ranks>` or fails with the diagnostic.
 pub fn run(args: &CheckArgs) -> Result<(), CliError> {
-    let (spec, req) = read_spec(&args.spec)?;
-    output::print(&format!("ok: {} fits {req}\n", spec.canonical()))
+    let proj = read_spec(&args.spec)?;
+    output::print(&format!(
+        "ok: {} fits {}\n",
+        proj.spec().canonical(),
+        proj.ranks()
+    ))
 }

@@ -9,34 +9,49 @@ pub mod norm;
 pub mod project;
 
 use std::path::Path;
+use std::sync::Arc;
 
-use multiproj_compiler::{DType, Order, Plan, RankReq, TensorInfo};
-use multiproj_grammar::Spec;
+use multiproj::Projection;
+use multiproj_compiler::{DType, Order, Plan, TensorInfo};
 use multiproj_runtime::Backend;
 
 use crate::diagnostics::{CliError, Failure};
 use crate::output::shape_text;
 
-/// Parses the spec and checks everything that does not need a tensor (axis sets, a radius
-/// fixed in the spec), returning the ranks the spec fits.
-pub fn read_spec(text: &str) -> Result<(Spec, RankReq), CliError> {
-    let spec = multiproj_grammar::parse(text)?;
-    let req = multiproj_compiler::check_shapeless(&spec)?;
-    Ok((spec, req))
+/// Compiles the spec with the library ([`Projection::compile`]): parses it and checks everything
+/// that does not need a tensor (axis sets, a radius fixed in the spec).
+pub fn read_spec(text: &str) -> Result<Projection, CliError> {
+    Ok(Projection::compile(text)?)
 }
 
-/// Binds the spec to the tensor in `path` and plans it.
-pub fn plan_for(spec: &Spec, tensor: &TensorInfo, path: &Path) -> Result<Plan, CliError> {
-    let ir = multiproj_compiler::check(spec, tensor).map_err(|e| {
-        let what = format!(
-            "a rank-{} {} tensor of shape {}",
-            tensor.rank(),
-            tensor.dtype,
-            shape_text(&tensor.shape)
-        );
-        CliError::spec_mismatch(e, path, &what)
-    })?;
-    Ok(multiproj_compiler::plan(&ir))
+/// The radius of a run: the spec's, or `--radius` (an error if both or neither are given).
+pub fn radius_of(proj: &Projection, given: Option<f64>) -> Result<f64, CliError> {
+    let spec = proj.spec();
+    Ok(multiproj_compiler::resolve_radius(
+        &spec.source,
+        spec.radius.as_ref(),
+        given,
+    )?)
+}
+
+/// Binds the spec to the tensor in `path` and plans it ([`Projection::plan_for`]).
+pub fn plan_for(
+    proj: &Projection,
+    tensor: &TensorInfo,
+    path: &Path,
+) -> Result<Arc<Plan>, CliError> {
+    proj.plan_for(tensor).map_err(|e| match e {
+        multiproj::Error::Check(e) => {
+            let what = format!(
+                "a rank-{} {} tensor of shape {}",
+                tensor.rank(),
+                tensor.dtype,
+                shape_text(&tensor.shape)
+            );
+            CliError::spec_mismatch(e, path, &what)
+        }
+        e => e.into(),
+    })
 }
 
 /// The backend `--backend` names, or the default.

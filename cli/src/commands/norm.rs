@@ -12,7 +12,7 @@ use crate::progress;
 
 pub fn run(args: &NormArgs) -> Result<(), CliError> {
     let backend = choose_backend(args.backend.as_deref())?;
-    let (spec, _) = read_spec(&args.spec)?;
+    let proj = read_spec(&args.spec)?;
     let input = NpyInput::open(&args.input)?;
     crate::signals::watch(
         crate::signals::Mapped::Input,
@@ -20,7 +20,7 @@ pub fn run(args: &NormArgs) -> Result<(), CliError> {
         crate::signals::input_message(&args.input, "no norm was printed"),
     );
     let tensor = input.info();
-    let plan = plan_for(&spec, &tensor, &args.input)?;
+    let plan = plan_for(&proj, &tensor, &args.input)?;
     let norm = progress::run(args.progress, file_size(&args.input), |bar| {
         let mut exec = Executor::new(backend);
         if let Some(bar) = bar {
@@ -39,7 +39,7 @@ pub fn run(args: &NormArgs) -> Result<(), CliError> {
     let text = if args.json {
         let value = json!({
             "norm": norm,
-            "spec": spec.canonical(),
+            "spec": proj.spec().canonical(),
             "input": args.input.display().to_string(),
             "shape": tensor.shape,
             "dtype": tensor.dtype.to_string(),

@@ -14,13 +14,14 @@
 
 use std::fs;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ndarray::{ArrayViewD, ArrayViewMutD};
 
+use multiproj::Projection;
 use multiproj_compiler::Plan;
-use multiproj_grammar::Spec;
 use multiproj_runtime::files::Target;
 use multiproj_runtime::interp::count_nonzeros;
 use multiproj_runtime::npy::{NpyInPlace, NpyInput, NpyOutput, TensorView, TensorViewMut};
@@ -28,7 +29,7 @@ use multiproj_runtime::verify::Agreement;
 use multiproj_runtime::{Backend, DataError, Element, Executor, Progress, Report, Stage};
 
 use crate::args::{InPlaceMode, ProjectArgs};
-use crate::commands::{choose_backend, file_size, plan_for, read_spec, with_threads};
+use crate::commands::{choose_backend, file_size, plan_for, radius_of, read_spec, with_threads};
 use crate::diagnostics::CliError;
 use crate::progress::{self, Bar};
 use crate::signals::{self, Deferred, Mapped};
@@ -36,9 +37,8 @@ use crate::stats::Stats;
 
 pub fn run(args: &ProjectArgs) -> Result<(), CliError> {
     let backend = choose_backend(args.backend.as_deref())?;
-    let (spec, _) = read_spec(&args.spec)?;
-    let radius =
-        multiproj_compiler::resolve_radius(&spec.source, spec.radius.as_ref(), args.radius)?;
+    let proj = read_spec(&args.spec)?;
+    let radius = radius_of(&proj, args.radius)?;
     let to_stdout = args.output.as_deref() == Some(Path::new("-"));
     if let Some(out) = &args.output
         && !to_stdout
@@ -52,7 +52,7 @@ pub fn run(args: &ProjectArgs) -> Result<(), CliError> {
     let stats = progress::run(args.progress, file_size(&args.input), |bar| {
         let job = Job {
             args,
-            spec: &spec,
+            proj: &proj,
             radius,
             backend,
             want_stats: args.stats || args.json,
@@ -100,7 +100,7 @@ fn same_file(input: &Path, output: &Path) -> bool {
 /// One projection, with everything decided that could be decided without the data.
 struct Job<'a> {
     args: &'a ProjectArgs,
-    spec: &'a Spec,
+    proj: &'a Projection,
     radius: f64,
     /// The backend to run (`--verify` also runs the other one).
     backend: Backend,
@@ -301,7 +301,7 @@ impl Job<'_> {
                     let mut file = NpyInPlace::open(input)?;
                     let tensor = file.info();
                     self.element_size(tensor.dtype.size());
-                    let plan = plan_for(self.spec, &tensor, input)?;
+                    let plan = plan_for(self.proj, &tensor, input)?;
                     // Signals wait while the write pass runs (see `Hook`): before it, nothing has
                     // been written.
                     signals::set_leaves(format!("'{}' is unchanged", input.display()));
@@ -336,7 +336,7 @@ impl Job<'_> {
             return Ok(None);
         };
         Ok(Some(Stats {
-            spec: self.spec.canonical(),
+            spec: self.proj.spec().canonical(),
             input: input.display().to_string(),
             output: written,
             in_place: self.args.in_place.is_some(),
@@ -359,10 +359,10 @@ impl Job<'_> {
         &self,
         file: &NpyInput,
         input: &Path,
-    ) -> Result<(multiproj_compiler::TensorInfo, Plan), CliError> {
+    ) -> Result<(multiproj_compiler::TensorInfo, Arc<Plan>), CliError> {
         let tensor = file.info();
         self.element_size(tensor.dtype.size());
-        let plan = plan_for(self.spec, &tensor, input)?;
+        let plan = plan_for(self.proj, &tensor, input)?;
         Ok((tensor, plan))
     }
 

@@ -14,6 +14,7 @@ use crate::ir::IrLevel;
 /// the l2 projection over `A∪B`. (A zero group stays zero either way.) In floating point the two
 /// forms round differently — the merged form does one square root instead of a square root per
 /// group — so results agree to rounding, not bit for bit; the merged form is the more accurate.
+#[derive(Debug)]
 pub struct MergeL2L2;
 
 impl Rule for MergeL2L2 {

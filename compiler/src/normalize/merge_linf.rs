@@ -13,6 +13,7 @@ use crate::ir::IrLevel;
 /// So the pair clips every entry to `r`, which is the linf projection over `A∪B`; the norm is
 /// `max_a max_b |Y| = max_{a,b} |Y|`. Both are exact in floating point (max and clip do not
 /// round), so the rewrite does not change a single bit of the output.
+#[derive(Debug)]
 pub struct MergeLinfLinf;
 
 impl Rule for MergeLinfLinf {

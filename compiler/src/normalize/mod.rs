@@ -90,6 +90,7 @@ pub(crate) fn merge_first_adjacent(
 }
 
 /// Prints levels as `l1 over {0} of linf over {1,2}`.
+#[derive(Debug)]
 pub struct LevelList<'a>(pub &'a [IrLevel]);
 
 impl fmt::Display for LevelList<'_> {

@@ -882,4 +882,44 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn kernels_outlive_the_jit_and_run_from_many_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Jit>();
+        send_sync::<super::super::ReduceKernel>();
+        send_sync::<super::super::ApplyKernel>();
+        let x = ArrayD::from_shape_fn(IxDyn(&[64, 48]), |i| {
+            (i[0] as f64 - 30.0) * (i[1] as f64 + 1.0)
+        });
+        let info = TensorInfo::c_order(&[64, 48], DType::F64);
+        let spec = multiproj_grammar::parse("l1 over dim1 of linf over dim0").unwrap();
+        let plan = multiproj_compiler::plan(&multiproj_compiler::check(&spec, &info).unwrap());
+        let expected = interp::reduce(&plan, &x.view()).unwrap();
+        let jit_ = Jit::new().unwrap();
+        let kernel = jit_.reduce_kernel(&plan).unwrap();
+        drop(jit_);
+        let loops = codegen::loop_descriptor(&plan);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    let mut acc = vec![0.0; plan.groups()];
+                    // SAFETY: the plan was made for `x`'s layout (no flipped axes, group_start 0),
+                    // `acc` has one entry per group, and the loop-0 range is the whole loop.
+                    let bad = unsafe {
+                        kernel.call(
+                            x.as_ptr().cast(),
+                            &loops,
+                            acc.as_mut_ptr(),
+                            std::ptr::null_mut(),
+                            0,
+                            plan.schedule().loops()[0].extent,
+                        )
+                    };
+                    assert_eq!(bad, None);
+                    assert_eq!(acc, expected);
+                });
+            }
+        });
+    }
 }

@@ -59,12 +59,12 @@ use multiproj_compiler::{ApplyOp, DType, KernelShape, Norm, PassKind, Plan};
 use super::{disk, translate};
 
 /// Entries of the loop descriptor per loop: extent, data stride, group stride, output stride.
-pub const LOOP_DESC_LEN: usize = 4;
+pub(crate) const LOOP_DESC_LEN: usize = 4;
 
 /// The loop descriptor a kernel reads its sizes from: for each loop of `plan.schedule().loops()`, outermost
 /// first, `[extent, stride, group_stride, out_stride]` (strides in elements). A plan without
 /// loops (a single element) is run as one loop of one element.
-pub fn loop_descriptor(plan: &Plan) -> Vec<i64> {
+pub(crate) fn loop_descriptor(plan: &Plan) -> Vec<i64> {
     if plan.schedule().loops().is_empty() {
         return vec![1, 1, 0, 1];
     }
@@ -305,7 +305,7 @@ impl Kernel<ReduceFn> {
     ///   its loop's extent, `data + Σ index·stride` (in elements of the key's dtype) is a
     ///   readable element, and `acc + Σ index·group_stride` (and, for l2, `aux + …`) a writable
     ///   `f64` nothing else accesses during the call.
-    pub unsafe fn call(
+    pub(crate) unsafe fn call(
         &self,
         data: *const u8,
         loops: &[i64],
@@ -335,7 +335,7 @@ impl Kernel<GatherFn> {
     /// - For every group `g` the call visits with `cursor[g] ≥ 0`, `out[cursor[g] ..
     ///   cursor[g] + m]` are writable `f64`s nothing else accesses during the call, where `m` is
     ///   the number of the group's elements the call visits.
-    pub unsafe fn call(
+    pub(crate) unsafe fn call(
         &self,
         data: *const u8,
         loops: &[i64],
@@ -358,10 +358,10 @@ impl Kernel<GatherFn> {
 #[derive(Clone, Copy, Debug)]
 #[repr(C)]
 pub struct GroupParams {
-    pub param: *const f64,
-    pub offset: *const f64,
-    pub keep: *const u64,
-    pub live: *const u64,
+    pub(crate) param: *const f64,
+    pub(crate) offset: *const f64,
+    pub(crate) keep: *const u64,
+    pub(crate) live: *const u64,
 }
 
 impl Kernel<ApplyFn> {
@@ -374,7 +374,7 @@ impl Kernel<ApplyFn> {
     ///   writable one nothing else accesses during the call); out of place,
     ///   `dst + Σ index·out_stride` is a writable element nothing else accesses; the four
     ///   group arrays are readable at `Σ index·group_stride`.
-    pub unsafe fn call(
+    pub(crate) unsafe fn call(
         &self,
         src: *const u8,
         dst: *mut u8,
@@ -399,7 +399,7 @@ impl Jit {
 
     /// A JIT that also keeps the machine code of the kernels it compiles in `dir`, and loads
     /// kernels compiled there before (by any process of the same user) instead of compiling them
-    /// again. See [`default_kernel_cache_dir`] for the usual place; the cache is best effort (an
+    /// again. See [`default_kernel_cache_dir`](super::default_kernel_cache_dir) for the usual place; the cache is best effort (an
     /// unusable directory only means compiling).
     ///
     /// The directory (created mode 0700 if missing) and each file in it are used only if they

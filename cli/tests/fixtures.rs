@@ -8,6 +8,7 @@
 //! expected output within `atol + rtol·|expected|` (bit for bit for `bitwise_identity` cases),
 //! and the multi-level norm of the input must equal `norm_before` within `rtol`.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -20,7 +21,7 @@ use serde_json::Value;
 use common::{Float, compare_bits, compare_close, has_order, layout_name};
 
 fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
 }
 
 /// One entry of the manifest.

@@ -480,7 +480,7 @@ fn norm_prints_the_number_alone() {
 /// expected tensor within the stated tolerance (bit for bit where the manifest says so).
 #[test]
 fn fixtures_through_the_cli() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
     let manifest: Value =
         serde_json::from_str(&fs::read_to_string(root.join("manifest.json")).unwrap()).unwrap();
     let cases = manifest["cases"].as_array().unwrap();
@@ -1387,7 +1387,7 @@ fn explain_a_level_longer_than_a_format_width() {
 /// A directory holding the example weights (512×64 f32) as `w.npy`.
 fn with_example_weights() -> Dir {
     let d = Dir::new();
-    let bytes = fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/weights.npy"))
+    let bytes = fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/weights.npy"))
         .expect("examples/weights.npy");
     d.write_bytes("w.npy", &bytes);
     d
