@@ -21,9 +21,10 @@ mod mount;
 use mount::Mounted;
 
 use multiproj::compiler::{self, DType, Order, Plan, TensorInfo};
-use multiproj::runtime::jit;
+use multiproj::runtime::Executor;
+use multiproj::runtime::backend::Work;
 use multiproj::runtime::jit::Jit;
-use multiproj::runtime::progress::Ticker;
+use multiproj::runtime::stages::Solution;
 use ndarray::{ArrayD, IxDyn};
 
 const SPECS: &[&str] = &[
@@ -59,24 +60,16 @@ fn run_all(jit_: &Jit) -> Vec<Vec<u64>> {
     let mut results = Vec::new();
     for spec in SPECS {
         let plan = plan(spec);
-        jit::prepare_with(jit_, &plan, true, false).unwrap();
-        jit::prepare_with(jit_, &plan, true, true).unwrap();
-        let inner = jit::reduce_with(jit_, &plan, &x.view(), &Ticker::none()).unwrap();
-        results.push(inner.iter().map(|v| v.to_bits()).collect());
-        let agg = multiproj::runtime::solve::Aggregates::reduce_up(&plan, inner);
-        let radii = agg.solve(&plan, agg.norm() * 0.3);
-        let mut actions = agg.actions(&plan, &radii);
-        jit::threshold_with(jit_, &plan, &x.view(), &mut actions, &Ticker::none()).unwrap();
+        jit_.kernels(&plan, Work::all(&plan)).unwrap();
+        let exec = Executor::new(jit_);
+        let norms = exec.reduce(&plan, &x.view()).unwrap();
+        results.push(norms.values().iter().map(|v| v.to_bits()).collect());
+        let norm = Solution::new(&plan, &norms, 0.0).unwrap().norm();
+        let mut solution = Solution::new(&plan, &norms, norm * 0.3).unwrap();
+        exec.threshold(&plan, &x.view(), &mut solution).unwrap();
         let mut out = ArrayD::zeros(x.raw_dim());
-        jit::apply_with(
-            jit_,
-            &plan,
-            &actions,
-            &x.view(),
-            &mut out.view_mut(),
-            &Ticker::none(),
-        )
-        .unwrap();
+        exec.apply(&plan, &solution, &x.view(), &mut out.view_mut())
+            .unwrap();
         results.push(out.iter().map(|v: &f64| v.to_bits()).collect());
     }
     results

@@ -14,6 +14,7 @@ fn src(source: &str) -> Arc<NamedSource<String>> {
 }
 
 #[derive(Debug, Error, Diagnostic)]
+#[non_exhaustive]
 pub enum CheckError {
     #[error("axis {axis} is out of range for a rank-{rank} tensor")]
     #[diagnostic(

@@ -26,11 +26,55 @@ use crate::progress::Ticker;
 use crate::solve::GroupAction;
 use crate::{interp, jit};
 
-/// The passes over the data of a [`Plan`]. Each pass ticks its [`Ticker`] as it finishes pieces
-/// of the tensor. Views must have the plan's shape; a backend may require more (the JIT requires
-/// the plan's exact strides, and the plan's output layout out of place) and returns a
-/// [`DataError`] when a view does not fit.
+/// The passes a run will make, for [`Passes::prepare`] to get ready.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Work {
+    pub reduce: bool,
+    pub threshold: bool,
+    pub apply: bool,
+    pub apply_in_place: bool,
+}
+
+impl Work {
+    /// Nothing.
+    pub const NONE: Work = Work {
+        reduce: false,
+        threshold: false,
+        apply: false,
+        apply_in_place: false,
+    };
+
+    /// Every pass of a projection with `plan`, in place or not.
+    pub fn project(plan: &Plan, in_place: bool) -> Work {
+        Work {
+            reduce: true,
+            threshold: plan.has_threshold(),
+            apply: !in_place,
+            apply_in_place: in_place,
+        }
+    }
+
+    /// Every pass there is: reduce, threshold (if the plan has one), both applies.
+    pub fn all(plan: &Plan) -> Work {
+        Work {
+            reduce: true,
+            threshold: plan.has_threshold(),
+            apply: true,
+            apply_in_place: true,
+        }
+    }
+}
+
+/// The passes over the data of a [`Plan`]. A run first [`Passes::prepare`]s the passes it will
+/// make (the JIT compiles its kernels, or finds them in its caches) and hands what that returns
+/// to every pass. Each pass ticks its [`Ticker`] as it finishes pieces of the tensor. Views must
+/// have the plan's shape; a backend may require more (the JIT requires the plan's exact strides,
+/// and the plan's output layout out of place) and returns a [`DataError`] when a view does not
+/// fit, or when what it is handed was prepared for another plan or other work.
 pub trait Passes: Sync {
+    /// What [`Passes::prepare`] gets ready for the passes of one plan.
+    type Prepared: Sync + Send;
+
     /// Which backend this is, for reports and `--verify`.
     fn kind(&self) -> Backend;
 
@@ -39,17 +83,14 @@ pub trait Passes: Sync {
         false
     }
 
-    /// Gets ready to run the passes of `plan` (the JIT compiles its kernels, or finds them in
-    /// its caches), for an apply pass in place or out of place.
-    fn prepare(&self, plan: &Plan, in_place: bool) -> Result<(), DataError> {
-        let _ = (plan, in_place);
-        Ok(())
-    }
+    /// Gets ready to make the passes `work` of `plan`.
+    fn prepare(&self, plan: &Plan, work: Work) -> Result<Self::Prepared, DataError>;
 
     /// The reduce pass: the innermost norm of every group (`V_{k-1}`), in f64. Fails on the first
     /// NaN or infinity (in the interpreter's walk order), naming its index.
     fn reduce<T: Element>(
         &self,
+        prepared: &Self::Prepared,
         plan: &Plan,
         x: &ArrayViewD<'_, T>,
         ticker: &Ticker<'_>,
@@ -60,6 +101,7 @@ pub trait Passes: Sync {
     /// computes from its entries, gathered in memory order.
     fn threshold<T: Element>(
         &self,
+        prepared: &Self::Prepared,
         plan: &Plan,
         x: &ArrayViewD<'_, T>,
         actions: &mut [GroupAction],
@@ -69,6 +111,7 @@ pub trait Passes: Sync {
     /// The apply pass, out of place: writes every element of `out`.
     fn apply<T: Element>(
         &self,
+        prepared: &Self::Prepared,
         plan: &Plan,
         actions: &[GroupAction],
         x: &ArrayViewD<'_, T>,
@@ -79,6 +122,7 @@ pub trait Passes: Sync {
     /// The apply pass, in place: elements of groups that are kept are not written.
     fn apply_in_place<T: Element>(
         &self,
+        prepared: &Self::Prepared,
         plan: &Plan,
         actions: &[GroupAction],
         data: &mut ArrayViewMutD<'_, T>,
@@ -92,12 +136,19 @@ pub trait Passes: Sync {
 pub struct Interpreter;
 
 impl Passes for Interpreter {
+    type Prepared = ();
+
     fn kind(&self) -> Backend {
         Backend::Interp
     }
 
+    fn prepare(&self, _plan: &Plan, _work: Work) -> Result<(), DataError> {
+        Ok(())
+    }
+
     fn reduce<T: Element>(
         &self,
+        _: &(),
         plan: &Plan,
         x: &ArrayViewD<'_, T>,
         ticker: &Ticker<'_>,
@@ -107,6 +158,7 @@ impl Passes for Interpreter {
 
     fn threshold<T: Element>(
         &self,
+        _: &(),
         plan: &Plan,
         x: &ArrayViewD<'_, T>,
         actions: &mut [GroupAction],
@@ -117,6 +169,7 @@ impl Passes for Interpreter {
 
     fn apply<T: Element>(
         &self,
+        _: &(),
         plan: &Plan,
         actions: &[GroupAction],
         x: &ArrayViewD<'_, T>,
@@ -128,6 +181,7 @@ impl Passes for Interpreter {
 
     fn apply_in_place<T: Element>(
         &self,
+        _: &(),
         plan: &Plan,
         actions: &[GroupAction],
         data: &mut ArrayViewMutD<'_, T>,
@@ -138,6 +192,8 @@ impl Passes for Interpreter {
 }
 
 impl Passes for jit::Jit {
+    type Prepared = jit::Kernels;
+
     fn kind(&self) -> Backend {
         Backend::Jit
     }
@@ -146,52 +202,58 @@ impl Passes for jit::Jit {
         true
     }
 
-    fn prepare(&self, plan: &Plan, in_place: bool) -> Result<(), DataError> {
-        jit::prepare_with(self, plan, plan.has_threshold(), in_place)
+    fn prepare(&self, plan: &Plan, work: Work) -> Result<jit::Kernels, DataError> {
+        self.kernels(plan, work)
     }
 
     fn reduce<T: Element>(
         &self,
+        prepared: &jit::Kernels,
         plan: &Plan,
         x: &ArrayViewD<'_, T>,
         ticker: &Ticker<'_>,
     ) -> Result<Vec<f64>, DataError> {
-        jit::reduce_with(self, plan, x, ticker)
+        jit::reduce(prepared.reduce(plan)?, plan, x, ticker)
     }
 
     fn threshold<T: Element>(
         &self,
+        prepared: &jit::Kernels,
         plan: &Plan,
         x: &ArrayViewD<'_, T>,
         actions: &mut [GroupAction],
         ticker: &Ticker<'_>,
     ) -> Result<(), DataError> {
-        jit::threshold_with(self, plan, x, actions, ticker)
+        jit::threshold(prepared.gather(plan)?, plan, x, actions, ticker)
     }
 
     fn apply<T: Element>(
         &self,
+        prepared: &jit::Kernels,
         plan: &Plan,
         actions: &[GroupAction],
         x: &ArrayViewD<'_, T>,
         out: &mut ArrayViewMutD<'_, T>,
         ticker: &Ticker<'_>,
     ) -> Result<(), DataError> {
-        jit::apply_with(self, plan, actions, x, out, ticker)
+        jit::apply(prepared.apply(plan, false)?, plan, actions, x, out, ticker)
     }
 
     fn apply_in_place<T: Element>(
         &self,
+        prepared: &jit::Kernels,
         plan: &Plan,
         actions: &[GroupAction],
         data: &mut ArrayViewMutD<'_, T>,
         ticker: &Ticker<'_>,
     ) -> Result<(), DataError> {
-        jit::apply_in_place_with(self, plan, actions, data, ticker)
+        jit::apply_in_place(prepared.apply(plan, true)?, plan, actions, data, ticker)
     }
 }
 
 impl<P: Passes> Passes for &P {
+    type Prepared = P::Prepared;
+
     fn kind(&self) -> Backend {
         (**self).kind()
     }
@@ -200,48 +262,52 @@ impl<P: Passes> Passes for &P {
         (**self).compiles()
     }
 
-    fn prepare(&self, plan: &Plan, in_place: bool) -> Result<(), DataError> {
-        (**self).prepare(plan, in_place)
+    fn prepare(&self, plan: &Plan, work: Work) -> Result<P::Prepared, DataError> {
+        (**self).prepare(plan, work)
     }
 
     fn reduce<T: Element>(
         &self,
+        prepared: &Self::Prepared,
         plan: &Plan,
         x: &ArrayViewD<'_, T>,
         ticker: &Ticker<'_>,
     ) -> Result<Vec<f64>, DataError> {
-        (**self).reduce(plan, x, ticker)
+        (**self).reduce(prepared, plan, x, ticker)
     }
 
     fn threshold<T: Element>(
         &self,
+        prepared: &Self::Prepared,
         plan: &Plan,
         x: &ArrayViewD<'_, T>,
         actions: &mut [GroupAction],
         ticker: &Ticker<'_>,
     ) -> Result<(), DataError> {
-        (**self).threshold(plan, x, actions, ticker)
+        (**self).threshold(prepared, plan, x, actions, ticker)
     }
 
     fn apply<T: Element>(
         &self,
+        prepared: &Self::Prepared,
         plan: &Plan,
         actions: &[GroupAction],
         x: &ArrayViewD<'_, T>,
         out: &mut ArrayViewMutD<'_, T>,
         ticker: &Ticker<'_>,
     ) -> Result<(), DataError> {
-        (**self).apply(plan, actions, x, out, ticker)
+        (**self).apply(prepared, plan, actions, x, out, ticker)
     }
 
     fn apply_in_place<T: Element>(
         &self,
+        prepared: &Self::Prepared,
         plan: &Plan,
         actions: &[GroupAction],
         data: &mut ArrayViewMutD<'_, T>,
         ticker: &Ticker<'_>,
     ) -> Result<(), DataError> {
-        (**self).apply_in_place(plan, actions, data, ticker)
+        (**self).apply_in_place(prepared, plan, actions, data, ticker)
     }
 }
 
@@ -300,23 +366,16 @@ impl FromStr for Backend {
     }
 }
 
-/// Runs `f` with the passes of the chosen backend.
-macro_rules! dispatch {
-    ($self:expr, $p:ident => $e:expr) => {
-        match $self {
-            Backend::Jit => {
-                let $p = jit::global()?;
-                $e
-            }
-            Backend::Interp => {
-                let $p = &Interpreter;
-                $e
-            }
-        }
-    };
+/// What [`Backend`] prepares: the JIT's kernels, or nothing for the interpreter.
+#[derive(Clone, Debug)]
+pub enum Prepared {
+    Jit(jit::Kernels),
+    Interp,
 }
 
 impl Passes for Backend {
+    type Prepared = Prepared;
+
     fn kind(&self) -> Backend {
         *self
     }
@@ -325,47 +384,66 @@ impl Passes for Backend {
         *self == Backend::Jit
     }
 
-    fn prepare(&self, plan: &Plan, in_place: bool) -> Result<(), DataError> {
-        dispatch!(self, p => p.prepare(plan, in_place))
+    fn prepare(&self, plan: &Plan, work: Work) -> Result<Prepared, DataError> {
+        Ok(match self {
+            Backend::Jit => Prepared::Jit(jit::global()?.prepare(plan, work)?),
+            Backend::Interp => Prepared::Interp,
+        })
     }
 
     fn reduce<T: Element>(
         &self,
+        prepared: &Prepared,
         plan: &Plan,
         x: &ArrayViewD<'_, T>,
         ticker: &Ticker<'_>,
     ) -> Result<Vec<f64>, DataError> {
-        dispatch!(self, p => p.reduce(plan, x, ticker))
+        match prepared {
+            Prepared::Jit(k) => jit::global()?.reduce(k, plan, x, ticker),
+            Prepared::Interp => Interpreter.reduce(&(), plan, x, ticker),
+        }
     }
 
     fn threshold<T: Element>(
         &self,
+        prepared: &Prepared,
         plan: &Plan,
         x: &ArrayViewD<'_, T>,
         actions: &mut [GroupAction],
         ticker: &Ticker<'_>,
     ) -> Result<(), DataError> {
-        dispatch!(self, p => p.threshold(plan, x, actions, ticker))
+        match prepared {
+            Prepared::Jit(k) => jit::global()?.threshold(k, plan, x, actions, ticker),
+            Prepared::Interp => Interpreter.threshold(&(), plan, x, actions, ticker),
+        }
     }
 
     fn apply<T: Element>(
         &self,
+        prepared: &Prepared,
         plan: &Plan,
         actions: &[GroupAction],
         x: &ArrayViewD<'_, T>,
         out: &mut ArrayViewMutD<'_, T>,
         ticker: &Ticker<'_>,
     ) -> Result<(), DataError> {
-        dispatch!(self, p => p.apply(plan, actions, x, out, ticker))
+        match prepared {
+            Prepared::Jit(k) => jit::global()?.apply(k, plan, actions, x, out, ticker),
+            Prepared::Interp => Interpreter.apply(&(), plan, actions, x, out, ticker),
+        }
     }
 
     fn apply_in_place<T: Element>(
         &self,
+        prepared: &Prepared,
         plan: &Plan,
         actions: &[GroupAction],
         data: &mut ArrayViewMutD<'_, T>,
         ticker: &Ticker<'_>,
     ) -> Result<(), DataError> {
-        dispatch!(self, p => p.apply_in_place(plan, actions, data, ticker))
+        match prepared {
+            Prepared::Jit(k) => jit::global()?.apply_in_place(k, plan, actions, data, ticker),
+            Prepared::Interp => Interpreter.apply_in_place(&(), plan, actions, data, ticker),
+        }
     }
 }

@@ -13,7 +13,7 @@ use ndarray::{ArrayViewD, ArrayViewMutD};
 
 use multiproj_compiler::{Plan, Stage, Step};
 
-use crate::backend::{Backend, Passes};
+use crate::backend::{Backend, Passes, Work};
 use crate::element::Element;
 use crate::error::DataError;
 use crate::progress::{Progress, Ticker};
@@ -228,7 +228,14 @@ impl<'a, B: Passes> Executor<'a, B> {
     pub fn norm<T: Element>(&self, plan: &Plan, x: &ArrayViewD<'_, T>) -> Result<f64, DataError> {
         check_layout(plan, x.shape())?;
         let mut stages = Stages::new(self.progress);
-        let inner = stages.run(Stage::Reduce, x.len(), |t| self.backend.reduce(plan, x, t))?;
+        let reduce_only = Work {
+            reduce: true,
+            ..Work::NONE
+        };
+        let inner = stages.run(Stage::Reduce, x.len(), |t| {
+            let prepared = self.backend.prepare(plan, reduce_only)?;
+            self.backend.reduce(&prepared, plan, x, t)
+        })?;
         Ok(Aggregates::reduce_up(plan, inner).norm())
     }
 
@@ -242,7 +249,14 @@ impl<'a, B: Passes> Executor<'a, B> {
     ) -> Result<GroupNorms, DataError> {
         check_layout(plan, x.shape())?;
         let mut stages = Stages::new(self.progress);
-        let inner = stages.run(Stage::Reduce, x.len(), |t| self.backend.reduce(plan, x, t))?;
+        let reduce_only = Work {
+            reduce: true,
+            ..Work::NONE
+        };
+        let inner = stages.run(Stage::Reduce, x.len(), |t| {
+            let prepared = self.backend.prepare(plan, reduce_only)?;
+            self.backend.reduce(&prepared, plan, x, t)
+        })?;
         let mut agg = Aggregates::reduce_up(plan, inner);
         rescale_if_overflowed(plan, x, &mut agg)?;
         Ok(GroupNorms::from_aggregates(plan, agg))
@@ -260,8 +274,14 @@ impl<'a, B: Passes> Executor<'a, B> {
         check_actions(plan, &solution.actions)?;
         if solution.needs_threshold() {
             let mut stages = Stages::new(self.progress);
+            let work = Work {
+                threshold: true,
+                ..Work::NONE
+            };
             stages.run(Stage::Threshold, x.len(), |t| {
-                self.backend.threshold(plan, x, &mut solution.actions, t)
+                let prepared = self.backend.prepare(plan, work)?;
+                self.backend
+                    .threshold(&prepared, plan, x, &mut solution.actions, t)
             })?;
         }
         Ok(())
@@ -279,8 +299,14 @@ impl<'a, B: Passes> Executor<'a, B> {
         check_layout(plan, out.shape())?;
         check_actions(plan, &solution.actions)?;
         let mut stages = Stages::new(self.progress);
+        let work = Work {
+            apply: true,
+            ..Work::NONE
+        };
         stages.run(Stage::Apply, x.len(), |t| {
-            self.backend.apply(plan, &solution.actions, x, out, t)
+            let prepared = self.backend.prepare(plan, work)?;
+            self.backend
+                .apply(&prepared, plan, &solution.actions, x, out, t)
         })
     }
 
@@ -295,9 +321,14 @@ impl<'a, B: Passes> Executor<'a, B> {
         check_actions(plan, &solution.actions)?;
         let mut stages = Stages::new(self.progress);
         let len = data.len();
+        let work = Work {
+            apply_in_place: true,
+            ..Work::NONE
+        };
         stages.run(Stage::Apply, len, |t| {
+            let prepared = self.backend.prepare(plan, work)?;
             self.backend
-                .apply_in_place(plan, &solution.actions, data, t)
+                .apply_in_place(&prepared, plan, &solution.actions, data, t)
         })
     }
 
@@ -312,12 +343,14 @@ impl<'a, B: Passes> Executor<'a, B> {
         let len = plan.tensor().len();
         check_layout(plan, data.input().shape())?;
         let mut stages = Stages::new(self.progress);
-        if self.backend.compiles() {
+        let work = Work::project(plan, matches!(data, Data::InPlace(_)));
+        let prepared = if self.backend.compiles() {
             // Compiling (or fetching from the cache) is its own stage, so that kernel compile
             // time never hides inside the time of a pass over the data.
-            let in_place = matches!(data, Data::InPlace(_));
-            stages.run(Stage::Compile, 0, |_| self.backend.prepare(plan, in_place))?;
-        }
+            stages.run(Stage::Compile, 0, |_| self.backend.prepare(plan, work))?
+        } else {
+            self.backend.prepare(plan, work)?
+        };
         let k = plan.levels().len();
         let mut st = State {
             aggregates: None,
@@ -328,8 +361,9 @@ impl<'a, B: Passes> Executor<'a, B> {
             match *step {
                 Step::Reduce { .. } => {
                     let x = data.input();
-                    let inner =
-                        stages.run(Stage::Reduce, len, |t| self.backend.reduce(plan, &x, t))?;
+                    let inner = stages.run(Stage::Reduce, len, |t| {
+                        self.backend.reduce(&prepared, plan, &x, t)
+                    })?;
                     let mut agg = Aggregates::from_inner(plan, inner, 0);
                     if k == 1 {
                         rescale_if_overflowed(plan, &x, &mut agg)?;
@@ -365,7 +399,7 @@ impl<'a, B: Passes> Executor<'a, B> {
                     {
                         let x = data.input();
                         stages.run(Stage::Threshold, len, |t| {
-                            self.backend.threshold(plan, &x, actions, t)
+                            self.backend.threshold(&prepared, plan, &x, actions, t)
                         })?;
                     }
                 }
@@ -376,12 +410,12 @@ impl<'a, B: Passes> Executor<'a, B> {
                         Data::Separate { x, out } => {
                             check_layout(plan, out.shape())?;
                             stages.run(Stage::Apply, len, |t| {
-                                self.backend.apply(plan, actions, x, out, t)
+                                self.backend.apply(&prepared, plan, actions, x, out, t)
                             })?;
                         }
                         Data::InPlace(d) => {
                             stages.run(Stage::Apply, len, |t| {
-                                self.backend.apply_in_place(plan, actions, d, t)
+                                self.backend.apply_in_place(&prepared, plan, actions, d, t)
                             })?;
                         }
                     }

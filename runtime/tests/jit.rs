@@ -9,11 +9,19 @@ use ndarray::{Array, ArrayD, ArrayViewD, ArrayViewMutD, Dimension, IxDyn, ShapeB
 use proptest::prelude::*;
 
 use multiproj_compiler::{Norm, Plan, TensorInfo};
+use multiproj_runtime::backend::Work;
 use multiproj_runtime::balls::SoftThreshold;
 use multiproj_runtime::jit::Jit;
 use multiproj_runtime::progress::Ticker;
 use multiproj_runtime::solve::{Aggregates, GroupAction};
-use multiproj_runtime::{DataError, Element, interp, jit};
+use multiproj_runtime::{DataError, Element, interp};
+
+mod support;
+/// The JIT's passes: the global JIT, one of its own, and its helpers.
+mod jit {
+    pub use super::support::*;
+    pub use multiproj_runtime::jit::{find_non_finite, global};
+}
 
 /// A small deterministic generator (xorshift*), so a case is reproducible from its seed.
 struct Rng(u64);
@@ -738,17 +746,17 @@ fn prepare_compiles_every_kernel_a_projection_runs() {
         let x = make_tensor::<f64>(&mut rng, &[30, 20], false, NONE, NONE);
         let plan = plan_for(spec, info_of(&x.view()));
         // One apply kernel per call: the one the projection runs.
-        jit::prepare_with(&jit_, &plan, true, false).unwrap();
+        jit_.kernels(&plan, Work::project(&plan, false)).unwrap();
         let one = jit_.compiled();
-        jit::prepare_with(&jit_, &plan, true, true).unwrap();
+        jit_.kernels(&plan, Work::project(&plan, true)).unwrap();
         assert_eq!(
             jit_.compiled(),
             one + 1,
             "{spec}: the in-place apply is compiled only now"
         );
         let compiled = jit_.compiled();
-        jit::prepare_with(&jit_, &plan, true, false).unwrap();
-        jit::prepare_with(&jit_, &plan, true, true).unwrap();
+        jit_.kernels(&plan, Work::project(&plan, false)).unwrap();
+        jit_.kernels(&plan, Work::project(&plan, true)).unwrap();
         assert_eq!(jit_.compiled(), compiled, "prepare twice compiles once");
         check_case::<f64>(&jit_, &mut rng, spec, &Layout::dense(&[30, 20], false), 0.5);
         assert_eq!(

@@ -11,7 +11,14 @@ use multiproj_compiler::{Plan, TensorInfo};
 use multiproj_runtime::progress::Ticker;
 use multiproj_runtime::solve::{Aggregates, GroupAction};
 use multiproj_runtime::verify::alloc_output;
-use multiproj_runtime::{Backend, Element, Executor, Stage, interp, jit};
+use multiproj_runtime::{Backend, Element, Executor, Stage, interp};
+
+mod support;
+/// The JIT's passes, one at a time.
+mod jit {
+    pub use super::support::*;
+    pub use multiproj_runtime::jit::global;
+}
 
 /// Specs with row-wise and column-wise groups; the l1-innermost ones need the threshold stage.
 const SPECS: [&str; 6] = [

@@ -1,7 +1,6 @@
-//! The JIT backend's executor: runs the Cranelift kernels of [`super::module`] for
-//! the passes over the data (reduce, threshold, apply), with the same contracts as the
-//! interpreter's [`crate::interp::reduce`], [`crate::interp::threshold`], [`crate::interp::apply`]
-//! and [`crate::interp::apply_in_place`].
+//! The JIT backend's executor: runs the Cranelift kernels of [`super::module`] for the passes
+//! over the data (reduce, threshold, apply), with the contracts of [`crate::Passes`], which
+//! `Jit` implements (in `backend.rs`) with the [`Kernels`] it prepares once per run.
 //!
 //! A kernel walks the plan's loop nest from raw pointers, so before any call the view is checked
 //! to have exactly the layout the plan was made for (shape, strides of every axis longer than 1,
@@ -43,7 +42,11 @@ use std::sync::{Mutex, OnceLock};
 use ndarray::{ArrayViewD, ArrayViewMutD};
 use rayon::prelude::*;
 
-use super::module::{self as codegen, ApplyKernel, CodegenError, GatherKernel, GroupParams, Jit};
+use super::module::{
+    self as codegen, ApplyKernel, CodegenError, GatherKernel, GroupParams, Jit, Kernel, KernelKey,
+    Pass, ReduceKernel,
+};
+use crate::backend::Work;
 use multiproj_compiler::{ApplyOp, Norm, Plan, TensorInfo, ThresholdSchedule};
 
 use crate::element::Element;
@@ -87,74 +90,101 @@ fn internal(e: &CodegenError) -> DataError {
     DataError::Internal(e.to_string())
 }
 
-/// The reduce pass with the global JIT: see [`reduce_with`].
-pub fn reduce<T: Element>(plan: &Plan, x: &ArrayViewD<'_, T>) -> Result<Vec<f64>, DataError> {
-    reduce_with(global()?, plan, x, &Ticker::none())
+/// The kernels of the passes one run makes, compiled (or found in the caches) once by
+/// [`Jit::kernels`] and handed to every pass. A kernel is only run for a plan whose key it was
+/// compiled for: handed kernels of another plan's structure, a pass fails instead.
+#[derive(Clone, Debug, Default)]
+pub struct Kernels {
+    reduce: Option<ReduceKernel>,
+    gather: Option<GatherKernel>,
+    apply: Option<ApplyKernel>,
+    apply_in_place: Option<ApplyKernel>,
 }
 
-/// The threshold stage with the global JIT: see [`threshold_with`].
-pub fn threshold<T: Element>(
-    plan: &Plan,
-    x: &ArrayViewD<'_, T>,
-    actions: &mut [GroupAction],
-) -> Result<(), DataError> {
-    threshold_with(global()?, plan, x, actions, &Ticker::none())
-}
-
-/// Compiles (or finds in the cache) every kernel a projection with `plan` runs: reduce, the
-/// apply pass (in place or out of place, the one the projection runs) and, when
-/// `needs_threshold` and the innermost norm is l1, the gather of the threshold stage. Lets a
-/// caller time compilation as a stage of its own; the passes then only hit the cache.
-pub fn prepare(plan: &Plan, needs_threshold: bool, in_place: bool) -> Result<(), DataError> {
-    prepare_with(global()?, plan, needs_threshold, in_place)
-}
-
-/// [`prepare`] with a given JIT.
-pub fn prepare_with(
-    jit: &Jit,
-    plan: &Plan,
-    needs_threshold: bool,
-    in_place: bool,
-) -> Result<(), DataError> {
-    let err = |e: CodegenError| internal(&e);
-    jit.reduce_kernel(plan).map_err(err)?;
-    if needs_threshold && plan.innermost().norm == Norm::L1 {
-        jit.gather_kernel(plan).map_err(err)?;
+impl Jit {
+    /// Compiles (or finds in the caches) the kernels of the passes `work` of `plan`: the gather
+    /// only when the plan has a threshold step.
+    pub fn kernels(&self, plan: &Plan, work: Work) -> Result<Kernels, DataError> {
+        let err = |e: CodegenError| internal(&e);
+        Ok(Kernels {
+            reduce: work
+                .reduce
+                .then(|| self.reduce_kernel(plan))
+                .transpose()
+                .map_err(err)?,
+            gather: (work.threshold && plan.has_threshold())
+                .then(|| self.gather_kernel(plan))
+                .transpose()
+                .map_err(err)?,
+            apply: work
+                .apply
+                .then(|| self.apply_kernel(plan, false))
+                .transpose()
+                .map_err(err)?,
+            apply_in_place: work
+                .apply_in_place
+                .then(|| self.apply_kernel(plan, true))
+                .transpose()
+                .map_err(err)?,
+        })
     }
-    jit.apply_kernel(plan, in_place).map_err(err)?;
-    Ok(())
 }
 
-/// The apply pass, out of place, with the global JIT: see [`apply_with`].
-pub fn apply<T: Element>(
-    plan: &Plan,
-    actions: &[GroupAction],
-    x: &ArrayViewD<'_, T>,
-    out: &mut ArrayViewMutD<'_, T>,
-) -> Result<(), DataError> {
-    apply_with(global()?, plan, actions, x, out, &Ticker::none())
+impl Kernels {
+    /// The reduce kernel, if it was prepared and fits `plan`.
+    pub fn reduce(&self, plan: &Plan) -> Result<&ReduceKernel, DataError> {
+        let pass = Pass::Reduce(plan.innermost().norm);
+        fitting(self.reduce.as_ref(), plan, pass)
+    }
+
+    /// The gather kernel of the threshold pass, if it was prepared and fits `plan`.
+    pub fn gather(&self, plan: &Plan) -> Result<&GatherKernel, DataError> {
+        fitting(self.gather.as_ref(), plan, Pass::Gather)
+    }
+
+    /// The apply kernel (in place or not), if it was prepared and fits `plan`.
+    pub fn apply(&self, plan: &Plan, in_place: bool) -> Result<&ApplyKernel, DataError> {
+        let op = ApplyOp::for_norm(plan.innermost().norm).into();
+        let kernel = if in_place {
+            self.apply_in_place.as_ref()
+        } else {
+            self.apply.as_ref()
+        };
+        fitting(kernel, plan, Pass::Apply { op, in_place })
+    }
 }
 
-/// The apply pass, in place, with the global JIT: see [`apply_in_place_with`].
-pub fn apply_in_place<T: Element>(
+/// `kernel` if it was compiled for `pass` of a plan with `plan`'s structure: its loop-nest
+/// depth, element type and shape are what the plan's descriptor and views give it.
+fn fitting<'k, F>(
+    kernel: Option<&'k Kernel<F>>,
     plan: &Plan,
-    actions: &[GroupAction],
-    data: &mut ArrayViewMutD<'_, T>,
-) -> Result<(), DataError> {
-    apply_in_place_with(global()?, plan, actions, data, &Ticker::none())
+    pass: Pass,
+) -> Result<&'k Kernel<F>, DataError> {
+    let want = KernelKey::for_plan(plan, pass);
+    match kernel {
+        Some(k) if *k.key() == want => Ok(k),
+        Some(k) => Err(DataError::Internal(format!(
+            "kernel {} handed to a pass that needs {want}",
+            k.key()
+        ))),
+        None => Err(DataError::Internal(format!(
+            "kernel {want} was not prepared for this pass"
+        ))),
+    }
 }
 
 /// The reduce pass: the innermost norm of every group (`V_{k-1}`), in f64. Fails on NaN or ±inf
 /// with the index the interpreter would name. For l2, groups whose sum of squares over- or
 /// underflowed are recomputed exactly as the interpreter does ([`interp::finish_l2`]). Ticks
 /// `ticker` after every chunk.
-pub fn reduce_with<T: Element>(
-    jit: &Jit,
+pub(crate) fn reduce<T: Element>(
+    kernel: &ReduceKernel,
     plan: &Plan,
     x: &ArrayViewD<'_, T>,
     ticker: &Ticker<'_>,
 ) -> Result<Vec<f64>, DataError> {
-    let (mut acc, bad) = run_reduce(jit, plan, x, ticker)?;
+    let (mut acc, bad) = run_reduce(kernel, plan, x, ticker)?;
     if let Some(pos) = bad {
         let index = logical_index(plan, pos);
         return Err(match interp::reduce(plan, x) {
@@ -178,7 +208,8 @@ pub fn find_non_finite<T: Element>(
     plan: &Plan,
     x: &ArrayViewD<'_, T>,
 ) -> Result<Option<Vec<usize>>, DataError> {
-    let (_, bad) = run_reduce(jit, plan, x, &Ticker::none())?;
+    let kernel = jit.reduce_kernel(plan).map_err(|e| internal(&e))?;
+    let (_, bad) = run_reduce(&kernel, plan, x, &Ticker::none())?;
     Ok(bad.map(|pos| logical_index(plan, pos)))
 }
 
@@ -226,7 +257,7 @@ impl Accumulators {
 /// Runs the reduce kernel: raw accumulators and the loop-nest position of a non-finite element,
 /// if a chunk found one.
 fn run_reduce<T: Element>(
-    jit: &Jit,
+    kernel: &ReduceKernel,
     plan: &Plan,
     x: &ArrayViewD<'_, T>,
     ticker: &Ticker<'_>,
@@ -237,7 +268,6 @@ fn run_reduce<T: Element>(
     if x.is_empty() {
         return Ok((acc, None));
     }
-    let kernel = jit.reduce_kernel(plan).map_err(|e| internal(&e))?;
     let loops = codegen::loop_descriptor(plan);
     let data = x.as_ptr().wrapping_offset(plan.schedule().data_start()) as usize;
     let split_reduced = plan.schedule().split_reduced();
@@ -296,8 +326,8 @@ fn run_reduce<T: Element>(
 /// stored results fit the radius (`balls::l1_group_threshold`) — exactly the interpreter's
 /// thresholds: both gather a group's entries in memory order. See the module docs for the
 /// schedule.
-pub fn threshold_with<T: Element>(
-    jit: &Jit,
+pub(crate) fn threshold<T: Element>(
+    kernel: &GatherKernel,
     plan: &Plan,
     x: &ArrayViewD<'_, T>,
     actions: &mut [GroupAction],
@@ -328,7 +358,7 @@ pub fn threshold_with<T: Element>(
         ));
     }
     let gather = Gather {
-        kernel: jit.gather_kernel(plan).map_err(|e| internal(&e))?,
+        kernel: kernel.clone(),
         loops: codegen::loop_descriptor(plan),
         data: x.as_ptr().wrapping_offset(plan.schedule().data_start()) as usize,
     };
@@ -604,8 +634,8 @@ fn keep_spare_buffer(buf: Vec<f64>) {
 
 /// The apply pass, out of place: writes every element of `out`, which must have the plan's
 /// output layout (`plan.output()`: same shape, dense in the input's memory order).
-pub fn apply_with<T: Element>(
-    jit: &Jit,
+pub(crate) fn apply<T: Element>(
+    kernel: &ApplyKernel,
     plan: &Plan,
     actions: &[GroupAction],
     x: &ArrayViewD<'_, T>,
@@ -618,20 +648,19 @@ pub fn apply_with<T: Element>(
     if x.is_empty() {
         return Ok(());
     }
-    let kernel = jit.apply_kernel(plan, false).map_err(|e| internal(&e))?;
     let src = x.as_ptr().wrapping_offset(plan.schedule().data_start()) as usize;
     let dst = out
         .as_mut_ptr()
         .wrapping_offset(plan.schedule().out_start()) as usize;
-    run_apply(plan, &kernel, &table, src, dst, x.len(), ticker);
+    run_apply(plan, kernel, &table, src, dst, x.len(), ticker);
     Ok(())
 }
 
 /// The apply pass, in place: elements of groups that are kept are never written. Zero-filled
 /// groups are not read (column-wise, their elements are loaded with their neighbours' but
 /// masked out).
-pub fn apply_in_place_with<T: Element>(
-    jit: &Jit,
+pub(crate) fn apply_in_place<T: Element>(
+    kernel: &ApplyKernel,
     plan: &Plan,
     actions: &[GroupAction],
     data: &mut ArrayViewMutD<'_, T>,
@@ -642,11 +671,10 @@ pub fn apply_in_place_with<T: Element>(
     if data.is_empty() {
         return Ok(());
     }
-    let kernel = jit.apply_kernel(plan, true).map_err(|e| internal(&e))?;
     let base = data
         .as_mut_ptr()
         .wrapping_offset(plan.schedule().data_start()) as usize;
-    run_apply(plan, &kernel, &table, base, 0, data.len(), ticker);
+    run_apply(plan, kernel, &table, base, 0, data.len(), ticker);
     Ok(())
 }
 
@@ -873,9 +901,20 @@ mod tests {
             interp::apply(&plan, &actions, &x.view(), &mut by_interp.view_mut()).unwrap();
             let mut by_jit = ArrayD::<f32>::zeros(IxDyn(&shape));
             let t = Ticker::none();
-            apply_with(&jit, &plan, &actions, &x.view(), &mut by_jit.view_mut(), &t).unwrap();
+            let k = jit.kernels(&plan, Work::all(&plan)).unwrap();
+            let out_of_place = k.apply(&plan, false).unwrap();
+            apply(
+                out_of_place,
+                &plan,
+                &actions,
+                &x.view(),
+                &mut by_jit.view_mut(),
+                &t,
+            )
+            .unwrap();
             let mut in_place = x.clone();
-            apply_in_place_with(&jit, &plan, &actions, &mut in_place.view_mut(), &t).unwrap();
+            let k_in_place = k.apply(&plan, true).unwrap();
+            apply_in_place(k_in_place, &plan, &actions, &mut in_place.view_mut(), &t).unwrap();
             for (k, ((a, b), c)) in by_interp.iter().zip(&by_jit).zip(&in_place).enumerate() {
                 assert_eq!(a.to_bits(), b.to_bits(), "{spec}: element {k}: {a} vs {b}");
                 assert_eq!(a.to_bits(), c.to_bits(), "{spec}: in place {k}: {a} vs {c}");
