@@ -237,7 +237,8 @@ const U: f64 = f64::EPSILON / 2.0;
 /// relative roundings above, four more for computing the factor itself, and room; the absolute
 /// margin `abs` is `(√n + 2)` subnormal units of the element type, in the aggregates' scale
 /// (`down`). For f64 data this lowers results by about `n·1.1e-16` relative, for f32 by at most
-/// an f32 ulp.
+/// an f32 ulp. A factor in the subnormal range is lowered by two subnormal units, so that its
+/// own roundings cannot raise it above the exact factor.
 pub fn scale_factor(dtype: DType, radius: f64, norm: f64, n: usize, down: f64) -> f64 {
     let n = n as f64;
     let (unit, store) = match dtype {
@@ -253,6 +254,14 @@ pub fn scale_factor(dtype: DType, radius: f64, norm: f64, n: usize, down: f64) -
         return 0.0;
     }
     let f = (r / norm) * (1.0 - (n + 16.0) * U) * store;
+    if f < f64::MIN_POSITIVE {
+        // A subnormal factor (a radius of a few subnormal units over a norm above 1): each of
+        // the three roundings above may have added half a subnormal unit, which is not small
+        // next to `f` (a factor of 0.6 units rounds to 1 and scales a group of norm 47 to 47
+        // units, far above a radius of 33). Two units down make `f` a lower bound of the exact
+        // factor again; the products' own roundings are in `abs`.
+        return (f - 2.0 * f64::from_bits(1)).max(0.0);
+    }
     f.max(0.0)
 }
 
@@ -324,4 +333,44 @@ pub fn threshold_action(
     GroupAction::Shrink(balls::l1_group_threshold(values, r, scratch, f32, |m| {
         stored(dtype, m)
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stored l2 norm of `values` scaled by `f`, as `multiproj norm` computes it.
+    fn stored_norm(values: &[f64], f: f64) -> f64 {
+        let out: Vec<f64> = values.iter().map(|&y| stored(DType::F64, y * f)).collect();
+        balls::norm_l2(&out)
+    }
+
+    /// Regression (found by `lands_in_the_ball_exactly_on_both_backends`): a radius of 33
+    /// subnormal units over a group of norm 47.68 gave the factor 0.6 units, which rounded to
+    /// one unit, and the group came out with norm 47.7 units.
+    #[test]
+    fn a_subnormal_factor_is_a_lower_bound() {
+        let values = [
+            -9.67e-45,
+            2.11597259,
+            1.65e-11,
+            46.9235574,
+            -1.13466e-4,
+            8.20260916,
+        ];
+        let norm = balls::norm_l2(&values);
+        let unit = f64::from_bits(1);
+        for units in [1u64, 2, 7, 33, 100, 1000, 1 << 20] {
+            let r = units as f64 * unit;
+            let f = scale_factor(DType::F64, r, norm, values.len(), 1.0);
+            assert!(
+                stored_norm(&values, f) <= r,
+                "radius {units} units: factor {f:e} gives norm {:e}",
+                stored_norm(&values, f)
+            );
+        }
+        // Normal factors are not touched by the subnormal rule.
+        let f = scale_factor(DType::F64, 1.0, norm, values.len(), 1.0);
+        assert!(f > 0.9 / norm && stored_norm(&values, f) <= 1.0);
+    }
 }
