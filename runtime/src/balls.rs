@@ -804,6 +804,7 @@ pub fn project_linf(v: &mut [f64], r: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng::SplitMix64;
     use proptest::prelude::*;
 
     fn close(a: f64, b: f64, rtol: f64, atol: f64) -> bool {
@@ -1174,12 +1175,9 @@ mod tests {
     fn timing() {
         use std::time::Instant;
         fn mix(i: u64) -> u64 {
-            let mut z = 7u64.wrapping_add(i.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
+            SplitMix64::nth(7, i)
         }
-        let unit = |i: u64| (mix(i) >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+        let unit = |i: u64| SplitMix64::unit_f64(mix(i));
         let sign = |i: u64| if mix(i ^ 0x5555) & 1 == 0 { 1.0 } else { -1.0 };
         type Gen = Box<dyn Fn(u64) -> f64>;
         thread_local!(static N: std::cell::Cell<u64> = const { std::cell::Cell::new(1) });
