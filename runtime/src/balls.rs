@@ -8,6 +8,8 @@
 //!
 //! All functions expect finite entries; the runtime rejects NaN and ±inf before any projection.
 
+use std::cell::Cell;
+
 /// `Σ |v_i|`.
 pub fn norm_l1(v: &[f64]) -> f64 {
     v.iter().map(|x| x.abs()).sum()
@@ -374,20 +376,11 @@ pub fn fit_l1(
 fn stored_sum(values: &[f64], t: SoftThreshold, store: &impl Fn(f64) -> f64) -> (f64, usize) {
     let mut sums = [0.0f64; LANES];
     let mut live = [0usize; LANES];
-    let chunks = values.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for j in 0..LANES {
-            let x = store(t.shrink(c[j].abs()));
-            sums[j] += x;
-            live[j] += usize::from(x > 0.0);
-        }
-    }
-    for (j, &y) in tail.iter().enumerate() {
+    lanes(values, Tail::Spread, |j, y| {
         let x = store(t.shrink(y.abs()));
         sums[j] += x;
         live[j] += usize::from(x > 0.0);
-    }
+    });
     (sums.iter().sum(), live.iter().sum())
 }
 
@@ -411,6 +404,46 @@ fn positive(t: SoftThreshold) -> SoftThreshold {
 /// Independent accumulators in the passes: enough to hide the latency of floating-point adds
 /// and let the compiler vectorize.
 const LANES: usize = 8;
+
+/// The lane [`lanes`] gives each entry after the last whole chunk of [`LANES`].
+#[derive(Clone, Copy)]
+enum Tail {
+    /// The `i`-th of them goes to lane `i`, as in a chunk.
+    Spread,
+    /// All of them go to lane 0.
+    First,
+}
+
+/// The loop of every pass over [`LANES`] independent accumulators: `step(j, y)` for each entry
+/// `y` of `v` in order, where `j` is the lane whose accumulators take `y` — `i % LANES` for the
+/// `i`-th entry of the whole chunks, then as `tail` says. Each pass combines its lanes in lane
+/// order at the end. The lane of every entry and that order fix the rounding of the sums, on
+/// which the thresholds depend bit for bit (and which other implementations are compared with
+/// bit for bit): they must not change.
+///
+/// `v` may be a slice of [`Cell`]s, for a pass that rewrites the slice it reads ([`compact`]).
+#[inline(always)]
+fn lanes<T>(v: &[T], tail: Tail, mut step: impl FnMut(usize, &T)) {
+    let chunks = v.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (j, y) in c.iter().enumerate() {
+            step(j, y);
+        }
+    }
+    for (i, y) in rest.iter().enumerate() {
+        let j = match tail {
+            Tail::Spread => i,
+            Tail::First => 0,
+        };
+        step(j, y);
+    }
+}
+
+/// The minimum of the lanes' minima (+∞ for none).
+fn min_of(mins: &[f64; LANES]) -> f64 {
+    mins.iter().fold(f64::INFINITY, |m, &y| f64::min(m, y))
+}
 
 /// The largest sample [`sample_cut`] takes, and the shortest vector it samples.
 const SAMPLE: usize = 1024;
@@ -468,25 +501,15 @@ fn abs_sum_min_max(v: &[f64]) -> (f64, f64, f64) {
     let mut sums = [0.0; LANES];
     let mut mins = [f64::INFINITY; LANES];
     let mut maxs = [0.0; LANES];
-    let chunks = v.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for j in 0..LANES {
-            let y = c[j].abs();
-            sums[j] += y;
-            mins[j] = if y < mins[j] { y } else { mins[j] };
-            maxs[j] = if y > maxs[j] { y } else { maxs[j] };
-        }
-    }
-    for (j, x) in tail.iter().enumerate() {
+    lanes(v, Tail::Spread, |j, x| {
         let y = x.abs();
         sums[j] += y;
         mins[j] = if y < mins[j] { y } else { mins[j] };
         maxs[j] = if y > maxs[j] { y } else { maxs[j] };
-    }
+    });
     (
         sums.iter().sum(),
-        mins.iter().fold(f64::INFINITY, |m, &y| f64::min(m, y)),
+        min_of(&mins),
         maxs.iter().fold(0.0, |m, &y| f64::max(m, y)),
     )
 }
@@ -499,10 +522,22 @@ struct Kept {
     min: f64,
 }
 
+impl Kept {
+    /// `len` entries, from the lanes' sums and minima combined in lane order.
+    fn from_lanes(len: usize, sums: &[f64; LANES], mins: &[f64; LANES]) -> Kept {
+        Kept {
+            len,
+            sum: sums.iter().sum(),
+            min: min_of(mins),
+        }
+    }
+}
+
 /// Keeps `y` when `keep`: `dst[*k] = y` always, the position only moves for kept entries.
+/// (`dst` is a slice of cells so that a pass can compact the slice it reads.)
 #[inline(always)]
-fn keep_into(dst: &mut [f64], k: &mut usize, y: f64, keep: bool, sum: &mut f64, min: &mut f64) {
-    dst[*k] = y;
+fn keep_into(dst: &[Cell<f64>], k: &mut usize, y: f64, keep: bool, sum: &mut f64, min: &mut f64) {
+    dst[*k].set(y);
     *k += usize::from(keep);
     // Selections by masks: with branches, a mix of kept and dropped entries mispredicts.
     let mask = 0u64.wrapping_sub(u64::from(keep));
@@ -515,50 +550,28 @@ fn keep_into(dst: &mut [f64], k: &mut usize, y: f64, keep: bool, sum: &mut f64, 
 /// Copies the magnitudes of `v` above `cut` to the front of `dst` (`dst.len() ≥ v.len()`).
 /// Branch-free: every entry is written, and the write position moves only for kept ones.
 fn filter_abs(v: &[f64], cut: f64, dst: &mut [f64]) -> Kept {
+    let dst = Cell::from_mut(dst).as_slice_of_cells();
     let mut k = 0;
     let mut sums = [0.0; LANES];
     let mut mins = [f64::INFINITY; LANES];
-    let chunks = v.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for j in 0..LANES {
-            let y = c[j].abs();
-            keep_into(dst, &mut k, y, y > cut, &mut sums[j], &mut mins[j]);
-        }
-    }
-    for x in tail {
+    lanes(v, Tail::First, |j, x| {
         let y = x.abs();
-        keep_into(dst, &mut k, y, y > cut, &mut sums[0], &mut mins[0]);
-    }
-    Kept {
-        len: k,
-        sum: sums.iter().sum(),
-        min: mins.iter().fold(f64::INFINITY, |m, &y| f64::min(m, y)),
-    }
+        keep_into(dst, &mut k, y, y > cut, &mut sums[j], &mut mins[j]);
+    });
+    Kept::from_lanes(k, &sums, &mins)
 }
 
 /// Keeps the entries of `set` above `cut` at its front, in order.
 fn compact(set: &mut [f64], cut: f64) -> Kept {
+    let set = Cell::from_mut(set).as_slice_of_cells();
     let mut k = 0;
     let mut sums = [0.0; LANES];
     let mut mins = [f64::INFINITY; LANES];
-    let n = set.len();
-    let whole = n - n % LANES;
-    for i in (0..whole).step_by(LANES) {
-        for j in 0..LANES {
-            let y = set[i + j];
-            keep_into(set, &mut k, y, y > cut, &mut sums[j], &mut mins[j]);
-        }
-    }
-    for i in whole..n {
-        let y = set[i];
-        keep_into(set, &mut k, y, y > cut, &mut sums[0], &mut mins[0]);
-    }
-    Kept {
-        len: k,
-        sum: sums.iter().sum(),
-        min: mins.iter().fold(f64::INFINITY, |m, &y| f64::min(m, y)),
-    }
+    lanes(set, Tail::First, |j, y| {
+        let y = y.get();
+        keep_into(set, &mut k, y, y > cut, &mut sums[j], &mut mins[j]);
+    });
+    Kept::from_lanes(k, &sums, &mins)
 }
 
 /// The magnitudes of `set` above `cut`, read only and branch-free.
@@ -566,59 +579,36 @@ fn stats_above(set: &[f64], cut: f64) -> Kept {
     let mut counts = [0u64; LANES];
     let mut sums = [0.0; LANES];
     let mut mins = [f64::INFINITY; LANES];
-    let chunks = set.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for j in 0..LANES {
-            let y = c[j].abs();
-            let keep = y > cut;
-            counts[j] += u64::from(keep);
-            sums[j] += if keep { y } else { 0.0 };
-            let m = if keep { y } else { f64::INFINITY };
-            mins[j] = if m < mins[j] { m } else { mins[j] };
-        }
-    }
-    for (j, &x) in tail.iter().enumerate() {
+    lanes(set, Tail::Spread, |j, x| {
         let y = x.abs();
         let keep = y > cut;
         counts[j] += u64::from(keep);
         sums[j] += if keep { y } else { 0.0 };
         let m = if keep { y } else { f64::INFINITY };
         mins[j] = if m < mins[j] { m } else { mins[j] };
-    }
-    Kept {
-        len: counts.iter().sum::<u64>() as usize,
-        sum: sums.iter().sum(),
-        min: mins.iter().fold(f64::INFINITY, |m, &y| f64::min(m, y)),
-    }
+    });
+    Kept::from_lanes(counts.iter().sum::<u64>() as usize, &sums, &mins)
 }
 
 /// `Σ (|y| − base)` over the magnitudes of `set` above `cut`, read only.
 fn spread_above(set: &[f64], cut: f64, base: f64) -> f64 {
     let mut sums = [0.0; LANES];
-    let chunks = set.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for j in 0..LANES {
-            let y = c[j].abs();
-            sums[j] += if y > cut { y - base } else { 0.0 };
-        }
-    }
-    for (j, &x) in tail.iter().enumerate() {
+    lanes(set, Tail::Spread, |j, x| {
         let y = x.abs();
         sums[j] += if y > cut { y - base } else { 0.0 };
-    }
+    });
     sums.iter().sum()
 }
 
 /// Keeps the entries of `set` that satisfy `keep` at its front, in order; returns their count
 /// and minimum.
 fn compact_by(set: &mut [f64], keep: impl Fn(f64) -> bool) -> (usize, f64) {
+    let set = Cell::from_mut(set).as_slice_of_cells();
     let mut k = 0;
     let mut sum = 0.0;
     let mut min = f64::INFINITY;
-    for i in 0..set.len() {
-        let y = set[i];
+    for y in set {
+        let y = y.get();
         keep_into(set, &mut k, y, keep(y), &mut sum, &mut min);
     }
     (k, min)
@@ -703,16 +693,7 @@ fn split_threshold(active: &[f64], radius: f64) -> SoftThreshold {
 /// [`split_threshold`] with the smallest entry of `active` already known.
 fn split_threshold_from(active: &[f64], base: f64, radius: f64) -> SoftThreshold {
     let mut sums = [0.0; LANES];
-    let chunks = active.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for j in 0..LANES {
-            sums[j] += c[j] - base;
-        }
-    }
-    for (j, &y) in tail.iter().enumerate() {
-        sums[j] += y - base;
-    }
+    lanes(active, Tail::Spread, |j, y| sums[j] += y - base);
     let spread: f64 = sums.iter().sum();
     SoftThreshold {
         base,
