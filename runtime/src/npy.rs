@@ -18,6 +18,7 @@
 //! cannot change the shape of a view.
 
 use std::fs::File;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 
 use memmap2::{Mmap, MmapMut};
@@ -424,13 +425,82 @@ fn open_locked(path: &Path, write: bool) -> Result<File, DataError> {
     }
 }
 
-/// An `.npy` file mapped read-only.
+/// A mapped `.npy` file whose header was checked: the accessors [`NpyInput`], [`NpyInPlace`]
+/// and [`NpyOutput`] share. Each of them holds one (over a read-only map `M = Mmap` or a
+/// writable one `M = MmapMut`) and dereferences to it.
 #[derive(Debug)]
-pub struct NpyInput {
-    map: Mmap,
+pub struct MappedNpy<M> {
+    map: M,
     stored: Stored,
     path: PathBuf,
+}
+
+impl<M: Deref<Target = [u8]>> MappedNpy<M> {
+    /// `map` with its header `stored`, once a view of it has been built: the one check a view
+    /// can fail (alignment, byte order) is made here, at open, so later views cannot fail.
+    fn new(map: M, stored: Stored, path: &Path) -> Result<Self, DataError> {
+        stored.try_view(path, &map)?;
+        Ok(MappedNpy {
+            map,
+            stored,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The file's path; for an [`NpyOutput`], its target.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.stored.dtype
+    }
+
+    /// The order the header declares (`fortran_order`), which the output keeps.
+    pub fn order(&self) -> Order {
+        self.stored.order()
+    }
+
+    pub fn info(&self) -> TensorInfo {
+        self.view().info()
+    }
+
+    pub fn view(&self) -> TensorView<'_> {
+        self.stored
+            .try_view(&self.path, &self.map)
+            .expect(VIEW_INVARIANT)
+    }
+
+    /// The address and length of the mapping, for telling a fault in it (the file was cut
+    /// short under us) from any other.
+    pub fn mapped_range(&self) -> (usize, usize) {
+        (self.map.as_ptr() as usize, self.map.len())
+    }
+}
+
+impl<M: DerefMut<Target = [u8]>> MappedNpy<M> {
+    /// The data, writable.
+    pub fn view_mut(&mut self) -> TensorViewMut<'_> {
+        self.stored
+            .try_view_mut(&self.path, &mut self.map)
+            .expect(VIEW_INVARIANT)
+    }
+}
+
+/// An `.npy` file mapped read-only. Its accessors (`path`, `dtype`, `order`, `info`, `view`,
+/// `mapped_range`) are [`MappedNpy`]'s.
+#[derive(Debug)]
+pub struct NpyInput {
+    npy: MappedNpy<Mmap>,
     file: File,
+}
+
+impl Deref for NpyInput {
+    type Target = MappedNpy<Mmap>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.npy
+    }
 }
 
 impl NpyInput {
@@ -458,75 +528,56 @@ impl NpyInput {
         // offset are remembered from open, so header changes cannot alter a view.
         let map = unsafe { Mmap::map(&file) }.map_err(io_error(path, "memory-map"))?;
         let stored = Stored::parse(path, &map)?;
-        stored.try_view(path, &map)?;
         Ok(NpyInput {
-            map,
-            stored,
-            path: path.to_path_buf(),
+            npy: MappedNpy::new(map, stored, path)?,
             file,
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub fn dtype(&self) -> DType {
-        self.stored.dtype
-    }
-
-    /// The order the header declares (`fortran_order`), which the output keeps.
-    pub fn order(&self) -> Order {
-        self.stored.order()
-    }
-
-    pub fn info(&self) -> TensorInfo {
-        self.view().info()
-    }
-
-    pub fn view(&self) -> TensorView<'_> {
-        self.stored
-            .try_view(&self.path, &self.map)
-            .expect(VIEW_INVARIANT)
     }
 
     /// The file's metadata (as it is now, not as it was at open).
     pub fn metadata(&self) -> Result<std::fs::Metadata, DataError> {
         self.file
             .metadata()
-            .map_err(io_error(&self.path, "read the metadata of"))
+            .map_err(io_error(self.path(), "read the metadata of"))
     }
 
     /// `Err(InputChanged)` if the file no longer has the length it had when it was mapped.
     pub fn check_unchanged(&self) -> Result<(), DataError> {
         let now = self.metadata()?.len();
-        let before = self.map.len() as u64;
+        let before = self.npy.map.len() as u64;
         if now != before {
             return Err(DataError::InputChanged {
-                path: self.path.clone(),
+                path: self.path().to_path_buf(),
                 before,
                 after: now,
             });
         }
         Ok(())
     }
-
-    /// The address and length of the mapping, for telling a fault in it (the file was cut
-    /// short under us) from any other.
-    pub fn mapped_range(&self) -> (usize, usize) {
-        (self.map.as_ptr() as usize, self.map.len())
-    }
 }
 
 /// An `.npy` file mapped read-write: the projection writes through to the file itself
 /// (`--in-place=map`). Not crash-safe: an interruption leaves some groups projected and others
-/// not. Holds an exclusive advisory lock on the file while it lives.
+/// not. Holds an exclusive advisory lock on the file while it lives. Its accessors (`path`,
+/// `dtype`, `order`, `info`, `view`, `view_mut`, `mapped_range`) are [`MappedNpy`]'s.
 #[derive(Debug)]
 pub struct NpyInPlace {
-    map: MmapMut,
-    stored: Stored,
-    path: PathBuf,
+    npy: MappedNpy<MmapMut>,
     _file: File,
+}
+
+impl Deref for NpyInPlace {
+    type Target = MappedNpy<MmapMut>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.npy
+    }
+}
+
+impl DerefMut for NpyInPlace {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.npy
+    }
 }
 
 impl NpyInPlace {
@@ -540,54 +591,18 @@ impl NpyInPlace {
         // ones, since every bit pattern is a valid float; other multiproj runs wait for our
         // lock). Within this process the map is reached only through `&mut self`, so our own
         // views never alias.
-        let mut map = unsafe { MmapMut::map_mut(&file) }.map_err(io_error(path, "memory-map"))?;
+        let map = unsafe { MmapMut::map_mut(&file) }.map_err(io_error(path, "memory-map"))?;
         let stored = Stored::parse(path, &map)?;
-        stored.try_view_mut(path, &mut map)?;
         Ok(NpyInPlace {
-            map,
-            stored,
-            path: path.to_path_buf(),
+            npy: MappedNpy::new(map, stored, path)?,
             _file: file,
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub fn dtype(&self) -> DType {
-        self.stored.dtype
-    }
-
-    pub fn order(&self) -> Order {
-        self.stored.order()
-    }
-
-    pub fn info(&self) -> TensorInfo {
-        self.view().info()
-    }
-
-    pub fn view(&self) -> TensorView<'_> {
-        self.stored
-            .try_view(&self.path, &self.map)
-            .expect(VIEW_INVARIANT)
-    }
-
-    pub fn view_mut(&mut self) -> TensorViewMut<'_> {
-        self.stored
-            .try_view_mut(&self.path, &mut self.map)
-            .expect(VIEW_INVARIANT)
-    }
-
-    /// The address and length of the mapping (see [`NpyInput::mapped_range`]).
-    pub fn mapped_range(&self) -> (usize, usize) {
-        (self.map.as_ptr() as usize, self.map.len())
     }
 
     /// Writes the changes back to the file and waits for the write to finish, so that an I/O
     /// error (a full disk, a vanished network share) is reported instead of lost.
     pub fn flush(self) -> Result<(), DataError> {
-        self.map.flush().map_err(io_error(&self.path, "write"))
+        self.npy.map.flush().map_err(io_error(self.path(), "write"))
     }
 }
 
@@ -608,13 +623,28 @@ enum Sink {
 /// the temporary file is gone: a failed run leaves neither a partial output nor a changed
 /// target. Written to a stream (standard output, a FIFO, a character device), it is built in
 /// memory and written out whole on commit, so a failed run writes nothing to the stream.
+///
+/// Its accessors (`info`, `view`, `view_mut`, `mapped_range`, and `path`, which is its
+/// [`target`](Self::target)) are [`MappedNpy`]'s.
 #[derive(Debug)]
 pub struct NpyOutput {
     // Declared before `sink` so that it is unmapped before the file is deleted.
-    map: MmapMut,
+    npy: MappedNpy<MmapMut>,
     sink: Sink,
-    stored: Stored,
-    target: PathBuf,
+}
+
+impl Deref for NpyOutput {
+    type Target = MappedNpy<MmapMut>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.npy
+    }
+}
+
+impl DerefMut for NpyOutput {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.npy
+    }
 }
 
 impl NpyOutput {
@@ -648,7 +678,7 @@ impl NpyOutput {
         };
         let (stored, header) = Stored::new_output(&name, dtype, shape, order)?;
         let total = stored.total_bytes();
-        let (mut map, sink) = match target {
+        let (map, sink) = match target {
             files::Target::File { path, replaces } => {
                 let dir = files::parent_dir(&path);
                 // The temporary file is never more open than the file it replaces.
@@ -688,44 +718,20 @@ impl NpyOutput {
                 (map, Sink::Stream(file))
             }
         };
-        stored.try_view_mut(&name, &mut map)?;
         Ok(NpyOutput {
-            map,
+            npy: MappedNpy::new(map, stored, &name)?,
             sink,
-            stored,
-            target: name,
         })
     }
 
+    /// Where the output goes: the file it will replace, or the stream's name.
     pub fn target(&self) -> &Path {
-        &self.target
+        self.path()
     }
 
     /// Whether the output goes to a stream rather than a file.
     pub fn is_stream(&self) -> bool {
         matches!(self.sink, Sink::Stream(_))
-    }
-
-    pub fn info(&self) -> TensorInfo {
-        self.view().info()
-    }
-
-    pub fn view(&self) -> TensorView<'_> {
-        self.stored
-            .try_view(&self.target, &self.map)
-            .expect(VIEW_INVARIANT)
-    }
-
-    /// The output's data, in the requested shape and order.
-    pub fn view_mut(&mut self) -> TensorViewMut<'_> {
-        self.stored
-            .try_view_mut(&self.target, &mut self.map)
-            .expect(VIEW_INVARIANT)
-    }
-
-    /// The address and length of the mapping (see [`NpyInput::mapped_range`]).
-    pub fn mapped_range(&self) -> (usize, usize) {
-        (self.map.as_ptr() as usize, self.map.len())
     }
 
     /// Renames the file onto the target, replacing any file there (with its permissions and,
@@ -735,9 +741,10 @@ impl NpyOutput {
     /// the machine (not of the process) in the next seconds may lose it. On error the temporary
     /// file is removed and the target is left as it was.
     pub fn commit(self, sync: bool) -> Result<(), DataError> {
-        let NpyOutput {
-            map, sink, target, ..
-        } = self;
+        let NpyOutput { npy, sink } = self;
+        let MappedNpy {
+            map, path: target, ..
+        } = npy;
         match sink {
             Sink::File { temp, replaces } => {
                 if sync {
