@@ -11,7 +11,7 @@
 # addresses, summed here as "JIT kernels".
 #
 # For each case it prints the instructions per element of the tensor, split into: JIT kernels,
-# the l1 threshold search (runtime/src/balls.rs), memset/memcpy, and everything else; and, for
+# the l1 threshold search (runtime/src/balls/), memset/memcpy, and everything else; and, for
 # compilation, the instructions of compiling every kernel a spec needs. Writes the report to
 # bench/profile.md (RECORD= to skip), which bench/report.py copies into BENCHMARKS.md.
 #

@@ -21,6 +21,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use multiproj::compiler::{self, DType, Order, TensorInfo};
+use multiproj::runtime::rng::SplitMix64;
 use multiproj::{Projection, grammar};
 use ndarray::{ArrayD, IxDyn, ShapeBuilder};
 
@@ -209,18 +210,14 @@ fn diagnose_every_invalid_spec() {
 
 /// Deterministic data in `[-2, 2]` with some exact zeros and repeated values (splitmix64).
 fn sample_data(n: usize, seed: u64) -> Vec<f64> {
-    let mut state = seed;
+    let mut rng = SplitMix64::new(seed);
     (0..n)
         .map(|_| {
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^= z >> 31;
+            let z = rng.next_u64();
             match z % 16 {
                 0 => 0.0,
                 1 => 1.25,
-                _ => (z >> 11) as f64 / (1u64 << 53) as f64 * 4.0 - 2.0,
+                _ => SplitMix64::unit_f64(z) * 4.0 - 2.0,
             }
         })
         .collect()

@@ -7,6 +7,7 @@
 
 use multiproj::compiler::{self, DType, Order, TensorInfo};
 use multiproj::runtime::jit;
+use multiproj::runtime::rng::SplitMix64;
 use multiproj::{Backend, Projection};
 use ndarray::{Array2, ArrayD, IxDyn};
 
@@ -19,14 +20,9 @@ const SPECS: &[&str] = &[
 ];
 
 fn data(rows: usize, cols: usize, seed: u64) -> Array2<f64> {
-    let mut state = seed;
+    let mut rng = SplitMix64::new(seed);
     Array2::from_shape_fn((rows, cols), |(_, c)| {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        let u = (z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
+        let u = rng.next_f64() * 2.0 - 1.0;
         u * (1.0 + (c % 5) as f64)
     })
 }

@@ -6,6 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
+use multiproj::runtime::rng::SplitMix64;
 use multiproj::{Backend, Projection};
 use ndarray::{ArrayD, IxDyn, ShapeBuilder};
 
@@ -13,15 +14,8 @@ use common::{compare_bits, compare_close};
 
 /// Deterministic data with varied group scales (splitmix64 → uniform(-1, 1) × a row scale).
 fn data(shape: &[usize], fortran: bool, seed: u64) -> ArrayD<f64> {
-    let mut state = seed;
-    let mut next = move || {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-    };
+    let mut rng = SplitMix64::new(seed);
+    let mut next = move || rng.next_f64() * 2.0 - 1.0;
     let n: usize = shape.iter().product();
     let values: Vec<f64> = (0..n)
         .map(|i| next() * (1.0 + (i / shape[shape.len() - 1] % 7) as f64))

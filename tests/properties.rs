@@ -21,6 +21,7 @@ mod common;
 use std::fmt::Write as _;
 use std::ops::RangeInclusive;
 
+use multiproj::runtime::rng::SplitMix64;
 use multiproj::{Backend, Norm, Projection};
 use ndarray::{ArrayBase, ArrayD, ArrayViewD, IxDyn, RawData, ShapeBuilder, Slice};
 use proptest::prelude::*;
@@ -160,16 +161,12 @@ fn cases(
         })
 }
 
-/// splitmix64: the spelling choices, reproducible from `Case::style`.
-struct Choices(u64);
+/// The spelling choices, reproducible from `Case::style` (the seed of a [`SplitMix64`]).
+struct Choices(SplitMix64);
 
 impl Choices {
     fn pick(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) % n as u64) as usize
+        (self.0.next_u64() % n as u64) as usize
     }
 
     fn space(&mut self) -> &'static str {
@@ -203,7 +200,7 @@ fn axes_clause(axes: &[usize], rank: usize, ch: &mut Choices) -> String {
 }
 
 fn spell(levels: &[(Norm, &[usize])], rank: usize, style: u64) -> String {
-    let mut ch = Choices(style);
+    let mut ch = Choices(SplitMix64::new(style));
     let mut out = String::new();
     for (i, (norm, axes)) in levels.iter().enumerate() {
         if i > 0 {

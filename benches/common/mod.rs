@@ -3,6 +3,7 @@
 //! chosen by the environment.
 #![allow(dead_code)]
 
+use multiproj::runtime::rng::SplitMix64;
 use multiproj::{Backend, Element, Plan};
 use ndarray::{ArrayD, Dimension, IxDyn};
 
@@ -16,31 +17,21 @@ pub fn backend() -> Backend {
     }
 }
 
-/// splitmix64: the `i`-th output of the stream that starts at state `key`.
-pub fn splitmix(key: u64, i: u64) -> u64 {
-    let mut z = key.wrapping_add(i.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// Uniform in [0, 1).
-pub fn unit(bits: u64) -> f64 {
-    (bits >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+/// Uniform in [0, 1): the `i`-th output of the SplitMix64 stream seeded with `key`.
+fn unit(key: u64, i: u64) -> f64 {
+    SplitMix64::unit_f64(SplitMix64::nth(key, i))
 }
 
 /// `n` values uniform in [-1, 1).
 pub fn uniform_vec(n: usize, seed: u64) -> Vec<f64> {
-    (0..n as u64)
-        .map(|i| 2.0 * unit(splitmix(seed, i)) - 1.0)
-        .collect()
+    (0..n as u64).map(|i| 2.0 * unit(seed, i) - 1.0).collect()
 }
 
 /// A C-order tensor of the plan's shape: uniform(-1, 1) times a scale uniform in (0, 1] drawn
 /// per innermost group.
 pub fn grouped_tensor<T: Element>(plan: &Plan, seed: u64) -> ArrayD<T> {
     let scales: Vec<f64> = (0..plan.groups() as u64)
-        .map(|g| 1.0 - unit(splitmix(seed ^ 0xABCD, g)))
+        .map(|g| 1.0 - unit(seed ^ 0xABCD, g))
         .collect();
     let shape = plan.tensor().shape.clone();
     let mut x = ArrayD::from_elem(IxDyn(&shape), T::zero());
@@ -51,7 +42,7 @@ pub fn grouped_tensor<T: Element>(plan: &Plan, seed: u64) -> ArrayD<T> {
             .zip(plan.group_strides())
             .map(|(i, s)| i * s)
             .sum();
-        *v = T::from_f64((2.0 * unit(splitmix(seed, counter as u64)) - 1.0) * scales[g]);
+        *v = T::from_f64((2.0 * unit(seed, counter as u64) - 1.0) * scales[g]);
     }
     x
 }

@@ -15,6 +15,7 @@ pub mod jit;
 pub mod npy;
 pub mod npy_header;
 pub mod progress;
+pub mod rng;
 pub mod solve;
 pub mod stages;
 pub mod verify;

@@ -10,47 +10,33 @@
 //! For the bi-level l1,∞ spec on long rows, the group norms are then close to uniform on (0, 1],
 //! and `--radius-frac F` zeroes about `1 − √F` of the rows.
 //!
-//! The numbers come from splitmix64 used as a counter-based generator: element `i` (its index
-//! in C order) is the splitmix64 output at state `key + i·γ`, so any chunk can be generated on
-//! its own.
+//! The numbers come from [`SplitMix64`] used as a counter-based generator: element `i` (its
+//! index in C order) is the `i`-th output of the stream seeded with `key`
+//! ([`SplitMix64::nth`]), so any chunk can be generated on its own.
 
 use ndarray::{ArrayD, IxDyn, ShapeBuilder};
 use rayon::prelude::*;
 
 use multiproj_compiler::{Order, Plan};
 use multiproj_runtime::Element;
+use multiproj_runtime::rng::SplitMix64;
 
 /// What the data is, in words, for reports.
 pub const DISTRIBUTION: &str = "uniform(-1,1) × per-group scale (product of one uniform(0,1] \
     factor per enclosing aggregate node), splitmix64";
 
-/// The splitmix64 increment (the golden ratio in 64 bits).
-const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
-
 /// Elements generated per parallel task.
 const CHUNK: usize = 1 << 16;
 
-/// The splitmix64 output function.
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// The `i`-th output of the splitmix64 stream that starts at state `key`.
-fn nth(key: u64, i: u64) -> u64 {
-    mix(key.wrapping_add(i.wrapping_add(1).wrapping_mul(GAMMA)))
-}
-
-/// A uniform number in [0, 1) from the top 53 bits.
-fn unit(bits: u64) -> f64 {
-    (bits >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+/// The `i`-th number of the stream seeded with `key`, uniform in [0, 1).
+fn unit(key: u64, i: u64) -> f64 {
+    SplitMix64::unit_f64(SplitMix64::nth(key, i))
 }
 
 /// The scale of every innermost group, indexed like the plan's groups (row-major over the
 /// levels' axes, level by level).
 pub fn group_scales(plan: &Plan, seed: u64) -> Vec<f64> {
-    let key = mix(seed ^ 0x5CA1_E5CA_1E5C_A1E5);
+    let key = SplitMix64::mix(seed ^ 0x5CA1_E5CA_1E5C_A1E5);
     let outer = &plan.levels()[..plan.levels().len() - 1];
     // Number of nodes of each outer level, and where that level's nodes start in the counter
     // space, so that every node of the tree draws its own number.
@@ -69,7 +55,7 @@ pub fn group_scales(plan: &Plan, seed: u64) -> Vec<f64> {
             let mut scale = 1.0;
             let mut node = g;
             for (level, &off) in outer.iter().zip(&offsets).rev() {
-                scale *= 1.0 - unit(nth(key, off.wrapping_add(node as u64)));
+                scale *= 1.0 - unit(key, off.wrapping_add(node as u64));
                 node /= level.extent;
             }
             scale
@@ -83,7 +69,7 @@ pub fn generate<T: Element>(plan: &Plan, order: Order, seed: u64) -> ArrayD<T> {
     let rank = shape.len();
     let n: usize = shape.iter().product();
     let scales = group_scales(plan, seed);
-    let key = mix(seed);
+    let key = SplitMix64::mix(seed);
 
     // Axes from the outermost in memory to the innermost, and each axis's step of the C-order
     // index, which keys the values so that both orders hold the same tensor.
@@ -111,7 +97,7 @@ pub fn generate<T: Element>(plan: &Plan, order: Order, seed: u64) -> ArrayD<T> {
             let mut g: usize = (0..rank).map(|a| idx[a] * group_strides[a]).sum();
             let mut lin: usize = (0..rank).map(|a| idx[a] * c_strides[a]).sum();
             for out in chunk.iter_mut() {
-                let u = 2.0 * unit(nth(key, lin as u64)) - 1.0;
+                let u = 2.0 * unit(key, lin as u64) - 1.0;
                 *out = T::from_f64(u * scales[g]);
                 // Step the odometer in memory order, keeping the group and C index in step.
                 for &a in axes.iter().rev() {
