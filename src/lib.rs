@@ -32,7 +32,11 @@
 //! ```
 //!
 //! The pipeline is public for tools that want its stages: [`grammar::parse`] → [`compiler::check`]
-//! → [`compiler::plan()`] → [`runtime::project`].
+//! → [`compiler::plan()`] → [`runtime::project`]; and so are a projection's own stages, for
+//! callers that combine the aggregates of several parts of the data before one solve:
+//! [`Executor::reduce`] → [`GroupNorms::combine`] → [`Solution::new`] → [`Executor::apply`]
+//! (see [`runtime::stages`]). `docs/ARCHITECTURE.md` in the repository says where everything
+//! lives.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -45,7 +49,10 @@ pub use multiproj_runtime as runtime;
 
 pub use multiproj_compiler::{CheckError, DType, Norm, Order, Plan, RankReq, TensorInfo};
 pub use multiproj_grammar::{ParseError, Spec};
-pub use multiproj_runtime::{Backend, DataError, Element, Executor, Progress, Report, Stage};
+pub use multiproj_runtime::{
+    Backend, DataError, Element, Executor, GroupNorms, Interpreter, Passes, Progress, Report,
+    Solution, Stage,
+};
 
 /// Everything that can go wrong, by stage.
 /// Renders with miette, spec errors with the spec underlined.

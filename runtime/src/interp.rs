@@ -9,7 +9,8 @@
 //! every group in the JIT's order (`SumOrder`): both backends then compute the same norms and
 //! decide "inside the ball" from the same numbers.
 //!
-//! The `*_ticked` forms report progress to a [`Ticker`]: the serial walks every
+//! Through [`crate::Interpreter`] (the backend seam), the passes report progress to a
+//! [`Ticker`]: the serial walks every
 //! [`TICK_ELEMENTS`] elements, the apply pass after every index of the first axis.
 
 use ndarray::{ArrayViewD, ArrayViewMutD, Axis, Dimension, IxDyn};
@@ -87,7 +88,7 @@ pub fn reduce<T: Element>(plan: &Plan, x: &ArrayViewD<'_, T>) -> Result<Vec<f64>
 }
 
 /// [`reduce`], reporting progress to `ticker`.
-pub fn reduce_ticked<T: Element>(
+pub(crate) fn reduce_ticked<T: Element>(
     plan: &Plan,
     x: &ArrayViewD<'_, T>,
     ticker: &Ticker<'_>,
@@ -95,7 +96,7 @@ pub fn reduce_ticked<T: Element>(
     reduce_scaled(plan, x, ticker, 0)
 }
 
-/// [`reduce_ticked`] of the tensor scaled by `2^-exp` (exactly, up to entries that fall below
+/// The reduce pass ([`reduce`], with progress) of the tensor scaled by `2^-exp` (exactly, up to entries that fall below
 /// the normal range): the group norms of a tensor whose norms overflow f64 unscaled (see
 /// `solve::Aggregates::scale_exp`).
 ///
@@ -309,7 +310,7 @@ pub fn threshold<T: Element>(
 
 /// [`threshold`], reporting progress to `ticker` (the gathering walk; nothing when no group
 /// needs a threshold).
-pub fn threshold_ticked<T: Element>(
+pub(crate) fn threshold_ticked<T: Element>(
     plan: &Plan,
     x: &ArrayViewD<'_, T>,
     actions: &mut [GroupAction],
@@ -392,7 +393,7 @@ pub fn apply<T: Element>(
 }
 
 /// [`apply`], reporting progress to `ticker` after every index of the first axis.
-pub fn apply_ticked<T: Element>(
+pub(crate) fn apply_ticked<T: Element>(
     plan: &Plan,
     actions: &[GroupAction],
     x: &ArrayViewD<'_, T>,
@@ -429,7 +430,7 @@ pub fn apply_in_place<T: Element>(
 }
 
 /// [`apply_in_place`], reporting progress to `ticker` after every index of the first axis.
-pub fn apply_in_place_ticked<T: Element>(
+pub(crate) fn apply_in_place_ticked<T: Element>(
     plan: &Plan,
     actions: &[GroupAction],
     data: &mut ArrayViewMutD<'_, T>,

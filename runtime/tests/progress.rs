@@ -8,10 +8,11 @@ use std::sync::Mutex;
 use ndarray::{ArrayD, ArrayViewD, IxDyn, ShapeBuilder};
 
 use multiproj_compiler::{Plan, TensorInfo};
+use multiproj_runtime::backend::Passes;
 use multiproj_runtime::progress::Ticker;
 use multiproj_runtime::solve::{Aggregates, GroupAction};
 use multiproj_runtime::verify::alloc_output;
-use multiproj_runtime::{Backend, Element, Executor, Stage, interp};
+use multiproj_runtime::{Backend, Element, Executor, Interpreter, Stage, interp};
 
 mod support;
 /// The JIT's passes, one at a time.
@@ -94,7 +95,7 @@ fn every_pass_ticks_exactly_the_element_count() {
         assert_eq!(t.done(), len, "{ctx}: jit reduce");
         let t = counting(Stage::Reduce, x.len());
         assert_eq!(
-            interp::reduce_ticked(plan, x, &t).unwrap(),
+            Interpreter.reduce(&(), plan, x, &t).unwrap(),
             interp::reduce(plan, x).unwrap()
         );
         assert_eq!(t.done(), len, "{ctx}: interp reduce");
@@ -117,7 +118,9 @@ fn every_pass_ticks_exactly_the_element_count() {
             assert_eq!(t.done(), len, "{ctx}: jit threshold");
             let mut by_interp = actions.clone();
             let t = counting(Stage::Threshold, x.len());
-            interp::threshold_ticked(plan, x, &mut by_interp, &t).unwrap();
+            Interpreter
+                .threshold(&(), plan, x, &mut by_interp, &t)
+                .unwrap();
             assert_eq!(t.done(), len, "{ctx}: interp threshold");
         }
 
@@ -126,7 +129,9 @@ fn every_pass_ticks_exactly_the_element_count() {
         jit::apply_with(jit_, plan, &decided, x, &mut out.view_mut(), &t).unwrap();
         assert_eq!(t.done(), len, "{ctx}: jit apply");
         let t = counting(Stage::Apply, x.len());
-        interp::apply_ticked(plan, &decided, x, &mut out.view_mut(), &t).unwrap();
+        Interpreter
+            .apply(&(), plan, &decided, x, &mut out.view_mut(), &t)
+            .unwrap();
         assert_eq!(t.done(), len, "{ctx}: interp apply");
 
         let mut data = x.to_owned();
@@ -135,7 +140,9 @@ fn every_pass_ticks_exactly_the_element_count() {
         assert_eq!(t.done(), len, "{ctx}: jit apply in place");
         let mut data = x.to_owned();
         let t = counting(Stage::Apply, x.len());
-        interp::apply_in_place_ticked(plan, &decided, &mut data.view_mut(), &t).unwrap();
+        Interpreter
+            .apply_in_place(&(), plan, &decided, &mut data.view_mut(), &t)
+            .unwrap();
         assert_eq!(t.done(), len, "{ctx}: interp apply in place");
     });
 }
