@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Compare two builds of `multiproj` on the same cases, as ratios from one run.
 
-    bench/compare_builds.py OLD_BINARY NEW_BINARY [--rounds 5] [--repeat 7] [--quick] [--out FILE]
+    bench/compare_builds.py OLD_BINARY NEW_BINARY [--rounds 5] [--repeat 7] [--quick]
+                            [--only CASE ...] [--out FILE]
 
 For every case it runs `multiproj bench ... --json` with the old and the new binary in
 alternation (old, new, old, new, ... for --rounds rounds), so that both see the same state of a
@@ -53,6 +54,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", nargs="+", metavar="CASE", help="run only these cases")
     ap.add_argument("--out", help="also write the table (Markdown) to this file")
     args = ap.parse_args()
 
@@ -63,6 +65,8 @@ def main():
     worst = 0.0
     for case in CASES:
         if args.quick and case[0] not in QUICK:
+            continue
+        if args.only and case[0] not in args.only:
             continue
         old, new, ratios = [], [], []
         for _ in range(args.rounds):

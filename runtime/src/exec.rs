@@ -383,10 +383,16 @@ impl<'a, B: Passes> Executor<'a, B> {
                 }
                 Step::Solve { level, .. } => {
                     let agg = st.aggregates.as_ref().ok_or_else(|| out_of_order(step))?;
-                    let radii = &mut st.radii;
+                    let (radii, actions) = (&mut st.radii, &mut st.actions);
                     stages.run(Stage::Solve, 0, |_| {
                         let u = radii.take().unwrap_or_else(|| agg.top_radius(radius));
-                        *radii = Some(agg.solve_level(plan, level, &u));
+                        let next = agg.solve_level(plan, level, &u);
+                        if level + 1 == k {
+                            // The last solve step: the group decisions, in the same stage.
+                            *actions = Some(agg.actions(plan, &next));
+                        } else {
+                            *radii = Some(next);
+                        }
                         Ok(())
                     })?;
                 }
@@ -431,7 +437,8 @@ impl<'a, B: Passes> Executor<'a, B> {
 }
 
 impl State {
-    /// The group decisions, made once the solve is complete (timed with the solve).
+    /// The group decisions, if the last solve step has not made them (a plan of one level has
+    /// no solve step): timed as the solve.
     fn decide(
         &mut self,
         plan: &Plan,
