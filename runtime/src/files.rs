@@ -12,7 +12,7 @@
 //!   leaves nothing behind; it gets a name (`.multiproj-<host>-<pid>-<random>.npy.tmp`) only for
 //!   the instant between `linkat` and `rename`. Where the file system cannot make unnamed files,
 //!   the temporary file is named from the start; the name says which host and process made it,
-//!   so a later run can prove its maker dead and remove it ([`sweep_stale`]), and while it exists
+//!   so a later run can prove its maker dead and remove it (`sweep_stale`), and while it exists
 //!   it is listed in [`named_temporaries`] for a signal handler to remove. Anything else that
 //!   already exists at the output's name is never replaced: a FIFO or a character device
 //!   (`/dev/null`) is written as a stream, standard output is `-`, and a terminal, a directory,
@@ -69,7 +69,7 @@ fn kind_of(ft: std::fs::FileType) -> &'static str {
 /// Opens the existing regular file `path` for reading (and writing, if `write`), without ever
 /// blocking on a FIFO or becoming a terminal's controlling process; anything but a regular file
 /// is refused, judged on the open descriptor.
-pub fn open_regular(path: &Path, write: bool) -> Result<File, DataError> {
+pub(crate) fn open_regular(path: &Path, write: bool) -> Result<File, DataError> {
     let file = OpenOptions::new()
         .read(true)
         .write(write)
@@ -189,7 +189,7 @@ impl Target {
 
 /// `Err(RefusedOutput)` if something other than a regular file (or nothing) is now at `path`:
 /// checked again just before a rename, so that what was judged at the start still holds.
-pub fn check_still_replaceable(path: &Path) -> Result<(), DataError> {
+pub(crate) fn check_still_replaceable(path: &Path) -> Result<(), DataError> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if !m.file_type().is_file() => Err(refused_kind(path, kind_of(m.file_type()))),
         _ => Ok(()),
@@ -206,7 +206,7 @@ fn refused_kind(path: &Path, kind: &'static str) -> DataError {
 }
 
 /// The directory a file named `path` lives in.
-pub fn parent_dir(path: &Path) -> &Path {
+pub(crate) fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -297,7 +297,7 @@ fn deregister(path: &Path) {
     }
 }
 
-/// The temporary files of this process that have a name right now (see [`TempFile`]).
+/// The temporary files of this process that have a name right now (see `TempFile`).
 pub fn named_temporaries() -> Vec<PathBuf> {
     let mut out = Vec::new();
     for_each_named_temporary_signal_safe(|c| {
@@ -323,7 +323,7 @@ pub fn for_each_named_temporary_signal_safe(mut f: impl FnMut(&std::ffi::CStr)) 
 /// died: named by this host, owned by this user, regular files, and made by a process id that
 /// no longer exists. Anything else — other users' files, live processes' files, files of other
 /// hosts sharing the directory — is left alone. Best effort, silent.
-pub fn sweep_stale(dir: &Path) {
+pub(crate) fn sweep_stale(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -369,10 +369,10 @@ fn stale_pid(name: &OsStr, host: &str) -> Option<u32> {
 }
 
 /// A file being built in a directory, to be renamed onto its target when complete. Dropped
-/// without [`persist`](Self::persist), it is gone: unnamed files vanish with their descriptor,
+/// without `persist`, it is gone: unnamed files vanish with their descriptor,
 /// named ones are removed.
 #[derive(Debug)]
-pub struct TempFile {
+pub(crate) struct TempFile {
     file: File,
     dir: PathBuf,
     /// The name, if the file has one (the fallback for file systems without `O_TMPFILE`).
@@ -381,7 +381,7 @@ pub struct TempFile {
 
 impl TempFile {
     /// Creates a temporary file in `dir` with permission bits `mode` (less the umask).
-    pub fn create_in(dir: &Path, mode: u32) -> io::Result<TempFile> {
+    pub(crate) fn create_in(dir: &Path, mode: u32) -> io::Result<TempFile> {
         // A named window (or the fallback) of a process that died leaves a file: clear those.
         sweep_stale(dir);
         #[cfg(target_os = "linux")]
@@ -409,7 +409,7 @@ impl TempFile {
     }
 
     /// Creates a temporary file that has a name from the start.
-    pub fn create_named(dir: &Path, mode: u32) -> io::Result<TempFile> {
+    pub(crate) fn create_named(dir: &Path, mode: u32) -> io::Result<TempFile> {
         loop {
             let path = dir.join(temp_name());
             register(&path);
@@ -443,13 +443,14 @@ impl TempFile {
     }
 
     /// The file's name, if it has one before it is persisted.
-    pub fn path(&self) -> Option<&Path> {
+    #[cfg(test)]
+    pub(crate) fn path(&self) -> Option<&Path> {
         self.named.as_deref()
     }
 
     /// Gives the file the permissions and (where permitted) the owner of `like`, the file it
     /// will replace. When the group cannot be kept, group and other permissions are dropped.
-    pub fn copy_identity(&self, like: &Metadata) -> io::Result<()> {
+    pub(crate) fn copy_identity(&self, like: &Metadata) -> io::Result<()> {
         let mut mode = like.mode() & 0o777;
         let uid = rustix::fs::Uid::from_raw(like.uid());
         let gid = rustix::fs::Gid::from_raw(like.gid());
@@ -467,7 +468,7 @@ impl TempFile {
     /// Renames the file onto `target` (linking it first if it has no name). With `sync`, the
     /// data is flushed to the device before the rename and the directory after it, so that
     /// after a crash `target` is the old file or the whole new one.
-    pub fn persist(mut self, target: &Path, sync: bool) -> io::Result<()> {
+    pub(crate) fn persist(mut self, target: &Path, sync: bool) -> io::Result<()> {
         if sync {
             self.file.sync_all()?;
         }
@@ -532,7 +533,7 @@ impl Drop for TempFile {
 /// Allocates the blocks of the first `len` bytes of `file`, so that writing them later cannot
 /// fail for want of space: `fallocate` where the file system has it, else zeros written with
 /// `pwrite` (slower, but a full disk is then `ENOSPC` here on every file system).
-pub fn reserve(file: &File, len: u64) -> io::Result<()> {
+pub(crate) fn reserve(file: &File, len: u64) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     {
         use rustix::io::Errno;
@@ -560,7 +561,7 @@ pub(crate) fn write_zeros(file: &File, len: u64) -> io::Result<()> {
 }
 
 /// Writes all of `bytes` to a stream, naming it in the error.
-pub fn write_stream(file: &mut File, name: &Path, bytes: &[u8]) -> Result<(), DataError> {
+pub(crate) fn write_stream(file: &mut File, name: &Path, bytes: &[u8]) -> Result<(), DataError> {
     file.write_all(bytes)
         .and_then(|()| file.flush())
         .map_err(io_error(name, "write"))

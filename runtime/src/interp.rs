@@ -11,7 +11,7 @@
 //!
 //! Through [`crate::Interpreter`] (the backend seam), the passes report progress to a
 //! [`Ticker`]: the serial walks every
-//! [`TICK_ELEMENTS`] elements, the apply pass after every index of the first axis.
+//! `TICK_ELEMENTS` elements, the apply pass after every index of the first axis.
 
 use ndarray::{ArrayViewD, ArrayViewMutD, Axis, Dimension, IxDyn};
 use rayon::prelude::*;
@@ -25,7 +25,7 @@ use crate::progress::Ticker;
 use crate::solve::{self, GroupAction};
 
 /// How many elements the serial walks visit between two progress ticks.
-pub const TICK_ELEMENTS: usize = 1 << 16;
+pub(crate) const TICK_ELEMENTS: usize = 1 << 16;
 
 /// Group index of the element at logical index `idx`.
 #[inline]
@@ -103,7 +103,7 @@ pub(crate) fn reduce_ticked<T: Element>(
 /// Sums (l1, l2) are formed in the order of `SumOrder`, which is the JIT's, so that both
 /// backends compute every group norm — hence every norm and every "inside the ball" decision
 /// — bit for bit the same.
-pub fn reduce_scaled<T: Element>(
+pub(crate) fn reduce_scaled<T: Element>(
     plan: &Plan,
     x: &ArrayViewD<'_, T>,
     ticker: &Ticker<'_>,
@@ -250,14 +250,19 @@ const UNROLL_PAIRS: usize = 4;
 
 /// Whether a sum of squares has lost the l2 norm of a group whose largest magnitude is `max`:
 /// it overflowed (entries beyond ~1e154) or fell below the normal range (entries below ~1e-154).
-pub fn sum_of_squares_lost(sum: f64, max: f64) -> bool {
+pub(crate) fn sum_of_squares_lost(sum: f64, max: f64) -> bool {
     !sum.is_finite() || (sum < f64::MIN_POSITIVE && max > 0.0)
 }
 
 /// Turns per-group sums of squares into l2 norms. Groups whose sum lost the norm (see
 /// [`sum_of_squares_lost`]) — rare, so a second look at their data costs nothing in practice —
 /// are recomputed from their entries with [`balls::norm_l2`], which rescales.
-pub fn finish_l2<T: Element>(plan: &Plan, x: &ArrayViewD<'_, T>, acc: &mut [f64], max: &[f64]) {
+pub(crate) fn finish_l2<T: Element>(
+    plan: &Plan,
+    x: &ArrayViewD<'_, T>,
+    acc: &mut [f64],
+    max: &[f64],
+) {
     finish_l2_scaled(plan, x, acc, max, 1.0);
 }
 

@@ -64,7 +64,7 @@ impl<'a> Ticker<'a> {
 
     /// Continues `stage`, which already started (another step of the same stage): like
     /// [`Ticker::new`], without telling the hook again that it starts.
-    pub fn continued(hook: Option<&'a dyn Progress>, stage: Stage, total: usize) -> Self {
+    pub(crate) fn continued(hook: Option<&'a dyn Progress>, stage: Stage, total: usize) -> Self {
         Ticker {
             hook,
             stage,

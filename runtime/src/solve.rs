@@ -8,7 +8,7 @@
 //! projected with parameters chosen so that the *stored* elements of a group have a norm at
 //! most its radius in any summation order: clip bounds rounded toward zero to the element type,
 //! scale factors lowered by a bound on every rounding in between, the final rounding to the
-//! element type included (see [`scale_factor`]), and soft thresholds raised until the stored
+//! element type included (see `scale_factor`), and soft thresholds raised until the stored
 //! values fit (checked on the gathered values: `balls::l1_group_threshold`). No element pays
 //! for it: only per-group parameters move. The norms are monotone in the magnitudes, so the
 //! multi-level norm of the output, as `multiproj norm` computes it, is at most the radius.
@@ -50,7 +50,7 @@ pub fn norm_of(norm: Norm, v: &[f64]) -> f64 {
 ///
 /// The scale is 0 unless some norm overflows f64 (sums of entries near `f64::MAX`): then the
 /// aggregates are those of the tensor scaled by `2^-k`, with `k` from
-/// [`balls::overflow_exponent`] of the number of entries, so that no norm at any level
+/// `balls::overflow_exponent` of the number of entries, so that no norm at any level
 /// overflows (every one of them is at most the l1 norm of the whole tensor). Scaling by a power
 /// of two is exact, so the decisions ([`Aggregates::actions`]) are those of the unscaled
 /// aggregates, and the group parameters are scaled back exactly.
@@ -88,7 +88,7 @@ impl Aggregates {
     }
 
     /// [`Aggregates::reduce_up`] from innermost norms of the tensor scaled by `2^-scale_exp`.
-    pub fn reduce_up_scaled(plan: &Plan, inner: Vec<f64>, scale_exp: i32) -> Aggregates {
+    pub(crate) fn reduce_up_scaled(plan: &Plan, inner: Vec<f64>, scale_exp: i32) -> Aggregates {
         let mut agg = Aggregates::from_inner(plan, inner, scale_exp);
         for level in (1..plan.levels().len()).rev() {
             agg.upper_reduce(plan, level);
@@ -108,7 +108,7 @@ impl Aggregates {
     }
 
     /// `U_0`: the total radius, in the aggregates' scale.
-    pub fn top_radius(&self, radius: f64) -> Vec<f64> {
+    pub(crate) fn top_radius(&self, radius: f64) -> Vec<f64> {
         vec![radius * 2f64.powi(-self.scale_exp)]
     }
 
@@ -176,7 +176,7 @@ impl Aggregates {
     ///
     /// The parameters keep the stored output inside each group's ball (see the module docs): a
     /// clip bound is the radius rounded toward zero to the element type, a scale factor comes
-    /// from [`scale_factor`]; a group whose parameter rounds to nothing is zero-filled.
+    /// from `scale_factor`; a group whose parameter rounds to nothing is zero-filled.
     pub fn actions(&self, plan: &Plan, radii: &[f64]) -> Vec<GroupAction> {
         let inner = &self.v[plan.levels().len() - 1];
         let norm = plan.innermost().norm;
@@ -239,7 +239,7 @@ const U: f64 = f64::EPSILON / 2.0;
 /// (`down`). For f64 data this lowers results by about `n·1.1e-16` relative, for f32 by at most
 /// an f32 ulp. A factor in the subnormal range is lowered by two subnormal units, so that its
 /// own roundings cannot raise it above the exact factor.
-pub fn scale_factor(dtype: DType, radius: f64, norm: f64, n: usize, down: f64) -> f64 {
+pub(crate) fn scale_factor(dtype: DType, radius: f64, norm: f64, n: usize, down: f64) -> f64 {
     let n = n as f64;
     let (unit, store) = match dtype {
         DType::F64 => (f64::from_bits(1), 1.0),
@@ -289,7 +289,7 @@ pub fn stored(dtype: DType, v: f64) -> f64 {
 /// `v` rounded toward zero to the element type: the largest value of `dtype` whose magnitude
 /// is at most `|v|` (finite `v`; beyond `f32::MAX` gives `±f32::MAX`). Clip bounds are rounded
 /// so, then clipping never rounds.
-pub fn toward_zero(dtype: DType, v: f64) -> f64 {
+pub(crate) fn toward_zero(dtype: DType, v: f64) -> f64 {
     match dtype {
         DType::F64 => v,
         DType::F32 => {
@@ -321,7 +321,7 @@ pub fn apply_one(action: GroupAction, y: f64) -> f64 {
 
 /// The threshold of a group that must shrink (innermost l1), from its entries' magnitudes
 /// `values` (gathered in memory order) and its radius `r`: the soft threshold whose *stored*
-/// results fit the radius ([`balls::l1_group_threshold`]). Both backends call this one function
+/// results fit the radius (`balls::l1_group_threshold`). Both backends call this one function
 /// on the same values in the same order, so their thresholds are bit for bit the same.
 pub fn threshold_action(
     dtype: DType,

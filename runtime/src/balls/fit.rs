@@ -19,7 +19,7 @@ use super::{SoftThreshold, norm_l1, norm_linf};
 /// scaled by `2^-k`, enough that no sum overflows, and the threshold scaled back: scaling by a
 /// power of two is exact (entries below `2^(k-1074)` lose bits, which cannot change a
 /// threshold of that size). Only f64 data gets there, whose `store` is the identity.
-pub fn l1_group_threshold(
+pub(crate) fn l1_group_threshold(
     values: &[f64],
     radius: f64,
     scratch: &mut Vec<f64>,
@@ -62,7 +62,7 @@ pub fn l1_group_threshold(
 /// An upper bound on any floating-point sum (any order, round to nearest) of `n` non-negative
 /// numbers whose sum in one order is `sum`: each is within a factor `(1 ± u)^(n-1)` of the exact
 /// sum, so `sum·(1 + (2n + 10)·u)` bounds them all, the rounding of this product included.
-pub fn any_order_bound(sum: f64, n: usize) -> f64 {
+pub(crate) fn any_order_bound(sum: f64, n: usize) -> f64 {
     sum * (1.0 + (2.0 * n as f64 + 10.0) * (f64::EPSILON / 2.0))
 }
 
@@ -73,7 +73,7 @@ pub fn any_order_bound(sum: f64, n: usize) -> f64 {
 /// the offset (one step usually: the excess is a few roundings), twice as much each time a step
 /// did not reduce the excess (rounding to coarse subnormal results); the threshold that zeroes
 /// everything (the largest magnitude) ends the search in the worst case.
-pub fn fit_l1(
+pub(crate) fn fit_l1(
     values: &[f64],
     radius: f64,
     mut t: SoftThreshold,
@@ -122,6 +122,6 @@ fn stored_sum(values: &[f64], t: SoftThreshold, store: &impl Fn(f64) -> f64) -> 
 
 /// The `k` for which the sum of `n` magnitudes, each at most `f64::MAX`, scaled by `2^-k`
 /// stays below `f64::MAX / 2`: `2^k ≥ 2n`.
-pub fn overflow_exponent(n: usize) -> i32 {
+pub(crate) fn overflow_exponent(n: usize) -> i32 {
     (usize::BITS - n.max(1).leading_zeros()) as i32 + 1
 }

@@ -131,7 +131,7 @@ pub struct KernelKey {
 
 impl KernelKey {
     /// The key of `pass` for `plan`: the kernel shape its schedule chose for that pass.
-    pub fn for_plan(plan: &Plan, pass: Pass) -> Self {
+    pub(crate) fn for_plan(plan: &Plan, pass: Pass) -> Self {
         let kind = match pass {
             Pass::Reduce(_) => PassKind::Reduce,
             Pass::Gather => PassKind::Gather,
