@@ -50,8 +50,8 @@ pub use multiproj_runtime as runtime;
 pub use multiproj_compiler::{CheckError, DType, Norm, Order, Plan, RankReq, TensorInfo};
 pub use multiproj_grammar::{ParseError, Spec};
 pub use multiproj_runtime::{
-    Backend, DataError, Element, Executor, GroupNorms, Interpreter, Passes, Progress, Report,
-    Solution, Stage,
+    Backend, DataError, Element, Executor, GroupNorms, Interpreter, LevelReport, Passes, Progress,
+    RadiusTarget, Report, Solution, Stage,
 };
 
 /// Everything that can go wrong, by stage.
@@ -242,6 +242,78 @@ impl Projection {
             radius,
             self.backend,
         )?)
+    }
+
+    /// Projects `x` with the radius chosen for this call: a radius, or a target the radius is
+    /// chosen for from the data — [`RadiusTarget::Keep`] (exactly K top-level groups survive),
+    /// [`RadiusTarget::Sparsity`], [`RadiusTarget::RadiusFrac`]. The report says which radius
+    /// it was and which top-level groups survive. An error if the spec fixes the radius.
+    ///
+    /// ```
+    /// use multiproj::{Projection, RadiusTarget};
+    /// use ndarray::array;
+    ///
+    /// let proj = Projection::compile("l1 over dim0 of linf over dim1")?;
+    /// let w = array![[3.0, -1.0], [0.1, 0.2], [-2.0, 2.5], [0.5, 0.4]];
+    /// let (x, report) = proj.project_to(&w, RadiusTarget::Keep(2))?;
+    /// assert_eq!(report.survivors, vec![0, 2]);
+    /// assert!(x.row(1).iter().chain(x.row(3).iter()).all(|&v| v == 0.0));
+    /// # Ok::<(), multiproj::Error>(())
+    /// ```
+    pub fn project_to<T, S, D>(
+        &self,
+        x: &ArrayBase<S, D>,
+        target: impl Into<RadiusTarget>,
+    ) -> Result<(Array<T, D>, Report), Error>
+    where
+        T: Element,
+        S: Data<Elem = T>,
+        D: Dimension,
+    {
+        let target = self.per_call(target.into())?;
+        let x = x.view().into_dyn();
+        let plan = self.plan_for(&tensor_info(&x))?;
+        let mut out = runtime::verify::alloc_output::<T>(&plan);
+        let report =
+            Executor::new(self.backend).project_to(&plan, &x, &mut out.view_mut(), target)?;
+        let out = out
+            .into_dimensionality::<D>()
+            .map_err(|e| DataError::Internal(format!("output rank: {e}")))?;
+        Ok((out, report))
+    }
+
+    /// [`Projection::project_in_place`] with the radius chosen for this call (see
+    /// [`Projection::project_to`]).
+    pub fn project_in_place_to<T, S, D>(
+        &self,
+        x: &mut ArrayBase<S, D>,
+        target: impl Into<RadiusTarget>,
+    ) -> Result<Report, Error>
+    where
+        T: Element,
+        S: DataMut<Elem = T>,
+        D: Dimension,
+    {
+        let target = self.per_call(target.into())?;
+        let mut x = x.view_mut().into_dyn();
+        let plan = self.plan_for(&tensor_info(&x.view()))?;
+        Ok(Executor::new(self.backend).project_in_place_to(&plan, &mut x, target)?)
+    }
+
+    /// A radius or target given for one call: refused when the spec fixes the radius.
+    fn per_call(&self, target: RadiusTarget) -> Result<RadiusTarget, Error> {
+        match (target, self.spec.radius.as_ref()) {
+            (RadiusTarget::Radius(r), _) => Ok(RadiusTarget::Radius(compiler::resolve_radius(
+                &self.spec.source,
+                self.spec.radius.as_ref(),
+                Some(r),
+            )?)),
+            (_, Some(fixed)) => Err(Error::Data(DataError::BadTarget(format!(
+                "the spec fixes the radius (`<= {}`), so it cannot be chosen per call",
+                fixed.node
+            )))),
+            (t, None) => Ok(t),
+        }
     }
 
     /// The multi-level norm of `x` (no radius needed).

@@ -129,6 +129,11 @@ pub enum Command {
         .multiple(false)
         .args(["output", "in_place"])
 ))]
+#[command(group(
+    ArgGroup::new("radius_choice")
+        .multiple(false)
+        .args(["radius", "keep", "sparsity", "radius_frac"])
+))]
 pub struct ProjectArgs {
     /// The projection spec, e.g. 'l1 over dim0 of linf over dim1' (quote it).
     #[arg(value_name = "SPEC")]
@@ -168,9 +173,25 @@ pub struct ProjectArgs {
     #[arg(long)]
     pub sync: bool,
 
-    /// The radius of the ball: a finite number ≥ 0. Required unless the spec ends in `<= R`.
+    /// The radius of the ball: a finite number ≥ 0. Required unless the spec ends in `<= R`
+    /// or the radius is chosen by --keep, --sparsity or --radius-frac.
     #[arg(short, long, value_name = "R", allow_negative_numbers = true)]
     pub radius: Option<f64>,
+
+    /// Choose the largest radius that keeps exactly K top-level groups (the rows, columns or
+    /// channels the outermost norm sums over) and sets the others to zero. The top level must
+    /// be l1. Ties that make K impossible are an error naming the counts that can be kept.
+    #[arg(long, value_name = "K")]
+    pub keep: Option<usize>,
+
+    /// Choose the radius that sets this fraction F (0 to 1) of the top-level groups to zero:
+    /// --keep of the rest, rounded to whole groups.
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    pub sparsity: Option<f64>,
+
+    /// The radius as a fraction F ≥ 0 of the data's multi-level norm.
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    pub radius_frac: Option<f64>,
 
     /// The backend that runs the passes over the data: the compiled kernels (jit) or the
     /// reference interpreter (interp) [default: jit].

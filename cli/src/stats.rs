@@ -122,6 +122,42 @@ impl Stats {
                 r.untouched
             ),
         );
+        // Every level of groups above the innermost (whose counts are the line above), then
+        // which top-level groups survive, then the l1 thresholds.
+        let k = r.levels.len();
+        for (i, l) in r.levels.iter().enumerate().take(k.saturating_sub(1)) {
+            line(
+                &format!("level {}", i + 1),
+                format!(
+                    "{} groups over axes {}: {} zeroed, {} shrunk, {} untouched ({})",
+                    l.groups,
+                    axes_text(&l.axes),
+                    l.zeroed,
+                    l.shrunk,
+                    l.kept,
+                    l.norm
+                ),
+            );
+        }
+        if let Some(top) = r.levels.first() {
+            line(
+                "survivors",
+                format!(
+                    "{} of {} top-level groups: {}",
+                    r.survivors.len(),
+                    top.groups,
+                    index_list(&r.survivors, 16)
+                ),
+            );
+        }
+        for (i, l) in r.levels.iter().enumerate() {
+            if !l.thresholds.is_empty() {
+                line(&format!("τ level {}", i + 1), summary(&l.thresholds));
+            }
+        }
+        if !r.inner_thresholds.is_empty() {
+            line("τ innermost", summary(&r.inner_thresholds));
+        }
         line(
             "nonzeros",
             format!(
@@ -158,7 +194,8 @@ impl Stats {
 
     /// One JSON object. Keys: `spec, input, output, in_place, dtype, shape, order, backend,
     /// threads, radius, norm_before, norm_after, groups, zeroed, projected, projected_as,
-    /// untouched, nonzeros_before, nonzeros_after, stages {name: ms}, total_ms`.
+    /// untouched, nonzeros_before, nonzeros_after, stages {name: ms}, total_ms, levels [{axes,
+    /// norm, groups, kept, shrunk, zeroed, thresholds}], survivors, inner_thresholds`.
     pub fn json(&self) -> Value {
         let r = &self.report;
         let stages: Map<String, Value> = r
@@ -197,8 +234,61 @@ impl Stats {
             "nonzeros_after": self.nonzeros_after,
             "stages": stages,
             "total_ms": ms(r.total_time()),
+            "levels": r.levels.iter().map(|l| json!({
+                "axes": l.axes,
+                "norm": l.norm.to_string(),
+                "groups": l.groups,
+                "kept": l.kept,
+                "shrunk": l.shrunk,
+                "zeroed": l.zeroed,
+                "thresholds": l.thresholds,
+            })).collect::<Vec<_>>(),
+            "survivors": r.survivors,
+            "inner_thresholds": r.inner_thresholds,
         })
     }
+}
+
+/// `{0,2}`.
+fn axes_text(axes: &[usize]) -> String {
+    let inner: Vec<String> = axes.iter().map(usize::to_string).collect();
+    format!("{{{}}}", inner.join(","))
+}
+
+/// The first `max` indices, then how many more.
+fn index_list(indices: &[usize], max: usize) -> String {
+    if indices.is_empty() {
+        return "none".to_string();
+    }
+    let shown: Vec<String> = indices.iter().take(max).map(usize::to_string).collect();
+    let more = indices.len().saturating_sub(max);
+    if more > 0 {
+        format!(
+            "{} and {more} more (all of them in --json)",
+            shown.join(", ")
+        )
+    } else {
+        shown.join(", ")
+    }
+}
+
+/// The positive thresholds of a level: how many, their smallest, median and largest.
+fn summary(thresholds: &[f64]) -> String {
+    let mut positive: Vec<f64> = thresholds.iter().copied().filter(|&t| t > 0.0).collect();
+    if positive.is_empty() {
+        return "none (nothing was shrunk)".to_string();
+    }
+    positive.sort_by(f64::total_cmp);
+    let n = positive.len();
+    if n == 1 {
+        return format!("{} (1 projection)", positive[0]);
+    }
+    format!(
+        "{n} projections: min {}, median {}, max {}",
+        positive[0],
+        positive[n / 2],
+        positive[n - 1]
+    )
 }
 
 #[cfg(test)]
@@ -231,6 +321,7 @@ mod tests {
                     (Stage::Solve, Duration::from_micros(2)),
                     (Stage::Apply, Duration::from_micros(15)),
                 ],
+                ..Report::default()
             },
             norm_after: 1.0,
             nonzeros_before: 12,

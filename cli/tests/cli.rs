@@ -1609,3 +1609,127 @@ fn a_failure_wipes_the_bar_before_the_diagnostic() {
         );
     }
 }
+
+/// `--keep K` on the example weights: exactly the 24 informative features (rows) survive, the
+/// JSON lists them, and the radius is the one `--radius` reproduces.
+#[test]
+fn keep_chooses_the_radius_that_keeps_k_groups() {
+    let d = Dir::new();
+    let weights = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/weights.npy");
+    d.write_bytes("w.npy", &fs::read(weights).expect("examples/weights.npy"));
+    let v = json(&d.ok(&[
+        "project", BILEVEL, "w.npy", "-o", "k.npy", "--keep", "24", "--json",
+    ]));
+    let survivors: Vec<u64> = v["survivors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_u64().unwrap())
+        .collect();
+    assert_eq!(survivors.len(), 24);
+    let top = &v["levels"][0];
+    assert_eq!(top["groups"], 512);
+    assert_eq!(top["zeroed"], 488);
+    assert_eq!(top["axes"], serde_json::json!([0]));
+    assert_eq!(top["norm"], "l1");
+    assert_eq!(top["thresholds"].as_array().unwrap().len(), 1);
+    let kept: Array2<f32> = read_npy(d.path("k.npy")).unwrap();
+    let nonzero: Vec<u64> = (0..512)
+        .filter(|&i| kept.row(i).iter().any(|&x| x != 0.0))
+        .map(|i| i as u64)
+        .collect();
+    assert_eq!(nonzero, survivors);
+    // The same radius, given as a number, gives the same file.
+    let radius = v["radius"].as_f64().unwrap().to_string();
+    d.ok(&[
+        "project", BILEVEL, "w.npy", "-o", "r.npy", "--radius", &radius,
+    ]);
+    assert_eq!(d.read("k.npy"), d.read("r.npy"));
+    // --sparsity 0.5 zeroes half the rows; --radius-frac is a fraction of the norm.
+    let v = json(&d.ok(&[
+        "project",
+        BILEVEL,
+        "w.npy",
+        "-o",
+        "s.npy",
+        "--sparsity",
+        "0.5",
+        "--json",
+    ]));
+    assert_eq!(v["levels"][0]["zeroed"], 256);
+    let v = json(&d.ok(&[
+        "project",
+        BILEVEL,
+        "w.npy",
+        "-o",
+        "f.npy",
+        "--radius-frac",
+        "0.5",
+        "--json",
+    ]));
+    let (r, n) = (
+        v["radius"].as_f64().unwrap(),
+        v["norm_before"].as_f64().unwrap(),
+    );
+    assert_eq!(r, 0.5 * n);
+}
+
+#[test]
+fn targets_that_cannot_be_met_are_errors() {
+    let d = Dir::new();
+    d.write("w.npy", &weights());
+    // A linf top level never removes a group.
+    let msg = d.fails(
+        &[
+            "project",
+            "linf over dim0 of l1 over dim1",
+            "w.npy",
+            "-o",
+            "o.npy",
+            "--keep",
+            "2",
+        ],
+        1,
+    );
+    assert!(msg.contains("only an l1 top level removes groups"), "{msg}");
+    // One way to choose the radius at a time, and not when the spec fixes it.
+    let msg = d.fails(
+        &[
+            "project", BILEVEL, "w.npy", "-o", "o.npy", "--keep", "2", "--radius", "1",
+        ],
+        2,
+    );
+    assert!(msg.contains("cannot be used with"), "{msg}");
+    let msg = d.fails(
+        &[
+            "project",
+            &format!("{BILEVEL} <= 1"),
+            "w.npy",
+            "-o",
+            "o.npy",
+            "--keep",
+            "2",
+        ],
+        2,
+    );
+    assert!(msg.contains("the spec fixes the radius"), "{msg}");
+    let msg = d.fails(
+        &[
+            "project",
+            BILEVEL,
+            "w.npy",
+            "-o",
+            "o.npy",
+            "--sparsity",
+            "1.5",
+        ],
+        2,
+    );
+    assert!(msg.contains("between 0 and 1"), "{msg}");
+    // More groups than the data has non-zero ones.
+    let msg = d.fails(
+        &["project", BILEVEL, "w.npy", "-o", "o.npy", "--keep", "9"],
+        1,
+    );
+    assert!(msg.contains("cannot keep 9 top-level groups"), "{msg}");
+}

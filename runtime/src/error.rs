@@ -224,6 +224,12 @@ pub enum DataError {
         after: u64,
     },
 
+    /// A radius target that is invalid or cannot be met by this data (see
+    /// [`crate::target::RadiusTarget`]).
+    #[error("{0}")]
+    #[diagnostic(code(multiproj::target))]
+    BadTarget(String),
+
     /// Aggregates handed to a stage by its caller do not fit the plan (see
     /// [`crate::stages`]).
     #[error("the aggregates do not fit the plan: {0}")]

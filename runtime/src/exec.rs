@@ -11,18 +11,19 @@ use std::time::{Duration, Instant};
 
 use ndarray::{ArrayViewD, ArrayViewMutD};
 
-use multiproj_compiler::{Plan, Stage, Step};
+use multiproj_compiler::{Norm, Plan, Stage, Step};
 
 use crate::backend::{Backend, Passes, Work};
 use crate::element::Element;
 use crate::error::DataError;
 use crate::progress::{Progress, Ticker};
-use crate::solve::{Aggregates, GroupAction};
+use crate::solve::{Aggregates, GroupAction, Solved};
 use crate::stages::{GroupNorms, Solution};
+use crate::target::{self, RadiusTarget};
 use crate::{balls, interp};
 
 /// What a projection did.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Report {
     pub backend: Backend,
     pub radius: f64,
@@ -38,6 +39,33 @@ pub struct Report {
     pub projected: usize,
     /// Time per stage, in execution order (stages with nothing to do are left out).
     pub stages: Vec<(Stage, Duration)>,
+    /// What each level of groups became, outermost first: `levels[0]` are the top-level groups
+    /// (the entries of `V_1`), the last entry the innermost groups (the same counts as
+    /// `untouched`, `projected`, `zeroed`). Empty for a single-level spec.
+    pub levels: Vec<LevelReport>,
+    /// Innermost l1: the soft threshold `τ` of each innermost group (0 for groups kept or
+    /// zeroed). Empty otherwise.
+    pub inner_thresholds: Vec<f64>,
+    /// The top-level groups that survive — come out non-zero — by index: which rows, columns or
+    /// features were kept. Empty for a single-level spec.
+    pub survivors: Vec<usize>,
+}
+
+/// What one level of groups became (see [`Report::levels`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LevelReport {
+    /// The axes these groups are indexed by (the axes of this level and the levels above).
+    pub axes: Vec<usize>,
+    /// The norm whose projection set their radii (this level's).
+    pub norm: Norm,
+    /// How many groups there are, and how many were left as they were, shrunk, set to zero.
+    pub groups: usize,
+    pub kept: usize,
+    pub shrunk: usize,
+    pub zeroed: usize,
+    /// When `norm` is l1: the soft threshold `τ` of each projection made at this level, one per
+    /// group of the level above (0 where it was inside its ball or zeroed). Empty otherwise.
+    pub thresholds: Vec<f64>,
 }
 
 impl Report {
@@ -168,9 +196,12 @@ impl<T: Element> Data<'_, '_, '_, T> {
 
 /// What the steps have produced so far.
 struct State {
+    target: RadiusTarget,
     aggregates: Option<Aggregates>,
-    /// `U_j` for the last solved level `j` (`U_0` before the first solve step).
-    radii: Option<Vec<f64>>,
+    /// The radius, once the target has been resolved (at the first solve step).
+    radius: Option<f64>,
+    /// `U_1 …` as far as solved.
+    solved: Vec<Solved>,
     actions: Option<Vec<GroupAction>>,
 }
 
@@ -210,7 +241,11 @@ impl<'a, B: Passes> Executor<'a, B> {
         out: &mut ArrayViewMutD<'_, T>,
         radius: f64,
     ) -> Result<Report, DataError> {
-        self.run(plan, radius, Data::Separate { x, out })
+        self.run(
+            plan,
+            RadiusTarget::Radius(radius),
+            Data::Separate { x, out },
+        )
     }
 
     /// Projects `data` in place. Nothing is written unless the whole analysis succeeded (so a
@@ -221,7 +256,29 @@ impl<'a, B: Passes> Executor<'a, B> {
         data: &mut ArrayViewMutD<'_, T>,
         radius: f64,
     ) -> Result<Report, DataError> {
-        self.run(plan, radius, Data::InPlace(data))
+        self.run(plan, RadiusTarget::Radius(radius), Data::InPlace(data))
+    }
+
+    /// [`Executor::project`] with the radius chosen for `target` from the data (see
+    /// [`crate::target`]); the report says which radius it was.
+    pub fn project_to<T: Element>(
+        &self,
+        plan: &Plan,
+        x: &ArrayViewD<'_, T>,
+        out: &mut ArrayViewMutD<'_, T>,
+        target: RadiusTarget,
+    ) -> Result<Report, DataError> {
+        self.run(plan, target, Data::Separate { x, out })
+    }
+
+    /// [`Executor::project_in_place`] with the radius chosen for `target` from the data.
+    pub fn project_in_place_to<T: Element>(
+        &self,
+        plan: &Plan,
+        data: &mut ArrayViewMutD<'_, T>,
+        target: RadiusTarget,
+    ) -> Result<Report, DataError> {
+        self.run(plan, target, Data::InPlace(data))
     }
 
     /// The multi-level norm of `x`: one reduce pass.
@@ -336,10 +393,10 @@ impl<'a, B: Passes> Executor<'a, B> {
     fn run<T: Element>(
         &self,
         plan: &Plan,
-        radius: f64,
+        target: RadiusTarget,
         mut data: Data<'_, '_, '_, T>,
     ) -> Result<Report, DataError> {
-        debug_assert!(radius.is_finite() && radius >= 0.0);
+        target.check(plan)?;
         let len = plan.tensor().len();
         check_layout(plan, data.input().shape())?;
         let mut stages = Stages::new(self.progress);
@@ -353,8 +410,10 @@ impl<'a, B: Passes> Executor<'a, B> {
         };
         let k = plan.levels().len();
         let mut st = State {
+            target,
             aggregates: None,
-            radii: None,
+            radius: None,
+            solved: Vec::new(),
             actions: None,
         };
         for step in plan.steps() {
@@ -382,22 +441,30 @@ impl<'a, B: Passes> Executor<'a, B> {
                     })?;
                 }
                 Step::Solve { level, .. } => {
-                    let agg = st.aggregates.as_ref().ok_or_else(|| out_of_order(step))?;
-                    let (radii, actions) = (&mut st.radii, &mut st.actions);
+                    let State {
+                        target,
+                        aggregates,
+                        radius,
+                        solved,
+                        actions,
+                    } = &mut st;
+                    let agg = aggregates.as_ref().ok_or_else(|| out_of_order(step))?;
                     stages.run(Stage::Solve, 0, |_| {
-                        let u = radii.take().unwrap_or_else(|| agg.top_radius(radius));
-                        let next = agg.solve_level(plan, level, &u);
+                        let r = resolved(radius, plan, agg, *target)?;
+                        let next = match solved.last() {
+                            Some(prev) => agg.solve_level(plan, level, &prev.radii),
+                            None => agg.solve_level(plan, level, &agg.top_radius(r)),
+                        };
                         if level + 1 == k {
                             // The last solve step: the group decisions, in the same stage.
-                            *actions = Some(agg.actions(plan, &next));
-                        } else {
-                            *radii = Some(next);
+                            *actions = Some(agg.actions(plan, &next.radii));
                         }
+                        solved.push(next);
                         Ok(())
                     })?;
                 }
                 Step::Threshold { .. } => {
-                    st.decide(plan, radius, &mut stages, step)?;
+                    st.decide(plan, &mut stages, step)?;
                     let actions = st.actions.as_mut().ok_or_else(|| out_of_order(step))?;
                     if actions
                         .iter()
@@ -410,7 +477,7 @@ impl<'a, B: Passes> Executor<'a, B> {
                     }
                 }
                 Step::Apply { .. } => {
-                    st.decide(plan, radius, &mut stages, step)?;
+                    st.decide(plan, &mut stages, step)?;
                     let actions = st.actions.as_ref().ok_or_else(|| out_of_order(step))?;
                     match &mut data {
                         Data::Separate { x, out } => {
@@ -432,7 +499,34 @@ impl<'a, B: Passes> Executor<'a, B> {
             .aggregates
             .ok_or_else(|| DataError::Internal("a plan without a reduce step".into()))?;
         let actions = st.actions.unwrap_or_default();
-        Ok(report(self.backend.kind(), radius, &agg, &actions, stages))
+        let radius = st.radius.unwrap_or(0.0);
+        let mut r = report(
+            self.backend.kind(),
+            plan,
+            radius,
+            &agg,
+            &st.solved,
+            &actions,
+        );
+        r.stages = stages.times;
+        Ok(r)
+    }
+}
+
+/// The radius of `target`, resolved once from the aggregates (complete up to `V_1`).
+fn resolved(
+    radius: &mut Option<f64>,
+    plan: &Plan,
+    agg: &Aggregates,
+    target: RadiusTarget,
+) -> Result<f64, DataError> {
+    match *radius {
+        Some(r) => Ok(r),
+        None => {
+            let r = target::resolve(plan, agg, target)?;
+            *radius = Some(r);
+            Ok(r)
+        }
     }
 }
 
@@ -442,18 +536,22 @@ impl State {
     fn decide(
         &mut self,
         plan: &Plan,
-        radius: f64,
         stages: &mut Stages<'_>,
         step: &Step,
     ) -> Result<(), DataError> {
         if self.actions.is_some() {
             return Ok(());
         }
-        let agg = self.aggregates.as_ref().ok_or_else(|| out_of_order(step))?;
-        let radii = &mut self.radii;
+        let State {
+            target,
+            aggregates,
+            radius,
+            ..
+        } = self;
+        let agg = aggregates.as_ref().ok_or_else(|| out_of_order(step))?;
         let actions = stages.run(Stage::Solve, 0, |_| {
-            let u = radii.take().unwrap_or_else(|| agg.top_radius(radius));
-            Ok(agg.actions(plan, &u))
+            let r = resolved(radius, plan, agg, *target)?;
+            Ok(agg.actions(plan, &agg.top_radius(r)))
         })?;
         self.actions = Some(actions);
         Ok(())
@@ -504,12 +602,15 @@ fn check_layout(plan: &Plan, shape: &[usize]) -> Result<(), DataError> {
     Ok(())
 }
 
-fn report(
+/// What the projection did, from the aggregates, the solve and the group decisions (stage times
+/// are added by the caller).
+pub(crate) fn report(
     backend: Backend,
+    plan: &Plan,
     radius: f64,
     agg: &Aggregates,
+    solved: &[Solved],
     actions: &[GroupAction],
-    stages: Stages<'_>,
 ) -> Report {
     let mut r = Report {
         backend,
@@ -519,7 +620,10 @@ fn report(
         untouched: 0,
         zeroed: 0,
         projected: 0,
-        stages: stages.times,
+        stages: Vec::new(),
+        levels: Vec::new(),
+        inner_thresholds: Vec::new(),
+        survivors: Vec::new(),
     };
     for a in actions {
         match a {
@@ -527,6 +631,62 @@ fn report(
             GroupAction::Zero => r.zeroed += 1,
             _ => r.projected += 1,
         }
+    }
+    let k = plan.levels().len();
+    let up = 2f64.powi(agg.scale_exp);
+    let mut axes = Vec::new();
+    for (i, s) in solved.iter().enumerate() {
+        let j = i + 1;
+        let level = &plan.levels()[j - 1];
+        axes.extend_from_slice(&level.axes);
+        axes.sort_unstable();
+        let mut l = LevelReport {
+            axes: axes.clone(),
+            norm: level.norm,
+            groups: s.radii.len(),
+            kept: 0,
+            shrunk: 0,
+            zeroed: 0,
+            thresholds: s.thresholds.iter().map(|t| t * up).collect(),
+        };
+        if j + 1 == k && s.radii.len() == actions.len() {
+            // The innermost groups: what the apply pass does to them.
+            (l.kept, l.zeroed, l.shrunk) = (r.untouched, r.zeroed, r.projected);
+        } else {
+            for (&u, &v) in s.radii.iter().zip(&agg.v[j]) {
+                if u == v {
+                    l.kept += 1;
+                } else if u == 0.0 {
+                    l.zeroed += 1;
+                } else {
+                    l.shrunk += 1;
+                }
+            }
+        }
+        r.levels.push(l);
+    }
+    if k >= 2 {
+        // A top-level group survives when it comes out non-zero: it was not zero in the data,
+        // and the solve gave it a positive radius (with two levels: it is not zero-filled).
+        let v1 = &agg.v[1];
+        r.survivors = if k == 2 {
+            let alive = |g: usize| v1[g] > 0.0 && !matches!(actions[g], GroupAction::Zero);
+            (0..actions.len()).filter(|&g| alive(g)).collect()
+        } else {
+            let top = solved.first().map_or(&[][..], |s| &s.radii[..]);
+            (0..top.len())
+                .filter(|&g| top[g] > 0.0 && v1[g] > 0.0)
+                .collect()
+        };
+    }
+    if plan.innermost().norm == Norm::L1 {
+        r.inner_thresholds = actions
+            .iter()
+            .map(|a| match a {
+                GroupAction::Shrink(t) => t.tau(),
+                _ => 0.0,
+            })
+            .collect();
     }
     r
 }

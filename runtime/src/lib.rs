@@ -18,11 +18,13 @@ pub mod progress;
 pub mod rng;
 pub mod solve;
 pub mod stages;
+pub mod target;
 pub mod verify;
 
 pub use backend::{Backend, BackendError, Interpreter, Passes};
 pub use element::Element;
 pub use error::DataError;
-pub use exec::{Executor, Report, norm, project, project_in_place};
+pub use exec::{Executor, LevelReport, Report, norm, project, project_in_place};
 pub use progress::{Progress, Stage};
 pub use stages::{GroupNorms, Solution};
+pub use target::RadiusTarget;

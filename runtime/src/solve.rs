@@ -119,18 +119,32 @@ impl Aggregates {
     pub fn solve(&self, plan: &Plan, radius: f64) -> Vec<f64> {
         let mut u = self.top_radius(radius);
         for level in 1..plan.levels().len() {
-            u = self.solve_level(plan, level, &u);
+            u = self.solve_level(plan, level, &u).radii;
         }
         u
     }
 
+    /// Every solve step: `U_1 … U_{k-1}` with the thresholds of the l1 levels.
+    pub(crate) fn solve_all(&self, plan: &Plan, radius: f64) -> Vec<Solved> {
+        let mut solved: Vec<Solved> = Vec::new();
+        for level in 1..plan.levels().len() {
+            let next = match solved.last() {
+                Some(prev) => self.solve_level(plan, level, &prev.radii),
+                None => self.solve_level(plan, level, &self.top_radius(radius)),
+            };
+            solved.push(next);
+        }
+        solved
+    }
+
     /// One solve step of the plan: `U_level` from `U_{level-1}` (`u`).
-    pub(crate) fn solve_level(&self, plan: &Plan, level: usize, u: &[f64]) -> Vec<f64> {
+    pub(crate) fn solve_level(&self, plan: &Plan, level: usize, u: &[f64]) -> Solved {
         let j = level;
         let level = &plan.levels()[j - 1];
         let n = level.extent;
         let mut scratch = Vec::new();
         let mut next = Vec::with_capacity(u.len() * n);
+        let mut thresholds = vec![0.0; if level.norm == Norm::L1 { u.len() } else { 0 }];
         for (s, seg) in self.v[j].chunks_exact(n).enumerate() {
             let r = u[s];
             let seg_norm = self.v[j - 1][s];
@@ -161,13 +175,17 @@ impl Aggregates {
                         // Aggregates are norms, hence non-negative: no signs to keep.
                         let t = balls::l1_soft_threshold(seg, r, &mut scratch);
                         let t = balls::fit_l1(seg, r, t, |m| m, false);
+                        thresholds[s] = t.tau();
                         next.extend(seg.iter().map(|&x| t.shrink(x)));
                     }
                 }
                 debug_assert!(norm_of(level.norm, &next[start..]) <= r);
             }
         }
-        next
+        Solved {
+            radii: next,
+            thresholds,
+        }
     }
 
     /// The action on each innermost group given its radius. Groups with an innermost l1 norm
@@ -211,6 +229,14 @@ impl Aggregates {
             })
             .collect()
     }
+}
+
+/// One solve step's result: `U_j`, and for an l1 level the soft threshold `τ` of each segment
+/// (0 where the segment was inside its ball or zeroed), in the aggregates' scale.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Solved {
+    pub radii: Vec<f64>,
+    pub thresholds: Vec<f64>,
 }
 
 /// The one test of "inside the ball" every backend and level uses: a group or segment whose

@@ -78,7 +78,8 @@ use multiproj_compiler::{Norm, Plan};
 
 use crate::balls;
 use crate::error::DataError;
-use crate::solve::{Aggregates, GroupAction};
+use crate::solve::{Aggregates, GroupAction, Solved};
+use crate::target::{self, RadiusTarget};
 
 /// The innermost norm of every group of a plan (`V_{k-1}`, in group order), as the reduce stage
 /// computed it, scaled by `2^-scale_exp` (0 unless the norms of the tensor overflow f64). Every
@@ -220,6 +221,7 @@ impl GroupNorms {
 pub struct Solution {
     pub(crate) aggregates: Aggregates,
     pub(crate) radius: f64,
+    pub(crate) solved: Vec<Solved>,
     pub(crate) actions: Vec<GroupAction>,
 }
 
@@ -228,20 +230,46 @@ impl Solution {
     /// finite, non-negative number), and decides every group's action. Groups with an innermost
     /// l1 norm that must shrink still need their threshold ([`Solution::needs_threshold`]).
     pub fn new(plan: &Plan, norms: &GroupNorms, radius: f64) -> Result<Solution, DataError> {
+        Solution::for_target(plan, norms, RadiusTarget::Radius(radius))
+    }
+
+    /// [`Solution::new`] with the radius chosen for `target` from the norms (see
+    /// [`crate::target`]).
+    pub fn for_target(
+        plan: &Plan,
+        norms: &GroupNorms,
+        target: RadiusTarget,
+    ) -> Result<Solution, DataError> {
         norms.check(plan)?;
-        if !(radius.is_finite() && radius >= 0.0) {
-            return Err(DataError::BadAggregates(format!(
-                "the radius is {radius}, not a finite non-negative number"
-            )));
-        }
+        target.check(plan)?;
         let aggregates = norms.aggregates(plan);
-        let radii = aggregates.solve(plan, radius);
+        let radius = target::resolve(plan, &aggregates, target)?;
+        let solved = aggregates.solve_all(plan, radius);
+        let radii = match solved.last() {
+            Some(s) => s.radii.clone(),
+            None => aggregates.top_radius(radius),
+        };
         let actions = aggregates.actions(plan, &radii);
         Ok(Solution {
             aggregates,
             radius,
+            solved,
             actions,
         })
+    }
+
+    /// What the projection will do, level by level (see [`crate::Report`]): the same fields a
+    /// run of [`crate::Executor::project`] reports, without stage times, and with the
+    /// thresholds of the innermost l1 groups once the threshold stage has run.
+    pub fn report(&self, plan: &Plan, backend: crate::Backend) -> crate::Report {
+        crate::exec::report(
+            backend,
+            plan,
+            self.radius,
+            &self.aggregates,
+            &self.solved,
+            &self.actions,
+        )
     }
 
     /// The multi-level norm of the data (+∞ when it exceeds `f64::MAX`).

@@ -637,7 +637,7 @@ mod tests {
             untouched: groups - zeroed - projected,
             zeroed,
             projected,
-            stages: vec![],
+            ..Report::default()
         }
     }
 

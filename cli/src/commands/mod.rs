@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use multiproj::Projection;
 use multiproj_compiler::{DType, Order, Plan, TensorInfo};
-use multiproj_runtime::Backend;
+use multiproj_runtime::{Backend, RadiusTarget};
 
 use crate::diagnostics::{CliError, Failure};
 use crate::output::shape_text;
@@ -32,6 +32,58 @@ pub fn radius_of(proj: &Projection, given: Option<f64>) -> Result<f64, CliError>
         spec.radius.as_ref(),
         given,
     )?)
+}
+
+/// What a run aims for: the spec's radius, `--radius`, or the radius `--keep`, `--sparsity` or
+/// `--radius-frac` chooses from the data (one of them; clap keeps them exclusive).
+pub fn target_of(
+    proj: &Projection,
+    radius: Option<f64>,
+    keep: Option<usize>,
+    sparsity: Option<f64>,
+    radius_frac: Option<f64>,
+) -> Result<RadiusTarget, CliError> {
+    let chosen = match (keep, sparsity, radius_frac) {
+        (Some(k), _, _) => Some(("--keep", RadiusTarget::Keep(k))),
+        (_, Some(f), _) => Some(("--sparsity", RadiusTarget::Sparsity(f))),
+        (_, _, Some(f)) => Some(("--radius-frac", RadiusTarget::RadiusFrac(f))),
+        _ => None,
+    };
+    match chosen {
+        None => Ok(RadiusTarget::Radius(radius_of(proj, radius)?)),
+        Some((flag, _)) if proj.spec().radius.is_some() => Err(CliError::usage(
+            format!("the spec fixes the radius (`<= R`), so {flag} cannot choose it"),
+            Some(&format!("remove `<= R` from the spec, or leave out {flag}")),
+        )),
+        Some((flag, target)) => {
+            let fraction = |f: f64| (0.0..=1.0).contains(&f);
+            let ok = match target {
+                RadiusTarget::Sparsity(f) => fraction(f),
+                RadiusTarget::RadiusFrac(f) => f.is_finite() && f >= 0.0,
+                _ => true,
+            };
+            if !ok {
+                return Err(CliError::usage(
+                    match target {
+                        RadiusTarget::Sparsity(f) => {
+                            format!("{flag} must be between 0 and 1, not {f}")
+                        }
+                        RadiusTarget::RadiusFrac(f) => {
+                            format!("{flag} must be a finite number ≥ 0, not {f}")
+                        }
+                        _ => unreachable!("only fractions are checked here"),
+                    },
+                    Some(match target {
+                        RadiusTarget::Sparsity(_) => {
+                            "e.g. --sparsity 0.9 to zero 90% of the top-level groups"
+                        }
+                        _ => "e.g. --radius-frac 0.25 for a quarter of the data's norm",
+                    }),
+                ));
+            }
+            Ok(target)
+        }
+    }
 }
 
 /// Binds the spec to the tensor in `path` and plans it ([`Projection::plan_for`]).

@@ -26,10 +26,12 @@ use multiproj_runtime::files::Target;
 use multiproj_runtime::interp::count_nonzeros;
 use multiproj_runtime::npy::{NpyInPlace, NpyInput, NpyOutput, TensorView, TensorViewMut};
 use multiproj_runtime::verify::Agreement;
-use multiproj_runtime::{Backend, DataError, Element, Executor, Progress, Report, Stage};
+use multiproj_runtime::{
+    Backend, DataError, Element, Executor, Progress, RadiusTarget, Report, Stage,
+};
 
 use crate::args::{InPlaceMode, ProjectArgs};
-use crate::commands::{choose_backend, file_size, plan_for, radius_of, read_spec, with_threads};
+use crate::commands::{choose_backend, file_size, plan_for, read_spec, target_of, with_threads};
 use crate::diagnostics::CliError;
 use crate::progress::{self, Bar};
 use crate::signals::{self, Deferred, Mapped};
@@ -38,7 +40,13 @@ use crate::stats::Stats;
 pub fn run(args: &ProjectArgs) -> Result<(), CliError> {
     let backend = choose_backend(args.backend.as_deref())?;
     let proj = read_spec(&args.spec)?;
-    let radius = radius_of(&proj, args.radius)?;
+    let target = target_of(
+        &proj,
+        args.radius,
+        args.keep,
+        args.sparsity,
+        args.radius_frac,
+    )?;
     let to_stdout = args.output.as_deref() == Some(Path::new("-"));
     if let Some(out) = &args.output
         && !to_stdout
@@ -53,7 +61,7 @@ pub fn run(args: &ProjectArgs) -> Result<(), CliError> {
         let job = Job {
             args,
             proj: &proj,
-            radius,
+            target,
             backend,
             want_stats: args.stats || args.json,
             bar,
@@ -101,7 +109,7 @@ fn same_file(input: &Path, output: &Path) -> bool {
 struct Job<'a> {
     args: &'a ProjectArgs,
     proj: &'a Projection,
-    radius: f64,
+    target: RadiusTarget,
     /// The backend to run (`--verify` also runs the other one).
     backend: Backend,
     want_stats: bool,
@@ -422,8 +430,8 @@ impl Job<'_> {
     ) -> Result<Outcome, DataError> {
         self.phase("project");
         let before = self.want_stats.then(|| count_nonzeros(x));
-        let report = self.exec(hook).project(plan, x, out, self.radius)?;
-        let verified = self.verify(plan, x, &out.view())?;
+        let report = self.exec(hook).project_to(plan, x, out, self.target)?;
+        let verified = self.verify(plan, x, &out.view(), report.radius)?;
         let measured = self.measure(plan, before, &out.view())?;
         Ok(Outcome {
             report,
@@ -447,15 +455,22 @@ impl Job<'_> {
             self.phase("verify");
             let mut ours = multiproj_runtime::verify::try_alloc_output::<T>(plan)?;
             let plain = self.hook(false);
-            self.exec(&plain)
-                .project(plan, &data.view(), &mut ours.view_mut(), self.radius)?;
-            let verified = self.verify(plan, &data.view(), &ours.view().into_dyn())?;
+            let report = self.exec(&plain).project_to(
+                plan,
+                &data.view(),
+                &mut ours.view_mut(),
+                self.target,
+            )?;
+            let verified =
+                self.verify(plan, &data.view(), &ours.view().into_dyn(), report.radius)?;
             self.phase("project");
             verified
         } else {
             None
         };
-        let report = self.exec(hook).project_in_place(plan, data, self.radius)?;
+        let report = self
+            .exec(hook)
+            .project_in_place_to(plan, data, self.target)?;
         let measured = self.measure(plan, before, &data.view())?;
         Ok(Outcome {
             report,
@@ -472,6 +487,7 @@ impl Job<'_> {
         plan: &Plan,
         x: &ArrayViewD<'_, T>,
         result: &ArrayViewD<'_, T>,
+        radius: f64,
     ) -> Result<Option<Agreement>, DataError> {
         if !self.args.verify {
             return Ok(None);
@@ -482,7 +498,7 @@ impl Job<'_> {
             plan,
             x,
             result,
-            self.radius,
+            radius,
             &self.exec(&plain),
         )?;
         Ok(Some(agreement))
