@@ -29,6 +29,11 @@ pub struct Report {
     pub radius: f64,
     /// The multi-level norm of the input.
     pub norm_before: f64,
+    /// The multi-level norm of the result as the solve set it: the norm of the group radii it
+    /// handed down (kept groups at their norm, zeroed ones at 0). The stored result's norm is
+    /// at most this and at most the radius (its own roundings only lower it), and within
+    /// rounding of it; `multiproj norm` of the output measures it.
+    pub norm_after: f64,
     /// Number of innermost groups.
     pub groups: usize,
     /// Groups left as they were (their radius was at least their norm).
@@ -616,6 +621,7 @@ pub(crate) fn report(
         backend,
         radius,
         norm_before: agg.norm(),
+        norm_after: 0.0,
         groups: actions.len(),
         untouched: 0,
         zeroed: 0,
@@ -634,6 +640,10 @@ pub(crate) fn report(
     }
     let k = plan.levels().len();
     let up = 2f64.powi(agg.scale_exp);
+    r.norm_after = match solved.last() {
+        Some(last) => Aggregates::reduce_up_scaled(plan, last.radii.clone(), agg.scale_exp).norm(),
+        None => agg.norm().min(radius),
+    };
     let mut axes = Vec::new();
     for (i, s) in solved.iter().enumerate() {
         let j = i + 1;

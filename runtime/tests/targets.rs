@@ -66,6 +66,13 @@ proptest! {
             Ok((out, report)) => {
                 let kept = nonzero_rows(&out);
                 prop_assert_eq!(kept.len(), k, "{}: radius {}", spec, report.radius);
+                // The norm after, as the solve set it, is the measured one to rounding.
+                let measured = Executor::new(Backend::Interp).norm(&p, &out.view()).unwrap();
+                prop_assert!(
+                    measured <= report.norm_after * (1.0 + 1e-12)
+                        && measured >= report.norm_after * (1.0 - 1e-9),
+                    "{}: measured {} vs reported {}", spec, measured, report.norm_after
+                );
                 prop_assert_eq!(&report.survivors, &kept);
                 prop_assert_eq!(report.levels[0].zeroed + report.levels[0].kept
                     + report.levels[0].shrunk, rows);
