@@ -151,7 +151,8 @@ fn check_aligned<T: Float>(array: &Bound<'_, PyArrayDyn<T>>, access: Access) -> 
         array.strides()
     );
     match access {
-        Access::Read => msg.push_str(": pass an aligned copy, np.ascontiguousarray(x) or x.copy()"),
+        // Not `np.ascontiguousarray`, which returns a contiguous array as it is, unaligned.
+        Access::Read => msg.push_str(": pass an aligned copy, x.copy()"),
         Access::Write => msg.push_str(
             ": it cannot be projected in place; project it out of place \
              (y = P.project(x, ...); x[...] = y) or keep the data in an aligned array",
@@ -166,6 +167,10 @@ fn check_aligned<T: Float>(array: &Bound<'_, PyArrayDyn<T>>, access: Access) -> 
 /// accepts every slice, transpose and reversal of a dense array and refuses broadcasts and
 /// `as_strided` tricks.
 fn check_no_overlap(array: &Bound<'_, PyUntypedArray>) -> PyResult<()> {
+    // Without elements nothing overlaps (NumPy gives empty arrays zero strides).
+    if array.shape().contains(&0) {
+        return Ok(());
+    }
     let mut axes: Vec<(usize, usize)> = array
         .shape()
         .iter()
