@@ -201,7 +201,7 @@ class Projection:
         """
         strides = None
         if hasattr(shape, "shape") and hasattr(shape, "dtype"):
-            array = shape
+            array: Any = shape
             if dtype is None:
                 dtype = array.dtype
             if isinstance(array, np.ndarray):
@@ -217,7 +217,7 @@ class Projection:
     def __repr__(self) -> str:
         return f"Projection({self.spec!r}, backend={self.backend!r})"
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Any, Tuple[str, str]]:
         return (_rebuild, (self.spec, self.backend))
 
 

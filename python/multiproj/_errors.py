@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 __all__ = ["Error", "SpecError", "ShapeError", "DataError"]
 
@@ -41,7 +41,7 @@ class _Located(Error):
         spec: Optional[str] = None,
         span: Optional[Tuple[int, int]] = None,
         labels: Sequence[Tuple[int, int, str]] = (),
-        **kwargs,
+        **kwargs: Any,
     ):
         super().__init__(message, **kwargs)
         self.spec = spec
@@ -70,7 +70,7 @@ class ShapeError(_Located, ValueError):
         shape: the array's shape.
     """
 
-    def __init__(self, message: str, *, shape: Optional[Tuple[int, ...]] = None, **kwargs):
+    def __init__(self, message: str, *, shape: Optional[Tuple[int, ...]] = None, **kwargs: Any):
         super().__init__(message, **kwargs)
         self.shape = None if shape is None else tuple(shape)
 
@@ -91,7 +91,7 @@ class DataError(Error, ValueError):
         *,
         index: Optional[Tuple[int, ...]] = None,
         value: Optional[float] = None,
-        **kwargs,
+        **kwargs: Any,
     ):
         super().__init__(message, **kwargs)
         self.index = None if index is None else tuple(index)

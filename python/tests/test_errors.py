@@ -306,7 +306,10 @@ def test_in_place_needs_an_array_to_write_into():
 
 
 def test_too_many_dimensions():
-    x = np.ones((1,) * 33)
+    try:
+        x = np.ones((1,) * 33)
+    except ValueError:
+        pytest.skip("this NumPy has at most 32 dimensions (NumPy 2 allows 64)")
     e = raised(ValueError, mp.Projection("l1 over dims0..").project, x, radius=1.0)
     assert "33 dimensions" in str(e)
 
