@@ -322,7 +322,9 @@ def _writable(x: Any) -> Tuple[np.ndarray, Any]:
 def _bump_version(torch: Any, x: Any) -> None:
     """Tells autograd that ``x`` changed, as torch's own in-place operations do, so that a
     graph that saved the old values refuses to run backward instead of using the new ones."""
-    increment = getattr(getattr(getattr(torch, "autograd", None), "graph", None), "increment_version", None)
+    increment = getattr(
+        getattr(getattr(torch, "autograd", None), "graph", None), "increment_version", None
+    )
     if increment is not None:
         increment(x)
 

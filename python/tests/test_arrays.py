@@ -165,7 +165,14 @@ def test_report_fields():
     assert report.untouched + report.zeroed + report.projected == 12
     assert report.zeroed == int((~out.any(axis=1)).sum())
     assert list(report.stages)[-1] == "apply"
-    assert set(report.stages) <= {"compile", "reduce", "upper-reduce", "solve", "threshold", "apply"}
+    assert set(report.stages) <= {
+        "compile",
+        "reduce",
+        "upper-reduce",
+        "solve",
+        "threshold",
+        "apply",
+    }
     assert report.total_seconds == pytest.approx(sum(report.stages.values()))
     with pytest.raises(AttributeError):
         report.zeroed = 0  # frozen
@@ -188,7 +195,11 @@ def test_explain_prints_every_stage():
         assert heading in text
     assert "plan for f32 tensor [64x48] order C" in text
     assert "order F" in P.explain((64, 48), order="F")
-    assert P.explain((64, 48)) == P.explain([64, 48], dtype="float64") == P.explain((64, 48), dtype=np.float64)
+    assert (
+        P.explain((64, 48))
+        == P.explain([64, 48], dtype="float64")
+        == P.explain((64, 48), dtype=np.float64)
+    )
 
 
 def test_explain_an_array_uses_its_layout():
@@ -221,10 +232,13 @@ def test_explain_is_the_commands(spec, shape, dtype, order):
     shape_arg = "x".join(map(str, shape))
     cli = subprocess.run(
         [cli_binary(), "explain", spec, "--shape", shape_arg, "--dtype", dtype, "--order", order],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
-    ours = mp.Projection(spec).explain(shape, dtype={"f32": np.float32, "f64": np.float64}[dtype],
-                                       order=order.upper())
+    ours = mp.Projection(spec).explain(
+        shape, dtype={"f32": np.float32, "f64": np.float64}[dtype], order=order.upper()
+    )
     assert ours.strip() == cli.strip()
 
 

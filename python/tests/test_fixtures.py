@@ -34,7 +34,7 @@ RUNS = [("jit", layout) for layout in LAYOUTS] + [("interp", "stored"), ("interp
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-@pytest.mark.parametrize("backend,layout", RUNS, ids=[f"{b}-{l}" for b, l in RUNS])
+@pytest.mark.parametrize("backend,layout", RUNS, ids=[f"{b}-{lay}" for b, lay in RUNS])
 def test_fixture(case, backend, layout, dtype):
     name = case["name"]
     stored_dtype = DTYPES[case["dtype"]]

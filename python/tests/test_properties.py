@@ -129,7 +129,10 @@ def test_backends_agree(problem):
     """The JIT and the interpreter give the same bits (docs/SEMANTICS.md), except that a
     tolerance remains for views with reversed axes (the strided layout reverses axis 0)."""
     spec, x, radius, layout = problem
-    jit, interp = PROJECTIONS[spec].project(x, radius=radius), INTERP[spec].project(x, radius=radius)
+    jit, interp = (
+        PROJECTIONS[spec].project(x, radius=radius),
+        INTERP[spec].project(x, radius=radius),
+    )
     if layout != "strided":
         assert_bits_equal(jit, interp, f"{spec} ({layout})")
     else:

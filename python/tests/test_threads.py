@@ -1,12 +1,14 @@
 """The GIL is released while the passes run, so other Python threads run meanwhile.
 
 `test_gil_is_released_while_projecting` shows it deterministically. The speed-up of two
-threads over the same two projections one after the other is a weaker witness on small
-machines, because each projection already runs its passes on every core (rayon) and the JIT's
-passes are bound by memory bandwidth: on a 2-core virtual machine shared with other builds, two
-concurrent JIT projections take about as long as two in a row whether or not the GIL is held.
-That test uses the interpreter (more arithmetic per byte), asserts only a modest speed-up, and
-runs when MULTIPROJ_TIMING_TESTS=1 (as a benchmark, on a quiet machine).
+threads over the same two projections one after the other is the brief's witness, with a
+caveat: each projection already runs its passes on every core (rayon), and the JIT's passes are
+bound by memory bandwidth, so on a 2-core machine two concurrent JIT projections take about as
+long as two in a row (measured: 0.9-1.1x) whether or not the GIL is held. The speed-up test
+therefore uses the interpreter, whose passes do more arithmetic per byte and are partly serial
+(measured on a quiet 2-core machine: 0.61-0.64x; on one busy with other builds, 0.83-0.95x). It
+asserts a modest speed-up (< 0.85x) in the best of up to three rounds, and can be skipped on a
+busy machine with MULTIPROJ_SKIP_TIMING_TESTS=1.
 """
 
 from __future__ import annotations
@@ -57,8 +59,7 @@ def test_gil_is_released_while_projecting():
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs at least 2 cores")
 @pytest.mark.skipif(
-    os.environ.get("MULTIPROJ_TIMING_TESTS") != "1",
-    reason="a timing test: set MULTIPROJ_TIMING_TESTS=1 (see the module's docstring)",
+    os.environ.get("MULTIPROJ_SKIP_TIMING_TESTS") == "1", reason="MULTIPROJ_SKIP_TIMING_TESTS=1"
 )
 def test_two_threads_are_faster_than_one_after_the_other():
     P = mp.Projection(BILEVEL, backend="interp")
@@ -74,7 +75,9 @@ def test_two_threads_are_faster_than_one_after_the_other():
         return time.perf_counter() - t
 
     def parallel():
-        threads = [threading.Thread(target=P.project, args=(x,), kwargs={"radius": radius}) for x in (a, b)]
+        threads = [
+            threading.Thread(target=P.project, args=(x,), kwargs={"radius": radius}) for x in (a, b)
+        ]
         t = time.perf_counter()
         for th in threads:
             th.start()
@@ -82,6 +85,12 @@ def test_two_threads_are_faster_than_one_after_the_other():
             th.join()
         return time.perf_counter() - t
 
-    s = min(serial() for _ in range(3))
-    p = min(parallel() for _ in range(3))
-    assert p < 0.85 * s, f"two threads took {p:.3f} s, one after the other {s:.3f} s"
+    rounds = []
+    for _ in range(3):
+        s = min(serial() for _ in range(2))
+        p = min(parallel() for _ in range(2))
+        rounds.append((p / s, p, s))
+        if p < 0.85 * s:
+            return
+    shown = ", ".join(f"{p:.3f} s vs {s:.3f} s ({r:.2f}x)" for r, p, s in rounds)
+    pytest.fail(f"two threads were not faster than one after the other: {shown}")

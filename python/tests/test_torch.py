@@ -76,7 +76,10 @@ def test_tensor_in_tensor_out(dtype_name):
     assert not out.requires_grad
     assert_bits_equal(out.numpy(), mp.project(BILEVEL, w.numpy(), radius=1.0))
     assert mp.norm(BILEVEL, out) <= 1.0
-    assert_bits_equal(w.numpy(), torch.randn(16, 12, generator=torch.Generator().manual_seed(0), dtype=dtype).numpy())
+    assert_bits_equal(
+        w.numpy(),
+        torch.randn(16, 12, generator=torch.Generator().manual_seed(0), dtype=dtype).numpy(),
+    )
 
 
 @needs_torch
@@ -98,7 +101,9 @@ def test_in_place_on_a_parameter_in_a_training_loop():
     n_in, n_hidden, informative = 32, 8, 4
     x = torch.randn(256, n_in)
     y = x[:, :informative].sum(dim=1, keepdim=True)
-    model = torch.nn.Sequential(torch.nn.Linear(n_in, n_hidden), torch.nn.ReLU(), torch.nn.Linear(n_hidden, 1))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(n_in, n_hidden), torch.nn.ReLU(), torch.nn.Linear(n_hidden, 1)
+    )
     layer = model[0]
     storage = layer.weight.data_ptr()
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
