@@ -30,11 +30,8 @@ pub enum Stage<'a> {
 
 /// The Python exception for `error`; `spec` is the spec's text (for spans in characters).
 pub fn to_py(py: Python<'_>, error: &Error, spec: &str, stage: Stage<'_>) -> PyErr {
-    match exception(py, error, spec, stage) {
-        Ok(e) => e,
-        // Importing multiproj._errors or building the exception failed: that error says why.
-        Err(e) => e,
-    }
+    // If importing multiproj._errors or building the exception fails, that error says why.
+    exception(py, error, spec, stage).unwrap_or_else(|e| e)
 }
 
 /// A bug in multiproj that surfaced as a panic: the base `multiproj.Error`, never a

@@ -293,3 +293,10 @@ def test_one_projection_shared_by_threads():
         t.join()
     for got, want in zip(results, expected):
         assert_bits_equal(got, want)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    failures, tried = doctest.testmod(mp, optionflags=doctest.ELLIPSIS)
+    assert tried >= 10 and failures == 0
