@@ -96,25 +96,17 @@ impl miette::Diagnostic for Error {
 }
 
 /// A compiled spec: parse once, project many tensors. `Send + Sync`; share it across threads.
-#[derive(Debug)]
+///
+/// Clones share the plan cache: a plan depends only on the spec and the tensor's layout, never
+/// on the radius or the backend, so `proj.clone().with_radius(r)` per call (as the Python
+/// package does for its `radius=` argument) plans each layout once for all of them.
+#[derive(Debug, Clone)]
 pub struct Projection {
     spec: Spec,
     ranks: RankReq,
     radius: Option<f64>,
     backend: Backend,
-    plans: Mutex<HashMap<TensorInfo, Arc<Plan>>>,
-}
-
-impl Clone for Projection {
-    fn clone(&self) -> Self {
-        Projection {
-            spec: self.spec.clone(),
-            ranks: self.ranks,
-            radius: self.radius,
-            backend: self.backend,
-            plans: Mutex::new(self.plans.lock().map(|p| p.clone()).unwrap_or_default()),
-        }
-    }
+    plans: Arc<Mutex<HashMap<TensorInfo, Arc<Plan>>>>,
 }
 
 impl Projection {
@@ -128,7 +120,7 @@ impl Projection {
             ranks,
             radius,
             backend: Backend::default(),
-            plans: Mutex::new(HashMap::new()),
+            plans: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -178,7 +170,7 @@ impl Projection {
         Ok(plan)
     }
 
-    /// Number of layouts planned so far (each planned once).
+    /// Number of layouts planned so far (each planned once), by this projection and its clones.
     pub fn cached_plans(&self) -> usize {
         self.lock_plans().len()
     }
@@ -347,6 +339,17 @@ mod tests {
     #[test]
     fn projection_is_send_and_sync() {
         assert_send_sync::<Projection>();
+    }
+
+    #[test]
+    fn clones_share_the_plan_cache() {
+        let proj = Projection::compile("l1 over dim0 of linf over dim1").unwrap();
+        let x = ndarray::Array2::<f64>::ones((3, 4));
+        let with_radius = proj.clone().with_radius(1.0).unwrap();
+        with_radius.project(&x).unwrap();
+        assert_eq!(proj.cached_plans(), 1);
+        proj.clone().with_radius(2.0).unwrap().project(&x).unwrap();
+        assert_eq!(proj.cached_plans(), 1, "the same layout is planned once");
     }
 }
 

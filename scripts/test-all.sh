@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Every test of multiproj in one command: the Rust workspace's (`cargo test --workspace`), then
+# the Python package's — built and installed with `pip install ./python` (a release build, as a
+# user gets it) into the virtual environment target/py-venv, and run with pytest.
+#
+#   scripts/test-all.sh                  # both
+#   scripts/test-all.sh --python-only    # only the Python package (build, install, pytest)
+#   scripts/test-all.sh -- -k torch -x   # arguments after `--` go to pytest
+#
+# Environment:
+#   MULTIPROJ_TORCH=1      also install torch from PyPI (several GB with its CUDA libraries; the
+#                          CPU is all the tests use) and run the torch tests, which skip without it
+#   CARGO_TEST_ARGS        more arguments for cargo test and the extension's build (CI: --locked)
+#   PYTHON                 the interpreter the virtual environment is made from (default python3)
+#   MULTIPROJ_SKIP_TIMING_TESTS=1  skip the speed-up test of python/tests/test_threads.py (for a
+#                          machine busy with other work)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+venv="$root/target/py-venv"
+
+run_cargo=1
+pytest_args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --python-only) run_cargo=0 ;;
+    --) shift; pytest_args=("$@"); break ;;
+    *) echo "usage: scripts/test-all.sh [--python-only] [-- PYTEST-ARGS...]" >&2; exit 2 ;;
+  esac
+  shift
+done
+# Word splitting is wanted: CARGO_TEST_ARGS holds zero or more flags.
+# shellcheck disable=SC2206
+cargo_args=(${CARGO_TEST_ARGS:-})
+
+if [ "$run_cargo" = 1 ]; then
+  echo "== cargo test --workspace ${cargo_args[*]}"
+  cargo test --workspace "${cargo_args[@]}"
+fi
+
+echo "== python: virtual environment target/py-venv"
+if [ ! -x "$venv/bin/python" ]; then
+  "${PYTHON:-python3}" -m venv "$venv"
+fi
+py="$venv/bin/python"
+"$py" -m pip install --quiet --upgrade pip
+"$py" -m pip install --quiet maturin pytest hypothesis numpy
+if [ "${MULTIPROJ_TORCH:-0}" = 1 ]; then
+  echo "== python: torch (MULTIPROJ_TORCH=1)"
+  "$py" -m pip install --quiet torch
+fi
+
+echo "== python: pip install ./python"
+# A fresh install every time (the version number does not change with the code).
+"$py" -m pip uninstall --quiet --yes multiproj >/dev/null 2>&1 || true
+start=$SECONDS
+MATURIN_PEP517_ARGS="${cargo_args[*]}" "$py" -m pip install --quiet ./python
+echo "built and installed in $((SECONDS - start)) s"
+
+echo "== python: pytest"
+# From the repository's root, so that `import multiproj` finds the installed package, not the
+# sources in python/multiproj (which lack the native module).
+"$py" -m pytest python/tests "${pytest_args[@]}"
