@@ -12,8 +12,8 @@
 #                          CPU is all the tests use) and run the torch tests, which skip without it
 #   CARGO_TEST_ARGS        more arguments for cargo test and the extension's build (CI: --locked)
 #   PYTHON                 the interpreter the virtual environment is made from (default python3)
-#   MULTIPROJ_SKIP_TIMING_TESTS=1  skip the speed-up test of python/tests/test_threads.py (for a
-#                          machine busy with other work)
+#   MULTIPROJ_TIMING_TESTS=1  also run the speed-up test of python/tests/test_threads.py (off by
+#                          default: a busy machine can fail it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD

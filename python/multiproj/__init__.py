@@ -40,10 +40,11 @@ import numpy as np
 from ._errors import DataError, Error, ShapeError, SpecError
 from ._multiproj import Projection as _Native
 from ._multiproj import __version__
-from ._report import Report
+from ._report import Level, Report
 
 __all__ = [
     "Projection",
+    "Level",
     "Report",
     "project",
     "project_",
@@ -71,16 +72,19 @@ class Projection:
     Raises:
         SpecError: the spec does not parse, or is wrong for any array (an axis used twice).
 
-    The radius comes from the spec (``<= R``) or from the ``radius=`` keyword of each call;
-    both, or neither, is a :class:`SpecError`.
+    The radius comes from the spec (``<= R``) or from each call: ``radius=``, or a target it is
+    chosen for from the data — ``keep=K`` (exactly K top-level groups survive), ``sparsity=F``
+    (a fraction of them is zeroed), ``radius_frac=F`` (F times the data's norm). Both the spec
+    and a call, or neither, is an error.
 
     A ``Projection`` is immutable and thread-safe: share it between threads. Plans are cached
     per array layout, and projections release the GIL, so threads project in parallel.
 
     Methods:
-        project(x, *, radius=None): a new array (or tensor), same shape, dtype and memory order.
-        project_with_report(x, *, radius=None): ``(array, Report)``.
-        project_(x, *, radius=None): in place; returns a :class:`Report`.
+        project(x, *, radius=None, keep=None, sparsity=None, radius_frac=None): a new array (or
+            tensor), same shape, dtype and memory order.
+        project_with_report(x, ...): ``(array, Report)``.
+        project_(x, ...): in place; returns a :class:`Report`.
         norm(x): the multi-level norm of ``x``.
         explain(shape, *, dtype=..., order="C"): the plan, as ``multiproj explain`` prints it.
 
@@ -113,13 +117,28 @@ class Projection:
         """``"jit"`` or ``"interp"``."""
         return self._native.backend
 
-    def project(self, x: Any, *, radius: Optional[float] = None) -> Any:
+    def project(
+        self,
+        x: Any,
+        *,
+        radius: Optional[float] = None,
+        keep: Optional[int] = None,
+        sparsity: Optional[float] = None,
+        radius_frac: Optional[float] = None,
+    ) -> Any:
         """The projection of ``x`` onto the ball, as a new array.
 
         Args:
             x: a NumPy array (float32 or float64, any strides: read where it lies), a CPU torch
                 tensor, or any array-like (converted with ``np.asarray``, a copy for lists).
             radius: the radius of the ball, if the spec has no ``<= R``.
+            keep: instead of a radius, keep exactly this many *top-level groups* (the rows,
+                columns or channels the outermost norm sums over; it must be l1) and set the
+                others to zero: the largest radius that does so is chosen from the data.
+            sparsity: instead of a radius, set this fraction (0 to 1) of the top-level groups
+                to zero (``keep`` of the rest, rounded).
+            radius_frac: instead of a radius, this fraction of ``x``'s norm.
+            At most one of ``radius``, ``keep``, ``sparsity``, ``radius_frac``.
 
         Returns:
             An array of the same shape, dtype and memory order of axes as ``x`` (a torch tensor
@@ -127,22 +146,42 @@ class Projection:
 
         Raises:
             SpecError: no radius, or a radius both in the spec and here, or an invalid one.
+            DataError: a target the data cannot meet (``keep`` with ties across the K-th
+                group: the message names the counts that can be kept), or one the spec cannot
+                (``keep`` with a linf or l2 top level, which never zeroes a group).
+            ValueError: several of ``radius``, ``keep``, ``sparsity``, ``radius_frac``.
             ShapeError: the spec does not fit ``x``'s shape.
             DataError: ``x`` holds a NaN or an infinity.
             TypeError: ``x`` is not float32/float64 (e.g. float16: ``x.astype(np.float32)``),
                 or is a torch tensor on a GPU (``x.cpu()``).
         """
         array, torch = _readable(x)
-        out = self._native.project(array, radius=radius)
+        out = self._native.project(array, radius=radius, keep=keep, sparsity=sparsity, radius_frac=radius_frac)
         return torch.from_numpy(out) if torch is not None else out
 
-    def project_with_report(self, x: Any, *, radius: Optional[float] = None) -> Tuple[Any, Report]:
+    def project_with_report(
+        self,
+        x: Any,
+        *,
+        radius: Optional[float] = None,
+        keep: Optional[int] = None,
+        sparsity: Optional[float] = None,
+        radius_frac: Optional[float] = None,
+    ) -> Tuple[Any, Report]:
         """Like :meth:`project`, also returning what happened: ``(array, report)``."""
         array, torch = _readable(x)
-        out, report = self._native.project_with_report(array, radius=radius)
+        out, report = self._native.project_with_report(array, radius=radius, keep=keep, sparsity=sparsity, radius_frac=radius_frac)
         return (torch.from_numpy(out) if torch is not None else out), report
 
-    def project_(self, x: Any, *, radius: Optional[float] = None) -> Report:
+    def project_(
+        self,
+        x: Any,
+        *,
+        radius: Optional[float] = None,
+        keep: Optional[int] = None,
+        sparsity: Optional[float] = None,
+        radius_frac: Optional[float] = None,
+    ) -> Report:
         """Projects ``x`` in place (the trailing underscore is torch's ``clamp_`` convention).
 
         Groups already inside their ball are not written. If ``x`` holds a NaN or an
@@ -151,10 +190,12 @@ class Projection:
         Args:
             x: a writable NumPy array (float32 or float64, any strides whose elements do not
                 overlap), or a CPU torch tensor (an ``nn.Parameter`` inside ``torch.no_grad()``).
-            radius: the radius of the ball, if the spec has no ``<= R``.
+            radius, keep, sparsity, radius_frac: the radius, or the target it is chosen for,
+                as for :meth:`project`.
 
         Returns:
-            The :class:`Report`.
+            The :class:`Report`: which top-level groups survive (``report.survivors``), what
+            happened at every level (``report.levels``), the radius chosen.
 
         Raises:
             ValueError: ``x`` is read-only, unaligned, or a view whose elements overlap.
@@ -165,7 +206,7 @@ class Projection:
             SpecError, ShapeError, DataError: as for :meth:`project`.
         """
         array, torch = _writable(x)
-        report = self._native.project_(array, radius=radius)
+        report = self._native.project_(array, radius=radius, keep=keep, sparsity=sparsity, radius_frac=radius_frac)
         if torch is not None:
             _bump_version(torch, x)
         return report
@@ -230,15 +271,37 @@ def _compiled(spec: str, backend: str) -> Projection:
     return Projection(spec, backend=backend)
 
 
-def project(spec: str, x: Any, *, radius: Optional[float] = None, backend: str = "jit") -> Any:
+def project(
+    spec: str,
+    x: Any,
+    *,
+    radius: Optional[float] = None,
+    keep: Optional[int] = None,
+    sparsity: Optional[float] = None,
+    radius_frac: Optional[float] = None,
+    backend: str = "jit",
+) -> Any:
     """One-shot :meth:`Projection.project`: ``mp.project("l1 over dim0 of l2 over dim1", w,
-    radius=0.5)``. The compiled spec is cached, so calling this in a loop compiles it once."""
-    return _compiled(spec, backend).project(x, radius=radius)
+    radius_frac=0.1)``. The compiled spec is cached, so calling this in a loop compiles it once."""
+    return _compiled(spec, backend).project(
+        x, radius=radius, keep=keep, sparsity=sparsity, radius_frac=radius_frac
+    )
 
 
-def project_(spec: str, x: Any, *, radius: Optional[float] = None, backend: str = "jit") -> Report:
+def project_(
+    spec: str,
+    x: Any,
+    *,
+    radius: Optional[float] = None,
+    keep: Optional[int] = None,
+    sparsity: Optional[float] = None,
+    radius_frac: Optional[float] = None,
+    backend: str = "jit",
+) -> Report:
     """One-shot :meth:`Projection.project_` (in place; returns the :class:`Report`)."""
-    return _compiled(spec, backend).project_(x, radius=radius)
+    return _compiled(spec, backend).project_(
+        x, radius=radius, keep=keep, sparsity=sparsity, radius_frac=radius_frac
+    )
 
 
 def norm(spec: str, x: Any, *, backend: str = "jit") -> float:

@@ -21,11 +21,33 @@ class Projection:
     def radius(self) -> Optional[float]: ...
     @property
     def backend(self) -> str: ...
-    def project(self, x: np.ndarray, *, radius: Optional[float] = None) -> _Float: ...
+    def project(
+        self,
+        x: np.ndarray,
+        *,
+        radius: Optional[float] = None,
+        keep: Optional[int] = None,
+        sparsity: Optional[float] = None,
+        radius_frac: Optional[float] = None,
+    ) -> _Float: ...
     def project_with_report(
-        self, x: np.ndarray, *, radius: Optional[float] = None
+        self,
+        x: np.ndarray,
+        *,
+        radius: Optional[float] = None,
+        keep: Optional[int] = None,
+        sparsity: Optional[float] = None,
+        radius_frac: Optional[float] = None,
     ) -> Tuple[_Float, Report]: ...
-    def project_(self, x: np.ndarray, *, radius: Optional[float] = None) -> Report: ...
+    def project_(
+        self,
+        x: np.ndarray,
+        *,
+        radius: Optional[float] = None,
+        keep: Optional[int] = None,
+        sparsity: Optional[float] = None,
+        radius_frac: Optional[float] = None,
+    ) -> Report: ...
     def norm(self, x: np.ndarray) -> float: ...
     def explain(
         self,

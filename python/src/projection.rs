@@ -5,42 +5,55 @@
 //! The pure-Python `multiproj.Projection` wraps this class and adds what is Python's business:
 //! array-likes through `np.asarray`, torch tensors, the one-shot functions.
 
-use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use ndarray::{ArrayD, IxDyn};
-use numpy::{BorrowError, PyArray, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{BorrowError, PyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyType};
+use pyo3::types::{PyDict, PyTuple, PyType};
 
-use multiproj::{Backend, DType, Order, Report, TensorInfo};
+use multiproj::{Backend, DType, Order, RadiusTarget, Report, TensorInfo};
 
 use crate::arrays::{Access, Float, Layout, Typed, type_name};
 use crate::errors::{self, Stage};
 
-/// What a projection aims at, from the keyword arguments of a call.
-///
-/// Only `radius=` so far. A new target (`keep=`, `sparsity=`, `radius_frac=`) is a field here, a
-/// keyword in the methods' `signature`s and the `.pyi` stub, and its arm in
-/// [`Target::configure`], which hands it to the facade's builder (`with_radius` and the like,
-/// which also refuse a target given twice, by the spec and at run time).
+/// What a projection aims at, from the keyword arguments of a call: a radius, or a target the
+/// radius is chosen for from the data (`keep=`, `sparsity=`, `radius_frac=`), at most one of
+/// them; none means the radius the spec fixes (`... <= R`).
 #[derive(Clone, Copy, Debug, Default)]
 struct Target {
     radius: Option<f64>,
+    keep: Option<usize>,
+    sparsity: Option<f64>,
+    radius_frac: Option<f64>,
 }
 
 impl Target {
-    /// The projection to run: the compiled one, or a clone configured for this call. Clones
-    /// share the plan cache, so configuring one costs a copy of the spec, not a new plan.
-    fn configure(
-        self,
-        base: &multiproj::Projection,
-    ) -> Result<Cow<'_, multiproj::Projection>, multiproj::Error> {
-        match self.radius {
-            None => Ok(Cow::Borrowed(base)),
-            Some(r) => Ok(Cow::Owned(base.clone().with_radius(r)?)),
+    /// The target of this call, if one was given; an error if several were.
+    fn chosen(self) -> PyResult<Option<RadiusTarget>> {
+        let given: Vec<(&str, RadiusTarget)> = [
+            self.radius.map(|r| ("radius", RadiusTarget::Radius(r))),
+            self.keep.map(|k| ("keep", RadiusTarget::Keep(k))),
+            self.sparsity
+                .map(|f| ("sparsity", RadiusTarget::Sparsity(f))),
+            self.radius_frac
+                .map(|f| ("radius_frac", RadiusTarget::RadiusFrac(f))),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        match given.as_slice() {
+            [] => Ok(None),
+            [(_, t)] => Ok(Some(*t)),
+            several => {
+                let names: Vec<String> = several.iter().map(|(n, _)| format!("{n}=")).collect();
+                Err(PyValueError::new_err(format!(
+                    "give one of radius=, keep=, sparsity=, radius_frac=, not {}",
+                    names.join(" and ")
+                )))
+            }
         }
     }
 }
@@ -90,44 +103,69 @@ impl Projection {
 
     /// The projection of the ndarray `x` as a new array of the same shape, dtype and memory
     /// order of axes.
-    #[pyo3(signature = (x, *, radius = None))]
+    #[pyo3(signature = (x, *, radius = None, keep = None, sparsity = None, radius_frac = None))]
     fn project<'py>(
         &self,
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
         radius: Option<f64>,
+        keep: Option<usize>,
+        sparsity: Option<f64>,
+        radius_frac: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        Ok(self.project_with_report(py, x, radius)?.0)
+        Ok(self
+            .project_with_report(py, x, radius, keep, sparsity, radius_frac)?
+            .0)
     }
 
     /// Like `project`, also returning the report: `(array, report)`.
-    #[pyo3(signature = (x, *, radius = None))]
+    #[pyo3(signature = (x, *, radius = None, keep = None, sparsity = None, radius_frac = None))]
     fn project_with_report<'py>(
         &self,
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
         radius: Option<f64>,
+        keep: Option<usize>,
+        sparsity: Option<f64>,
+        radius_frac: Option<f64>,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
-        let proj = self.configured(py, Target { radius })?;
+        let target = Target {
+            radius,
+            keep,
+            sparsity,
+            radius_frac,
+        }
+        .chosen()?;
+        let proj = &self.inner;
         let (out, report) = match Layout::of(x, Access::Read)? {
-            Typed::F32(a) => project_typed(py, &proj, a)?,
-            Typed::F64(a) => project_typed(py, &proj, a)?,
+            Typed::F32(a) => project_typed(py, proj, a, target)?,
+            Typed::F64(a) => project_typed(py, proj, a, target)?,
         };
         Ok((out, report_to_py(py, &report)?))
     }
 
     /// Projects the writable ndarray `x` in place and returns the report.
-    #[pyo3(signature = (x, *, radius = None))]
+    #[pyo3(signature = (x, *, radius = None, keep = None, sparsity = None, radius_frac = None))]
     fn project_<'py>(
         &self,
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
         radius: Option<f64>,
+        keep: Option<usize>,
+        sparsity: Option<f64>,
+        radius_frac: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let proj = self.configured(py, Target { radius })?;
+        let target = Target {
+            radius,
+            keep,
+            sparsity,
+            radius_frac,
+        }
+        .chosen()?;
+        let proj = &self.inner;
         let report = match Layout::of(x, Access::Write)? {
-            Typed::F32(a) => project_in_place_typed(py, &proj, a)?,
-            Typed::F64(a) => project_in_place_typed(py, &proj, a)?,
+            Typed::F32(a) => project_in_place_typed(py, proj, a, target)?,
+            Typed::F64(a) => project_in_place_typed(py, proj, a, target)?,
         };
         report_to_py(py, &report)
     }
@@ -224,18 +262,6 @@ impl Projection {
     }
 }
 
-impl Projection {
-    fn configured(
-        &self,
-        py: Python<'_>,
-        target: Target,
-    ) -> PyResult<Cow<'_, multiproj::Projection>> {
-        target
-            .configure(&self.inner)
-            .map_err(|e| errors::to_py(py, &e, &self.inner.spec().source, Stage::Compile))
-    }
-}
-
 /// `== heading ==`, the body, and a blank line between sections: `multiproj explain`'s layout.
 fn section(out: &mut String, heading: &str, body: &str) {
     if !out.is_empty() {
@@ -273,16 +299,21 @@ fn project_typed<'py, T: Float>(
     py: Python<'py>,
     proj: &multiproj::Projection,
     array: &Bound<'py, PyArrayDyn<T>>,
+    target: Option<RadiusTarget>,
 ) -> PyResult<(Bound<'py, PyAny>, Report)> {
     let shape = array.shape().to_vec();
     let borrowed = array.try_readonly().map_err(|e| borrow_error(e, array))?;
+    let run = |x: &ndarray::ArrayViewD<'_, T>| match target {
+        None => proj.project_with_report(x),
+        Some(t) => proj.project_to(x, t),
+    };
     let result = if array.is_empty() {
         // No view of an empty array: its data pointer need not be valid. The library refuses
         // the shape (a ShapeError) without reading any element.
-        proj.project_with_report(&empty::<T>(&shape)?)
+        run(&empty::<T>(&shape)?.view())
     } else {
         let view = borrowed.as_array();
-        detached(py, || proj.project_with_report(&view))?
+        detached(py, || run(&view))?
     };
     let (out, report) =
         result.map_err(|e| errors::to_py(py, &e, &proj.spec().source, stage::<T>(&shape)))?;
@@ -294,14 +325,19 @@ fn project_in_place_typed<T: Float>(
     py: Python<'_>,
     proj: &multiproj::Projection,
     array: &Bound<'_, PyArrayDyn<T>>,
+    target: Option<RadiusTarget>,
 ) -> PyResult<Report> {
     let shape = array.shape().to_vec();
     let mut borrowed = array.try_readwrite().map_err(|e| borrow_error(e, array))?;
+    let run = |x: &mut ndarray::ArrayViewMutD<'_, T>| match target {
+        None => proj.project_in_place(x),
+        Some(t) => proj.project_in_place_to(x, t),
+    };
     let result = if array.is_empty() {
-        proj.project_in_place(&mut empty::<T>(&shape)?)
+        run(&mut empty::<T>(&shape)?.view_mut())
     } else {
         let mut view = borrowed.as_array_mut();
-        detached(py, || proj.project_in_place(&mut view))?
+        detached(py, || run(&mut view))?
     };
     result.map_err(|e| errors::to_py(py, &e, &proj.spec().source, stage::<T>(&shape)))
 }
@@ -361,5 +397,30 @@ fn report_to_py<'py>(py: Python<'py>, report: &Report) -> PyResult<Bound<'py, Py
     kwargs.set_item("zeroed", report.zeroed)?;
     kwargs.set_item("projected", report.projected)?;
     kwargs.set_item("stages", stages)?;
+    kwargs.set_item("norm_after", report.norm_after)?;
+    let survivors: Vec<i64> = report.survivors.iter().map(|&g| g as i64).collect();
+    kwargs.set_item("survivors", PyArray1::from_vec(py, survivors))?;
+    kwargs.set_item(
+        "inner_thresholds",
+        PyArray1::from_vec(py, report.inner_thresholds.clone()),
+    )?;
+    static LEVEL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    let level_class = LEVEL.import(py, "multiproj._report", "Level")?;
+    let levels = report
+        .levels
+        .iter()
+        .map(|l| {
+            let kw = PyDict::new(py);
+            kw.set_item("axes", PyTuple::new(py, &l.axes)?)?;
+            kw.set_item("norm", l.norm.to_string())?;
+            kw.set_item("groups", l.groups)?;
+            kw.set_item("kept", l.kept)?;
+            kw.set_item("shrunk", l.shrunk)?;
+            kw.set_item("zeroed", l.zeroed)?;
+            kw.set_item("thresholds", PyArray1::from_vec(py, l.thresholds.clone()))?;
+            level_class.call((), Some(&kw))
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    kwargs.set_item("levels", PyTuple::new(py, levels)?)?;
     class.call((), Some(&kwargs))
 }
