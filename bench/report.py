@@ -516,6 +516,18 @@ def main():
             out.extend(line.rstrip("\n") for line in f)
         w("")
 
+    # The last run of the Python package's benchmark (bench/python_bench.py writes it).
+    pyb = os.path.join(os.path.dirname(os.path.abspath(__file__)), "python_bench.md")
+    if os.path.exists(pyb):
+        w("## Python: call overhead, a large tensor, and PyTorch\n")
+        w("`bench/python_bench.py` (not part of this script's run) times the Python package "
+          "against the Rust library on the same data (alternating rounds; the difference is the "
+          "median of the per-round ones), and the bi-level l1,∞ projection against a vectorized "
+          "torch implementation and one with a Python loop over the rows. Its last record:\n")
+        with open(pyb) as f:
+            out.extend(line.rstrip("\n") for line in f)
+        w("")
+
     w("## Commands\n")
     with open(os.path.join(res, "commands.txt")) as f:
         root = os.getcwd() + "/"

@@ -304,8 +304,22 @@ pub struct BenchArgs {
     pub spec: Option<String>,
 
     /// The shape of the random tensor, e.g. 4096x4096.
-    #[arg(long, value_name = "SHAPE", value_parser = parse_shape, required_unless_present = "probe")]
+    #[arg(
+        long,
+        value_name = "SHAPE",
+        value_parser = parse_shape,
+        required_unless_present_any = ["probe", "input"]
+    )]
     pub shape: Option<Shape>,
+
+    /// Time the projection of this .npy file's data instead of random data: it is read into
+    /// memory once (untimed), with its shape, dtype and memory order.
+    #[arg(
+        long,
+        value_name = "FILE.npy",
+        conflicts_with_all = ["shape", "seed", "probe"]
+    )]
+    pub input: Option<std::path::PathBuf>,
 
     /// Element type of the tensor.
     #[arg(long, value_enum, default_value_t = DTypeArg::F64)]

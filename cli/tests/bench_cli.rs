@@ -267,3 +267,37 @@ fn bad_arguments_exit_2() {
         assert!(!out.stderr.is_empty(), "bench {args:?} said nothing");
     }
 }
+
+/// `--input` times the projection of a file's data: its shape, dtype and order, and the same
+/// norm `multiproj norm` gives.
+#[test]
+fn bench_on_a_files_data() {
+    let weights = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/weights.npy");
+    let spec = "l1 over dim0 of linf over dim1";
+    let v = json(&[
+        spec,
+        "--input",
+        weights,
+        "--radius-frac",
+        "0.25",
+        "--repeat",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(v["shape"], serde_json::json!([512, 64]));
+    assert_eq!(v["dtype"], "f32");
+    assert!(v["data"].as_str().unwrap().contains("weights.npy"), "{v}");
+    let out = Command::new(env!("CARGO_BIN_EXE_multiproj"))
+        .args(["norm", spec, weights])
+        .output()
+        .unwrap();
+    let norm: f64 = String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(num(&v, "norm"), norm);
+    // --input and --shape are exclusive.
+    let out = run(&[spec, "--input", weights, "--shape", "4x4", "--radius", "1"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+}

@@ -5,7 +5,8 @@
 //!   take the norm, explain the plan; the GIL released while the passes run;
 //! - `arrays`: NumPy arrays viewed as `ndarray` views where they lie (any strides, f32 and
 //!   f64), with the dtype and layout checks that make the views sound;
-//! - `errors`: `multiproj::Error` mapped once to the exceptions of `multiproj/_errors.py`.
+//! - `errors`: `multiproj::Error` mapped once to the exceptions of `multiproj/_errors.py`;
+//! - `report`: `Report` and `Level`, what a projection did.
 //!
 //! The Python half (`python/multiproj/`) re-exports these and adds array-likes, torch tensors
 //! and the one-shot functions. Build and install with `pip install ./python` (maturin).
@@ -13,6 +14,7 @@
 mod arrays;
 mod errors;
 mod projection;
+mod report;
 
 use pyo3::prelude::*;
 
@@ -20,6 +22,8 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _multiproj(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<projection::Projection>()?;
+    m.add_class::<report::Report>()?;
+    m.add_class::<report::Level>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -8,11 +8,9 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use ndarray::{ArrayD, IxDyn};
-use numpy::{BorrowError, PyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{BorrowError, PyArray, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyTuple, PyType};
 
 use multiproj::{Backend, DType, Order, RadiusTarget, Report, TensorInfo};
 
@@ -33,6 +31,10 @@ struct Target {
 impl Target {
     /// The target of this call, if one was given; an error if several were.
     fn chosen(self) -> PyResult<Option<RadiusTarget>> {
+        if self.keep.is_none() && self.sparsity.is_none() && self.radius_frac.is_none() {
+            // The common call: a radius or none (no list to build).
+            return Ok(self.radius.map(RadiusTarget::Radius));
+        }
         let given: Vec<(&str, RadiusTarget)> = [
             self.radius.map(|r| ("radius", RadiusTarget::Radius(r))),
             self.keep.map(|k| ("keep", RadiusTarget::Keep(k))),
@@ -141,7 +143,7 @@ impl Projection {
             Typed::F32(a) => project_typed(py, proj, a, target)?,
             Typed::F64(a) => project_typed(py, proj, a, target)?,
         };
-        Ok((out, report_to_py(py, &report)?))
+        Ok((out, report_to_py(py, report)?))
     }
 
     /// Projects the writable ndarray `x` in place and returns the report.
@@ -167,7 +169,7 @@ impl Projection {
             Typed::F32(a) => project_in_place_typed(py, proj, a, target)?,
             Typed::F64(a) => project_in_place_typed(py, proj, a, target)?,
         };
-        report_to_py(py, &report)
+        report_to_py(py, report)
     }
 
     /// The multi-level norm of the ndarray `x`.
@@ -380,47 +382,7 @@ fn borrow_error<T: Float>(e: BorrowError, array: &Bound<'_, PyArrayDyn<T>>) -> P
     }
 }
 
-/// The report as a `multiproj.Report` (a frozen dataclass defined in Python).
-fn report_to_py<'py>(py: Python<'py>, report: &Report) -> PyResult<Bound<'py, PyAny>> {
-    static REPORT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-    let class = REPORT.import(py, "multiproj._report", "Report")?;
-    let stages = PyDict::new(py);
-    for (stage, time) in &report.stages {
-        stages.set_item(stage.name(), time.as_secs_f64())?;
-    }
-    let kwargs = PyDict::new(py);
-    kwargs.set_item("backend", report.backend.name())?;
-    kwargs.set_item("radius", report.radius)?;
-    kwargs.set_item("norm_before", report.norm_before)?;
-    kwargs.set_item("groups", report.groups)?;
-    kwargs.set_item("untouched", report.untouched)?;
-    kwargs.set_item("zeroed", report.zeroed)?;
-    kwargs.set_item("projected", report.projected)?;
-    kwargs.set_item("stages", stages)?;
-    kwargs.set_item("norm_after", report.norm_after)?;
-    let survivors: Vec<i64> = report.survivors.iter().map(|&g| g as i64).collect();
-    kwargs.set_item("survivors", PyArray1::from_vec(py, survivors))?;
-    kwargs.set_item(
-        "inner_thresholds",
-        PyArray1::from_vec(py, report.inner_thresholds.clone()),
-    )?;
-    static LEVEL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-    let level_class = LEVEL.import(py, "multiproj._report", "Level")?;
-    let levels = report
-        .levels
-        .iter()
-        .map(|l| {
-            let kw = PyDict::new(py);
-            kw.set_item("axes", PyTuple::new(py, &l.axes)?)?;
-            kw.set_item("norm", l.norm.to_string())?;
-            kw.set_item("groups", l.groups)?;
-            kw.set_item("kept", l.kept)?;
-            kw.set_item("shrunk", l.shrunk)?;
-            kw.set_item("zeroed", l.zeroed)?;
-            kw.set_item("thresholds", PyArray1::from_vec(py, l.thresholds.clone()))?;
-            level_class.call((), Some(&kw))
-        })
-        .collect::<PyResult<Vec<_>>>()?;
-    kwargs.set_item("levels", PyTuple::new(py, levels)?)?;
-    class.call((), Some(&kwargs))
+/// The report as a `multiproj.Report` (a native object that builds its fields when read).
+fn report_to_py<'py>(py: Python<'py>, report: Report) -> PyResult<Bound<'py, PyAny>> {
+    Ok(Bound::new(py, crate::report::Report::new(report))?.into_any())
 }

@@ -32,6 +32,7 @@ use serde_json::{Map, Value, json};
 
 use multiproj_compiler::{DType, Norm, Order, Plan};
 use multiproj_grammar::Spec;
+use multiproj_runtime::npy::{NpyInput, TensorView};
 use multiproj_runtime::solve::{Aggregates, GroupAction};
 use multiproj_runtime::{Backend, DataError, Element, Report, Stage};
 
@@ -96,9 +97,9 @@ impl<'a> Setup<'a> {
             })?,
         };
         // clap requires both unless --probe, which returned earlier.
-        let (Some(text), Some(shape)) = (&args.spec, &args.shape) else {
+        let Some(text) = &args.spec else {
             return Err(CliError::usage(
-                "bench needs a SPEC and a --shape (or --probe)",
+                "bench needs a SPEC and a --shape or --input (or --probe)",
                 None,
             ));
         };
@@ -137,8 +138,22 @@ impl<'a> Setup<'a> {
                 r,
             )?),
         };
-        let order = Order::from(args.order);
-        let tensor = shaped_tensor(&shape.0, DType::from(args.dtype), order)?;
+        let (tensor, order) = match (&args.input, &args.shape) {
+            (Some(path), _) => {
+                let file = NpyInput::open(path)?;
+                (file.info(), file.order())
+            }
+            (None, Some(shape)) => {
+                let order = Order::from(args.order);
+                (
+                    shaped_tensor(&shape.0, DType::from(args.dtype), order)?,
+                    order,
+                )
+            }
+            (None, None) => {
+                return Err(CliError::usage("bench needs a --shape or an --input", None));
+            }
+        };
         let plan = Arc::unwrap_or_clone(proj.plan_for(&tensor)?);
         check_memory(&plan)?;
         Ok(Setup {
@@ -164,7 +179,10 @@ impl<'a> Setup<'a> {
 
     fn run_typed<T: Element>(&self, probe: Option<Bandwidth>) -> Result<Outcome, CliError> {
         let plan = &self.plan;
-        let x: ArrayD<T> = data::generate(plan, self.order, self.args.seed);
+        let x: ArrayD<T> = match &self.args.input {
+            Some(path) => from_file(path, plan)?,
+            None => data::generate(plan, self.order, self.args.seed),
+        };
         let data_err = |e: DataError| CliError::new(failure_of(&e), e);
         let (radius, norm) = match self.radius {
             RadiusChoice::Fixed(r) => (r, None),
@@ -240,6 +258,19 @@ fn restore<T: Element>(dst: &mut ArrayD<T>, src: &ArrayD<T>) {
 /// The radius at which about a fraction `z` of the innermost groups is zeroed. The number of
 /// zeroed groups never grows with the radius (every level's projection is monotone in its
 /// radius), so a bisection on the aggregates finds it; no data is read.
+/// The data of the .npy file at `path`, in memory, with the layout `plan` was made for (the
+/// file's: dense, in its memory order). Converting between f32 and f64 cannot happen: the plan
+/// was made for the file's dtype.
+fn from_file<T: Element>(path: &std::path::Path, plan: &Plan) -> Result<ArrayD<T>, CliError> {
+    let file = NpyInput::open(path)?;
+    let mut x = multiproj_runtime::verify::alloc_output::<T>(plan);
+    match file.view() {
+        TensorView::F32(v) => x.zip_mut_with(&v, |o, &i| *o = T::from_f64(f64::from(i))),
+        TensorView::F64(v) => x.zip_mut_with(&v, |o, &i| *o = T::from_f64(i)),
+    }
+    Ok(x)
+}
+
 fn radius_for_zero_frac(plan: &Plan, agg: &Aggregates, z: f64) -> f64 {
     let target = (z * plan.groups() as f64).round() as usize;
     let zeros = |r: f64| {
@@ -369,6 +400,8 @@ struct Outcome {
     threads: usize,
     in_place: bool,
     seed: u64,
+    /// Where the data came from: the random distribution, or the `--input` file.
+    data: String,
     warmup: usize,
     innermost: Norm,
     radius: f64,
@@ -435,6 +468,10 @@ impl Outcome {
             threads: rayon::current_num_threads(),
             in_place: setup.args.in_place,
             seed: setup.args.seed,
+            data: match &setup.args.input {
+                Some(path) => format!("the file '{}'", path.display()),
+                None => data::DISTRIBUTION.to_string(),
+            },
             warmup: setup.args.warmup,
             innermost: setup.plan.innermost().norm,
             radius,
@@ -488,7 +525,7 @@ impl Outcome {
             "threads": self.threads,
             "in_place": self.in_place,
             "seed": self.seed,
-            "data": data::DISTRIBUTION,
+            "data": self.data,
             "radius": self.radius,
             "norm": self.norm.unwrap_or(r.norm_before),
             "radius_frac": self.radius / self.norm.unwrap_or(r.norm_before),
@@ -533,13 +570,17 @@ impl Outcome {
         line(
             "data",
             format!(
-                "{}, shape {}, {} order, {} elements ({:.1} MiB); seed {}",
+                "{}, shape {}, {} order, {} elements ({:.1} MiB); {}",
                 self.dtype,
                 shape_text(&self.shape),
                 self.order,
                 self.elements(),
                 bytes_of_data as f64 / MIB,
-                self.seed
+                if self.data == data::DISTRIBUTION {
+                    format!("seed {}", self.seed)
+                } else {
+                    self.data.clone()
+                }
             ),
         );
         line("backend", backend_text(self.backend, self.threads));
