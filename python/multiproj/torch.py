@@ -41,10 +41,10 @@ from . import Projection, Report
 
 __all__ = ["ProjectedOptimizer", "project_parameters"]
 
-Params = Union[torch.nn.Parameter, Iterable[torch.nn.Parameter], Mapping[str, torch.nn.Parameter]]
+Params = Union[torch.Tensor, Iterable[torch.Tensor], Mapping[str, torch.Tensor]]
 
 
-def _named(params: Params) -> List[Tuple[str, torch.nn.Parameter]]:
+def _named(params: Params) -> List[Tuple[str, torch.Tensor]]:
     """Parameters with names: a mapping keeps its keys, others are numbered."""
     if isinstance(params, torch.Tensor):
         return [("0", params)]
@@ -84,6 +84,15 @@ def project_parameters(
     return reports
 
 
+def _masking(mask: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A gradient hook that zeroes the gradient where ``mask`` is 0."""
+
+    def hook(grad: torch.Tensor) -> torch.Tensor:
+        return grad * mask
+
+    return hook
+
+
 class ProjectedOptimizer:
     """Wraps a torch optimizer: every :meth:`step` runs the optimizer's step, then projects the
     given parameters in place onto the ball (in the style of torchao's prune optimizer, which
@@ -118,7 +127,7 @@ class ProjectedOptimizer:
         self.optimizer = optimizer
         self.params = _named(params)
         self.projection = spec if isinstance(spec, Projection) else Projection(spec)
-        self.target = dict(radius=radius, keep=keep, sparsity=sparsity, radius_frac=radius_frac)
+        self.radius, self.keep, self.sparsity, self.radius_frac = radius, keep, sparsity, radius_frac
         self.reports: Dict[str, Report] = {}
         self._masks: Optional[Dict[str, torch.Tensor]] = None
         self._hooks: List[Any] = []
@@ -150,7 +159,12 @@ class ProjectedOptimizer:
     def project(self) -> Dict[str, Report]:
         """Projects the parameters now (``step`` does this after every optimizer step)."""
         self.reports = project_parameters(
-            dict(self.params), self.projection, **self.target
+            dict(self.params),
+            self.projection,
+            radius=self.radius,
+            keep=self.keep,
+            sparsity=self.sparsity,
+            radius_frac=self.radius_frac,
         )
         return self.reports
 
@@ -164,7 +178,7 @@ class ProjectedOptimizer:
             mask = (p.detach() != 0).to(p.dtype)
             masks[name] = mask
             held += int((mask == 0).sum())
-            self._hooks.append(p.register_hook(lambda g, m=mask: g * m))
+            self._hooks.append(p.register_hook(_masking(mask)))  # type: ignore[no-untyped-call]
         self._masks = masks
         return held
 
