@@ -145,7 +145,7 @@ fn aggregates_that_do_not_fit_the_plan_are_refused() {
     let norms = GroupNorms::new(&p, vec![1.0, 2.0, 3.0], 0).unwrap();
     assert!(matches!(
         Solution::new(&p, &norms, -1.0),
-        Err(DataError::BadAggregates(_))
+        Err(DataError::BadTarget(_))
     ));
     // Norms of another plan's groups, a solution for another plan.
     let other = plan("l1 over dim0 of linf over dim1", &[2, 4]);
