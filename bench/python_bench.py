@@ -49,13 +49,24 @@ def median_time(f, repeat, setup=None):
     return statistics.median(times)
 
 
-def rust_bench(binary, shape, frac, repeat):
-    """The Rust library's median time (seconds) of an in-place projection of `shape`."""
-    out = subprocess.run(
-        [binary, "bench", ROWS, "--shape", shape, "--radius-frac", str(frac), "--in-place",
-         "--repeat", str(repeat), "--warmup", "3", "--json"],
-        check=True, capture_output=True, text=True).stdout
-    return json.loads(out)["median_ms"] / 1e3
+def alternate(args, P, w, base, r, calls):
+    """Median seconds of `calls` in-place projections of `w` (restored from `base`, untimed)
+    from Python, and of the Rust library on the same data and radius — `multiproj bench
+    --input`, which reads the array into memory once and times `Executor::project_in_place` on
+    a fresh copy per run — in alternating rounds, so that both see the same state of a shared
+    machine. Returns the per-round medians of each side."""
+    path = os.path.join(tempfile.mkdtemp(prefix="multiproj-bench-"), "w.npy")
+    np.save(path, base)
+    pys, rss = [], []
+    for _ in range(args.rounds):
+        pys.append(median_time(lambda: P.project_(w, radius=r), calls, lambda: np.copyto(w, base)))
+        out = subprocess.run(
+            [args.multiproj, "bench", ROWS, "--input", path, "--radius", repr(r), "--in-place",
+             "--repeat", str(calls), "--warmup", "3", "--json"],
+            check=True, capture_output=True, text=True).stdout
+        rss.append(json.loads(out)["median_ms"] / 1e3)
+    os.remove(path)
+    return pys, rss
 
 
 def torch_vectorized(torch, w, radius):
@@ -113,17 +124,7 @@ def main():
     base = w.copy()
     # Alternating rounds (the time of one small call varies from process to process on these
     # machines): the difference is the median of the per-round differences.
-    small = os.path.join(tempfile.mkdtemp(prefix="multiproj-bench-"), "small.npy")
-    np.save(small, base)
-    pys, rss = [], []
-    for _ in range(args.rounds):
-        pys.append(median_time(lambda: P.project_(w, radius=r), 2001, lambda: np.copyto(w, base)))
-        out = subprocess.run(
-            [args.multiproj, "bench", ROWS, "--input", small, "--radius", repr(r), "--in-place",
-             "--repeat", "2001", "--warmup", "3", "--json"],
-            check=True, capture_output=True, text=True).stdout
-        rss.append(json.loads(out)["median_ms"] / 1e3)
-    os.remove(small)
+    pys, rss = alternate(args, P, w, base, r, calls=2001)
     diffs = sorted(p - q for p, q in zip(pys, rss))
     say("| measure | Python | Rust library | difference |")
     say("|---|---:|---:|---:|")
@@ -136,22 +137,8 @@ def main():
     w = rng.uniform(-1, 1, (n, n))
     r = 0.3 * P.norm(w)
     base = w.copy()
-    # Alternating rounds, so that both sides see the same state of a shared machine; the
-    # difference is the median of the per-round ratios.
-    # The Rust library's time on the very same data and radius: `multiproj bench --input`
-    # reads the array into memory once and times `Executor::project_in_place` on a fresh copy
-    # of it per run, as this loop does from Python.
-    path = os.path.join(tempfile.mkdtemp(prefix="multiproj-bench-"), "w.npy")
-    np.save(path, base)
-    pys, rss = [], []
-    for _ in range(args.rounds):
-        pys.append(median_time(lambda: P.project_(w, radius=r), 5, lambda: np.copyto(w, base)))
-        out = subprocess.run(
-            [args.multiproj, "bench", ROWS, "--input", path, "--radius", repr(r), "--in-place",
-             "--repeat", "5", "--warmup", "1", "--json"],
-            check=True, capture_output=True, text=True).stdout
-        rss.append(json.loads(out)["median_ms"] / 1e3)
-    os.remove(path)
+    # The difference is the median of the per-round ratios (see `alternate`).
+    pys, rss = alternate(args, P, w, base, r, calls=5)
     ratios = sorted(p / q for p, q in zip(pys, rss))
     py, rs = statistics.median(pys), statistics.median(rss)
     say(f"| {n}x{n} f64 in place | {py * 1e3:.2f} ms | {rs * 1e3:.2f} ms | "

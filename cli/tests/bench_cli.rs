@@ -301,3 +301,29 @@ fn bench_on_a_files_data() {
     let out = run(&[spec, "--input", weights, "--shape", "4x4", "--radius", "1"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
 }
+
+/// `--input` reads only regular files: a directory or a FIFO (which another user could have put
+/// there, and which would block a reader) is refused with a message naming it, without waiting.
+#[test]
+fn bench_input_refuses_what_is_not_a_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("w.npy");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    for path in [dir.path().to_path_buf(), fifo] {
+        let p = path.to_str().unwrap();
+        let out = run(&[
+            "l1 over dim0 of linf over dim1",
+            "--input",
+            p,
+            "--radius",
+            "1",
+        ]);
+        assert_eq!(out.code, 1, "{p}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("not a regular file"),
+            "{p}: {}",
+            out.stderr
+        );
+    }
+}

@@ -17,45 +17,37 @@ use multiproj::{Backend, DType, Order, RadiusTarget, Report, TensorInfo};
 use crate::arrays::{Access, Float, Layout, Typed, type_name};
 use crate::errors::{self, Stage};
 
-/// What a projection aims at, from the keyword arguments of a call: a radius, or a target the
-/// radius is chosen for from the data (`keep=`, `sparsity=`, `radius_frac=`), at most one of
-/// them; none means the radius the spec fixes (`... <= R`).
-#[derive(Clone, Copy, Debug, Default)]
-struct Target {
+/// What a call aims at, from its keyword arguments: a radius, or a target the radius is chosen
+/// for from the data (`keep=`, `sparsity=`, `radius_frac=`). At most one of them (an error if
+/// several); `None` means the radius the spec fixes (`... <= R`).
+fn chosen(
     radius: Option<f64>,
     keep: Option<usize>,
     sparsity: Option<f64>,
     radius_frac: Option<f64>,
-}
-
-impl Target {
-    /// The target of this call, if one was given; an error if several were.
-    fn chosen(self) -> PyResult<Option<RadiusTarget>> {
-        if self.keep.is_none() && self.sparsity.is_none() && self.radius_frac.is_none() {
-            // The common call: a radius or none (no list to build).
-            return Ok(self.radius.map(RadiusTarget::Radius));
-        }
-        let given: Vec<(&str, RadiusTarget)> = [
-            self.radius.map(|r| ("radius", RadiusTarget::Radius(r))),
-            self.keep.map(|k| ("keep", RadiusTarget::Keep(k))),
-            self.sparsity
-                .map(|f| ("sparsity", RadiusTarget::Sparsity(f))),
-            self.radius_frac
-                .map(|f| ("radius_frac", RadiusTarget::RadiusFrac(f))),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        match given.as_slice() {
-            [] => Ok(None),
-            [(_, t)] => Ok(Some(*t)),
-            several => {
-                let names: Vec<String> = several.iter().map(|(n, _)| format!("{n}=")).collect();
-                Err(PyValueError::new_err(format!(
-                    "give one of radius=, keep=, sparsity=, radius_frac=, not {}",
-                    names.join(" and ")
-                )))
-            }
+) -> PyResult<Option<RadiusTarget>> {
+    if keep.is_none() && sparsity.is_none() && radius_frac.is_none() {
+        // The common call: a radius or none (no list to build).
+        return Ok(radius.map(RadiusTarget::Radius));
+    }
+    let given: Vec<(&str, RadiusTarget)> = [
+        radius.map(|r| ("radius", RadiusTarget::Radius(r))),
+        keep.map(|k| ("keep", RadiusTarget::Keep(k))),
+        sparsity.map(|f| ("sparsity", RadiusTarget::Sparsity(f))),
+        radius_frac.map(|f| ("radius_frac", RadiusTarget::RadiusFrac(f))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    match given.as_slice() {
+        [] => Ok(None),
+        [(_, t)] => Ok(Some(*t)),
+        several => {
+            let names: Vec<String> = several.iter().map(|(n, _)| format!("{n}=")).collect();
+            Err(PyValueError::new_err(format!(
+                "give one of radius=, keep=, sparsity=, radius_frac=, not {}",
+                names.join(" and ")
+            )))
         }
     }
 }
@@ -131,13 +123,7 @@ impl Projection {
         sparsity: Option<f64>,
         radius_frac: Option<f64>,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
-        let target = Target {
-            radius,
-            keep,
-            sparsity,
-            radius_frac,
-        }
-        .chosen()?;
+        let target = chosen(radius, keep, sparsity, radius_frac)?;
         let proj = &self.inner;
         let (out, report) = match Layout::of(x, Access::Read)? {
             Typed::F32(a) => project_typed(py, proj, a, target)?,
@@ -157,13 +143,7 @@ impl Projection {
         sparsity: Option<f64>,
         radius_frac: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let target = Target {
-            radius,
-            keep,
-            sparsity,
-            radius_frac,
-        }
-        .chosen()?;
+        let target = chosen(radius, keep, sparsity, radius_frac)?;
         let proj = &self.inner;
         let report = match Layout::of(x, Access::Write)? {
             Typed::F32(a) => project_in_place_typed(py, proj, a, target)?,

@@ -117,11 +117,15 @@ impl Aggregates {
     /// `U_j[s,·] = P_{p_j}(V_j[s,·], U_{j-1}[s])`. Like the aggregates, the radii are scaled by
     /// `2^-scale_exp`; [`Aggregates::actions`] takes them so.
     pub fn solve(&self, plan: &Plan, radius: f64) -> Vec<f64> {
-        let mut u = self.top_radius(radius);
-        for level in 1..plan.levels().len() {
-            u = self.solve_level(plan, level, &u).radii;
+        self.innermost_radii(&self.solve_all(plan, radius), radius)
+    }
+
+    /// `U_{k-1}` from the solve steps `solved` (`U_0 = [radius]` when there are none).
+    pub(crate) fn innermost_radii(&self, solved: &[Solved], radius: f64) -> Vec<f64> {
+        match solved.last() {
+            Some(s) => s.radii.clone(),
+            None => self.top_radius(radius),
         }
-        u
     }
 
     /// Every solve step: `U_1 … U_{k-1}` with the thresholds of the l1 levels.

@@ -245,11 +245,7 @@ impl Solution {
         let aggregates = norms.aggregates(plan);
         let radius = target::resolve(plan, &aggregates, target)?;
         let solved = aggregates.solve_all(plan, radius);
-        let radii = match solved.last() {
-            Some(s) => s.radii.clone(),
-            None => aggregates.top_radius(radius),
-        };
-        let actions = aggregates.actions(plan, &radii);
+        let actions = aggregates.actions(plan, &aggregates.innermost_radii(&solved, radius));
         Ok(Solution {
             aggregates,
             radius,
