@@ -12,6 +12,7 @@
 //! l∞ projections in `norms`, the l1 threshold search and projection in `l1` (its passes over
 //! the data in `passes`), the thresholds the apply pass uses in `fit`.
 
+mod exact;
 mod fit;
 mod l1;
 mod norms;
@@ -19,6 +20,7 @@ mod passes;
 #[cfg(test)]
 mod tests;
 
+pub use exact::{check_l1_linf_kkt, project_l1_linf_exact};
 pub(crate) use fit::{fit_l1, l1_group_threshold, overflow_exponent};
 pub use l1::{
     SoftThreshold, l1_soft_threshold, l1_threshold, l1_threshold_sorted, l1_threshold_with,
