@@ -125,6 +125,9 @@ pub struct Level {
 pub struct Spec {
     /// The text the spans point into.
     pub source: String,
+    /// The span of a leading `exact`: the spec asks for the Euclidean projection onto the ball
+    /// of its norm rather than the multi-level projection.
+    pub exact: Option<Span>,
     pub levels: Vec<Level>,
     /// `<= R` as written. The grammar accepts any decimal number here (including a sign) so
     /// that the checker can say *why* a radius is invalid instead of a bare syntax error.

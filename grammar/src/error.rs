@@ -176,6 +176,14 @@ impl ParseError {
     }
 
     fn syntax(src: &str, pos: usize, positives: &[Rule], negatives: &[Rule]) -> Self {
+        // At the start of a spec pest reports `spec` as a whole (its first word may be
+        // `exact` or the first level's norm); what a reader is missing there is the norm, so that
+        // is what the message names and what the hints below look for.
+        let positives: Vec<Rule> = positives
+            .iter()
+            .map(|r| if *r == Rule::spec { Rule::norm } else { *r })
+            .collect();
+        let positives = positives.as_slice();
         let found = found_at(src, pos);
         let pos = found.map_or(pos, |(start, _)| start);
         let found = found.map(|(_, word)| word);
@@ -202,7 +210,7 @@ impl ParseError {
                 }
             }
         };
-        let help = help_for(positives, found);
+        let help = help_for(positives, found, src.get(..pos).unwrap_or(src));
         Self::new(ParseErrorKind::Syntax, src, span, message, label, help)
     }
 }
@@ -260,6 +268,7 @@ fn phrase(rule: Rule) -> &'static str {
         Rule::dotdot => "`..`",
         Rule::comma => "`,`",
         Rule::kw_of => "`of`",
+        Rule::kw_exact => "`exact`",
         Rule::le => "`<=`",
         Rule::radius => "a radius (a non-negative number)",
         Rule::EOI => "the end of the spec",
@@ -286,7 +295,7 @@ fn phrases(rules: &[Rule]) -> Vec<&'static str> {
 
 fn reading_order(rule: Rule) -> u8 {
     match rule {
-        Rule::spec | Rule::level => 0,
+        Rule::kw_exact | Rule::spec | Rule::level => 0,
         Rule::norm => 1,
         Rule::kw_over => 2,
         Rule::axes | Rule::axes_list | Rule::axes_range | Rule::axes_from | Rule::axes_one => 3,
@@ -313,7 +322,7 @@ fn join_or(items: &[&str]) -> String {
 }
 
 /// A hint for the mistakes that have a likely fix. `None` when the message says it all.
-fn help_for(expected: &[Rule], found: Option<&str>) -> Option<String> {
+fn help_for(expected: &[Rule], found: Option<&str>, before: &str) -> Option<String> {
     let expects = |rule: Rule| expected.contains(&rule);
     let only = |rule: Rule| !expected.is_empty() && expected.iter().all(|r| *r == rule);
 
@@ -331,6 +340,7 @@ fn help_for(expected: &[Rule], found: Option<&str>) -> Option<String> {
             (Rule::norm, "l2"),
             (Rule::kw_over, "over"),
             (Rule::kw_of, "of"),
+            (Rule::norm, "exact"),
         ];
         for (rule, kw) in keywords {
             if let Some(rest) = word.strip_prefix(kw)
@@ -348,6 +358,11 @@ fn help_for(expected: &[Rule], found: Option<&str>) -> Option<String> {
         }
     }
 
+    if only(Rule::norm) && found.is_none() && before.trim_end_matches(is_spec_space) == "exact" {
+        return Some(format!(
+            "`exact` is followed by the spec whose ball to project on: `exact {EXAMPLE}`"
+        ));
+    }
     if only(Rule::norm) {
         // A norm is expected at the start (where an empty spec was already handled) or after
         // `of`; at the end of the spec it can only be a trailing `of`.
@@ -385,7 +400,9 @@ fn help_for(expected: &[Rule], found: Option<&str>) -> Option<String> {
     if only(Rule::EOI) {
         // Only a radius can be followed by nothing but the end.
         let word = found?;
-        return Some(if word.starts_with("<=") {
+        return Some(if is_exact(word) {
+            format!("`exact` comes first: `exact {EXAMPLE}`")
+        } else if word.starts_with("<=") {
             "a spec fixes at most one radius".to_owned()
         } else if word.starts_with("of") || starts_with_norm(word) {
             format!("the radius comes last: `{EXAMPLE} <= 1`")
@@ -395,6 +412,9 @@ fn help_for(expected: &[Rule], found: Option<&str>) -> Option<String> {
     }
     if expects(Rule::kw_of) && expects(Rule::EOI) {
         let word = found?;
+        if is_exact(word) {
+            return Some(format!("`exact` comes first: `exact {EXAMPLE}`"));
+        }
         if starts_with_norm(word) {
             return Some(format!("levels are joined with `of`: `{EXAMPLE}`"));
         }
@@ -403,6 +423,12 @@ fn help_for(expected: &[Rule], found: Option<&str>) -> Option<String> {
         }
     }
     None
+}
+
+/// `exact`, or `exact` run into the next word.
+fn is_exact(word: &str) -> bool {
+    word.strip_prefix("exact")
+        .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
 }
 
 fn is_norm(word: &str) -> bool {

@@ -33,8 +33,10 @@ pub fn parse(src: &str) -> Result<Spec, ParseError> {
 fn spec(pair: Pair<'_, Rule>, src: &str) -> Result<Spec, ParseError> {
     let mut levels = Vec::new();
     let mut radius_value = None;
+    let mut exact = None;
     for inner in pair.into_inner() {
         match inner.as_rule() {
+            Rule::kw_exact => exact = Some(span_of(&inner)),
             Rule::level => levels.push(level(inner, src)?),
             Rule::radius => radius_value = Some(radius(inner, src)?),
             // Punctuation: its place is already implied by the structure.
@@ -44,6 +46,7 @@ fn spec(pair: Pair<'_, Rule>, src: &str) -> Result<Spec, ParseError> {
     }
     Ok(Spec {
         source: src.to_owned(),
+        exact,
         levels,
         radius: radius_value,
     })

@@ -20,6 +20,9 @@ impl Spec {
     /// a NaN radius cannot come out of the parser and prints as `NaN`, which does not parse.
     pub fn canonical(&self) -> String {
         let mut out = String::new();
+        if self.exact.is_some() {
+            out.push_str("exact ");
+        }
         for (i, level) in self.levels.iter().enumerate() {
             if i > 0 {
                 out.push_str(" of ");
@@ -77,12 +80,16 @@ impl fmt::Display for Level {
 /// radius: given at run time
 /// ```
 ///
-/// With a fixed radius the last line is `radius: 1.5  @38..41` (the span of the number).
+/// With a fixed radius the last line is `radius: 1.5  @38..41` (the span of the number). A
+/// leading `exact` adds the line `method: exact Euclidean projection  @0..5` after the header.
 impl fmt::Display for Spec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The source may span lines; escaping keeps the tree one line per node so that the
         // spans below still read against the header.
         writeln!(f, "spec `{}`", self.source.escape_debug())?;
+        if let Some(span) = self.exact {
+            writeln!(f, "method: exact Euclidean projection  @{span}")?;
+        }
         let texts: Vec<String> = self.levels.iter().map(Level::to_string).collect();
         let text_width = texts.iter().map(String::len).max().unwrap_or(0);
         let number_width = self.levels.len().to_string().len();

@@ -466,3 +466,63 @@ fn unicode_space_is_not_a_separator() {
       help: only spaces, tabs and line breaks separate words; retype this space
     ");
 }
+
+#[test]
+fn exact_run_into_norm() {
+    insta::assert_snapshot!(render("exactl1 over dim0"), @r"
+    multiproj::parse
+
+      × expected a norm: l1, l2 or linf
+       ╭─[spec:1:1]
+     1 │ exactl1 over dim0
+       · ───┬───
+       ·    ╰── found `exactl1`
+       ╰────
+      help: separate the words: `exact l1`
+    ");
+}
+
+#[test]
+fn exact_not_first() {
+    insta::assert_snapshot!(render("l1 over dim0 exact"), @r"
+    multiproj::parse
+
+      × expected `of`, `<=` or the end of the spec
+       ╭─[spec:1:14]
+     1 │ l1 over dim0 exact
+       ·              ──┬──
+       ·                ╰── found `exact`
+       ╰────
+      help: `exact` comes first: `exact l1 over dim0 of linf over dim1`
+    ");
+}
+
+#[test]
+fn exact_alone() {
+    insta::assert_snapshot!(render("exact"), @r"
+    multiproj::parse
+
+      × expected a norm: l1, l2 or linf
+       ╭─[spec:1:1]
+     1 │ exact
+       · ──┬──
+       ·   ╰── unexpected end of the spec after this
+       ╰────
+      help: `exact` is followed by the spec whose ball to project on: `exact l1 over dim0 of linf over
+            dim1`
+    ");
+}
+
+#[test]
+fn exact_twice() {
+    insta::assert_snapshot!(render("exact exact l1 over dim0"), @r"
+    multiproj::parse
+
+      × expected a norm: l1, l2 or linf
+       ╭─[spec:1:7]
+     1 │ exact exact l1 over dim0
+       ·       ──┬──
+       ·         ╰── found `exact`
+       ╰────
+    ");
+}

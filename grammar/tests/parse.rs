@@ -254,3 +254,32 @@ fn level_display_reads_like_the_math() {
     assert_eq!(spec.levels[0].to_string(), "linf over dims 0,2");
     assert_eq!(spec.levels[0].axes.node.canonical(), "dims0,2");
 }
+
+#[test]
+fn exact_marker() {
+    let src = "exact l1 over dim0 of linf over dim1";
+    let spec = ok(src);
+    assert_eq!(spec.exact, Some(Span::new(0, 5)));
+    assert_eq!(spec.levels.len(), 2);
+    assert_eq!(text(src, spec.levels[0].span), "l1 over dim0");
+    assert_eq!(spec.canonical(), "exact l1 over dim0 of linf over dim1");
+    // Free white space, as everywhere, and a radius.
+    let spaced = ok("  exact\tl1 over dim0 <= 2");
+    assert_eq!(spaced.exact, Some(Span::new(2, 7)));
+    assert_eq!(spaced.canonical(), "exact l1 over dim0 <= 2");
+    // Without the word, no marker.
+    assert_eq!(ok("l1 over dim0").exact, None);
+    // The canonical text parses back to an exact spec.
+    assert_eq!(ok(&spec.canonical()).exact, Some(Span::new(0, 5)));
+}
+
+#[test]
+fn exact_tree() {
+    insta::assert_snapshot!(ok("exact l1 over dim0 of linf over dim1 <= 3").to_string(), @r"
+    spec `exact l1 over dim0 of linf over dim1 <= 3`
+    method: exact Euclidean projection  @0..5
+    ├─ level 1  l1 over dim 0      @6..18
+    └─ level 2  linf over dim 1    @22..36
+    radius: 3  @40..41
+    ");
+}
