@@ -6,7 +6,9 @@
 use multiproj_grammar::{Axes, Span, Spanned, Spec};
 
 use crate::error::CheckError;
+use crate::exact::{Method, classify};
 use crate::ir::{Ir, IrLevel};
+use crate::normalize::{LevelList, normalize_exact};
 use crate::tensor::{DType, TensorInfo};
 
 /// The largest rank a NumPy array can have.
@@ -100,11 +102,34 @@ pub fn check(spec: &Spec, tensor: &TensorInfo) -> Result<Ir, CheckError> {
             shape: tensor.shape.clone(),
         });
     }
+    let method = match spec.exact {
+        None => Method::MultiLevel,
+        Some(exact_span) => {
+            let normalized = normalize_exact(&levels);
+            match classify(&normalized.levels) {
+                Some(m) => Method::Exact(m),
+                None => {
+                    let whole = levels
+                        .iter()
+                        .map(|l| l.span)
+                        .reduce(Span::join)
+                        .unwrap_or_default();
+                    return Err(CheckError::no_exact(
+                        src,
+                        LevelList(&normalized.levels).to_string(),
+                        exact_span,
+                        whole,
+                    ));
+                }
+            }
+        }
+    };
     Ok(Ir {
         source: spec.source.clone(),
         tensor: tensor.clone(),
         levels,
         radius,
+        method,
     })
 }
 

@@ -60,6 +60,25 @@ pub enum CheckError {
         second: SourceSpan,
     },
 
+    #[error("no exact projection onto the ball of `{levels}`")]
+    #[diagnostic(
+        code(multiproj::check::no_exact_projection),
+        help(
+            "exact projections exist for: {}; leave out `exact` for the multi-level projection",
+            crate::exact::EXACT_PROJECTIONS
+        )
+    )]
+    NoExactProjection {
+        /// The levels after the norm-preserving rewrites.
+        levels: String,
+        #[source_code]
+        src: Arc<NamedSource<String>>,
+        #[label("asks for the exact projection")]
+        exact: SourceSpan,
+        #[label("onto the ball of these levels")]
+        span: SourceSpan,
+    },
+
     #[error("axis {axis} of a rank-{rank} tensor is not covered")]
     #[diagnostic(
         code(multiproj::check::axis_not_covered),
@@ -166,6 +185,15 @@ impl CheckError {
             axis,
             rank,
             src: src(source),
+            span: span.into(),
+        }
+    }
+
+    pub(crate) fn no_exact(source: &str, levels: String, exact: Span, span: Span) -> Self {
+        CheckError::NoExactProjection {
+            levels,
+            src: src(source),
+            exact: exact.into(),
             span: span.into(),
         }
     }

@@ -5,6 +5,7 @@ use std::fmt;
 
 use multiproj_grammar::{Norm, Span, Spanned};
 
+use crate::exact::Method;
 use crate::tensor::TensorInfo;
 
 /// One level of the checked spec: a norm over a sorted, non-empty set of axes.
@@ -54,6 +55,9 @@ pub struct Ir {
     pub(crate) tensor: TensorInfo,
     pub(crate) levels: Vec<IrLevel>,
     pub(crate) radius: Option<Spanned<f64>>,
+    /// Set when the spec asks for the exact projection; [`crate::check`] has made sure there is
+    /// one for these levels.
+    pub(crate) method: Method,
 }
 
 impl Ir {
@@ -75,6 +79,11 @@ impl Ir {
     /// The radius fixed in the spec, already known to be finite and non-negative.
     pub fn radius(&self) -> Option<&Spanned<f64>> {
         self.radius.as_ref()
+    }
+
+    /// The projection the spec asks for (an exact one only when it has a method).
+    pub fn method(&self) -> Method {
+        self.method
     }
 }
 
@@ -104,6 +113,9 @@ pub(crate) fn write_radius(
 impl fmt::Display for Ir {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "ir for {}", self.tensor)?;
+        if self.method.is_exact() {
+            writeln!(f, "  method: {}", self.method)?;
+        }
         f.write_str("  norm(Y) = ")?;
         write_norm_formula(f, &self.levels)?;
         writeln!(f)?;

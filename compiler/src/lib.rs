@@ -6,6 +6,7 @@
 
 mod check;
 mod error;
+mod exact;
 mod ir;
 pub mod normalize;
 mod plan;
@@ -14,9 +15,10 @@ pub mod tensor;
 
 pub use check::{MAX_RANK, RankReq, check, check_shapeless, resolve_radius};
 pub use error::CheckError;
+pub use exact::{EXACT_PROJECTIONS, ExactMethod, Method, Why, classify};
 pub use ir::{Ir, IrLevel};
 pub use multiproj_grammar::{Norm, Span, Spanned};
-pub use normalize::{Normalized, normalize};
+pub use normalize::{Normalized, normalize, normalize_exact};
 pub use plan::{ApplyOp, Plan, PlanLevel, Stage, Step, plan};
 pub use schedule::{
     CHUNK_ELEMENTS, Chunks, GATHER_TILE, JAM_ROWS, KernelShape, Loop, PARALLEL_MIN, PassKind,

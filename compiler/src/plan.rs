@@ -20,8 +20,9 @@ use std::fmt;
 
 use multiproj_grammar::{Norm, Span, Spanned};
 
+use crate::exact::{ExactMethod, Method};
 use crate::ir::{AxisSet, Ir, IrLevel, write_norm_formula, write_radius};
-use crate::normalize::{Applied, normalize};
+use crate::normalize::{Applied, normalize, normalize_exact};
 use crate::schedule::Schedule;
 use crate::tensor::TensorInfo;
 
@@ -80,6 +81,9 @@ pub enum Stage {
     UpperReduce,
     /// The top-down solve and the per-group decisions, on aggregates. No elements of the tensor.
     Solve,
+    /// The exact `l1 of linf` solve: the passes over the data that find the common threshold θ
+    /// and each group's clip level. Every element, about twice.
+    ExactSolve,
     /// The threshold stage (innermost l1): gathering the groups that need a soft threshold.
     /// Every element.
     Threshold,
@@ -97,6 +101,7 @@ impl Stage {
             Stage::Reduce => "reduce",
             Stage::UpperReduce => "upper-reduce",
             Stage::Solve => "solve",
+            Stage::ExactSolve => "exact-solve",
             Stage::Threshold => "threshold",
             Stage::Apply => "apply",
             Stage::Write => "write",
@@ -133,6 +138,9 @@ pub enum Step {
         segments: usize,
         segment_len: usize,
     },
+    /// Exact `l1 of linf` only: the common threshold θ and each group's clip level (reads the
+    /// data: a histogram pass, then a pass gathering the entries near the clip levels).
+    ExactSolve { groups: usize, group_len: usize },
     /// Innermost l1 only: the soft threshold `τ_g` of each group that must shrink (reads the
     /// data of those groups).
     Threshold { groups: usize, group_len: usize },
@@ -151,6 +159,7 @@ impl Step {
             Step::Reduce { .. } => Stage::Reduce,
             Step::UpperReduce { .. } => Stage::UpperReduce,
             Step::Solve { .. } => Stage::Solve,
+            Step::ExactSolve { .. } => Stage::ExactSolve,
             Step::Threshold { .. } => Stage::Threshold,
             Step::Apply { .. } => Stage::Apply,
         }
@@ -178,6 +187,7 @@ pub struct Plan {
     group_strides: Vec<usize>,
     steps: Vec<Step>,
     radius: Option<Spanned<f64>>,
+    method: Method,
     schedule: Schedule,
 }
 
@@ -234,6 +244,11 @@ impl Plan {
         self.radius.as_ref()
     }
 
+    /// The projection this plan computes: multi-level, or exact by some method.
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
     /// How the passes over the data walk memory.
     pub fn schedule(&self) -> &Schedule {
         &self.schedule
@@ -268,7 +283,10 @@ impl Plan {
 
 /// Plans a checked IR. Cannot fail: everything that could go wrong was ruled out by `check`.
 pub fn plan(ir: &Ir) -> Plan {
-    let normalized = normalize(&ir.levels);
+    let normalized = match ir.method {
+        Method::MultiLevel => normalize(&ir.levels),
+        Method::Exact(_) => normalize_exact(&ir.levels),
+    };
     let shape = &ir.tensor.shape;
     let rank = shape.len();
     let levels: Vec<PlanLevel> = normalized
@@ -312,16 +330,21 @@ pub fn plan(ir: &Ir) -> Plan {
             segment_len: levels[j - 1].extent,
         });
     }
-    for j in 1..k {
-        steps.push(Step::Solve {
-            level: j,
-            norm: levels[j - 1].norm,
-            segments: sizes[j - 1],
-            segment_len: levels[j - 1].extent,
-        });
-    }
-    if levels[k - 1].norm == Norm::L1 {
-        steps.push(Step::Threshold { groups, group_len });
+    if ir.method == Method::Exact(ExactMethod::L1Linf) {
+        // The solve needs the data, not only the aggregates (`runtime::exact`).
+        steps.push(Step::ExactSolve { groups, group_len });
+    } else {
+        for j in 1..k {
+            steps.push(Step::Solve {
+                level: j,
+                norm: levels[j - 1].norm,
+                segments: sizes[j - 1],
+                segment_len: levels[j - 1].extent,
+            });
+        }
+        if levels[k - 1].norm == Norm::L1 {
+            steps.push(Step::Threshold { groups, group_len });
+        }
     }
     steps.push(Step::Apply {
         op: ApplyOp::for_norm(levels[k - 1].norm),
@@ -341,6 +364,7 @@ pub fn plan(ir: &Ir) -> Plan {
         group_strides,
         steps,
         radius: ir.radius.clone(),
+        method: ir.method,
         schedule,
     }
 }
@@ -366,6 +390,9 @@ impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let k = self.levels.len();
         writeln!(f, "plan for {}", self.tensor)?;
+        if self.method.is_exact() {
+            writeln!(f, "  method: {}", self.method)?;
+        }
         let as_ir: Vec<IrLevel> = self.levels.iter().map(PlanLevel::to_ir).collect();
         f.write_str("  norm(Y) = ")?;
         write_norm_formula(f, &as_ir)?;
@@ -432,13 +459,28 @@ impl fmt::Display for Plan {
                         format!("U{}[s]", level - 1)
                     }
                 )?,
+                Step::ExactSolve { groups, group_len } => {
+                    writeln!(
+                        f,
+                        "θ and μ[g] with Σ max(|Y[g,·]| - μ[g], 0) = θ for groups with Σ|Y[g,·]| > θ (μ[g] = 0 for the others), Σ μ[g] = R   ({} × {group_len})",
+                        plural(*groups, "group"),
+                    )?;
+                    writeln!(
+                        f,
+                        "{:20}passes: a histogram of |Y[g,·]| per group on [0, V{}[g]], a bracket on θ from it, one gathering the entries near each μ[g]; then θ exactly",
+                        "",
+                        k - 1
+                    )?;
+                }
                 Step::Threshold { groups, group_len } => writeln!(
                     f,
                     "τ[g] with Σ max(|Y[g,·]| - τ[g], 0) = r[g], for groups with V{}[g] > r[g] > 0   ({groups} × {group_len})",
                     k - 1
                 )?,
                 Step::Apply { op, .. } => {
-                    let r = if k == 1 {
+                    let r = if self.method == Method::Exact(ExactMethod::L1Linf) {
+                        "μ[g]".to_string()
+                    } else if k == 1 {
                         "R".to_string()
                     } else {
                         format!("U{}[g]", k - 1)

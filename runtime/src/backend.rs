@@ -22,6 +22,7 @@ use multiproj_compiler::Plan;
 
 use crate::element::Element;
 use crate::error::DataError;
+use crate::exact::ExactClips;
 use crate::progress::Ticker;
 use crate::solve::GroupAction;
 use crate::{interp, jit};
@@ -128,6 +129,25 @@ pub trait Passes: Sync {
         data: &mut ArrayViewMutD<'_, T>,
         ticker: &Ticker<'_>,
     ) -> Result<(), DataError>;
+
+    /// The solve of an exact `l1 of linf` plan ([`multiproj_compiler::ExactMethod::L1Linf`]):
+    /// the multiplier and each group's clip level, from the data, the group maxima `maxes` and
+    /// the radius `r`, both scaled by `2^-exp` (the data is scaled so as it is read). Needs
+    /// `0 < r < Σ maxes`. By default the fast solver of [`crate::exact`]; the interpreter runs
+    /// the plain oracle ([`crate::balls::l1_linf_exact_clips`]) instead.
+    #[allow(clippy::too_many_arguments)]
+    fn exact_l1_linf<T: Element>(
+        &self,
+        _prepared: &Self::Prepared,
+        plan: &Plan,
+        x: &ArrayViewD<'_, T>,
+        maxes: &[f64],
+        exp: i32,
+        r: f64,
+        ticker: &Ticker<'_>,
+    ) -> Result<ExactClips, DataError> {
+        crate::exact::solve(plan, x, maxes, exp, r, ticker)
+    }
 }
 
 /// The interpreter: plain ndarray iteration, the oracle every other backend is tested against
@@ -140,6 +160,20 @@ impl Passes for Interpreter {
 
     fn kind(&self) -> Backend {
         Backend::Interp
+    }
+
+    /// The plain oracle: every group gathered, sorted, and every breakpoint tried.
+    fn exact_l1_linf<T: Element>(
+        &self,
+        _prepared: &(),
+        plan: &Plan,
+        x: &ArrayViewD<'_, T>,
+        maxes: &[f64],
+        exp: i32,
+        r: f64,
+        ticker: &Ticker<'_>,
+    ) -> Result<ExactClips, DataError> {
+        interp::exact_l1_linf(plan, x, maxes, exp, r, ticker)
     }
 
     fn prepare(&self, _plan: &Plan, _work: Work) -> Result<(), DataError> {
@@ -309,6 +343,19 @@ impl<P: Passes> Passes for &P {
     ) -> Result<(), DataError> {
         (**self).apply_in_place(prepared, plan, actions, data, ticker)
     }
+
+    fn exact_l1_linf<T: Element>(
+        &self,
+        prepared: &Self::Prepared,
+        plan: &Plan,
+        x: &ArrayViewD<'_, T>,
+        maxes: &[f64],
+        exp: i32,
+        r: f64,
+        ticker: &Ticker<'_>,
+    ) -> Result<ExactClips, DataError> {
+        (**self).exact_l1_linf(prepared, plan, x, maxes, exp, r, ticker)
+    }
 }
 
 /// Which backend runs the passes over the data: a choice made by name (`--backend`), run by
@@ -401,6 +448,22 @@ impl Passes for Backend {
         match prepared {
             Prepared::Jit(k) => jit::global()?.reduce(k, plan, x, ticker),
             Prepared::Interp => Interpreter.reduce(&(), plan, x, ticker),
+        }
+    }
+
+    fn exact_l1_linf<T: Element>(
+        &self,
+        prepared: &Prepared,
+        plan: &Plan,
+        x: &ArrayViewD<'_, T>,
+        maxes: &[f64],
+        exp: i32,
+        r: f64,
+        ticker: &Ticker<'_>,
+    ) -> Result<ExactClips, DataError> {
+        match prepared {
+            Prepared::Jit(_) => crate::exact::solve(plan, x, maxes, exp, r, ticker),
+            Prepared::Interp => Interpreter.exact_l1_linf(&(), plan, x, maxes, exp, r, ticker),
         }
     }
 

@@ -17,7 +17,7 @@ use crate::backend::{Backend, Passes, Work};
 use crate::element::Element;
 use crate::error::DataError;
 use crate::progress::{Progress, Ticker};
-use crate::solve::{Aggregates, GroupAction, Solved};
+use crate::solve::{self, Aggregates, GroupAction, Solved};
 use crate::stages::{GroupNorms, Solution};
 use crate::target::{self, RadiusTarget};
 use crate::{balls, interp};
@@ -54,6 +54,20 @@ pub struct Report {
     /// The top-level groups that survive — come out non-zero — by index: which rows, columns or
     /// features were kept. Empty for a single-level spec.
     pub survivors: Vec<usize>,
+    /// What the exact `l1 of linf` solve found, when it ran.
+    pub exact: Option<ExactReport>,
+}
+
+/// What the exact `l1 of linf` solve found (see [`Report::exact`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExactReport {
+    /// The common multiplier θ: every surviving group has `Σ_j (|y_gj| − μ_g)₊ = θ`, and the
+    /// groups with `‖y_g‖₁ ≤ θ` are zero.
+    pub theta: f64,
+    /// Entries the gather pass kept for the final solve (all of them with the interpreter).
+    pub gathered: usize,
+    /// Passes over the data the solve made (histogram and gathers; 1 with the interpreter).
+    pub passes: usize,
 }
 
 /// What one level of groups became (see [`Report::levels`]).
@@ -208,6 +222,8 @@ struct State {
     /// `U_1 …` as far as solved.
     solved: Vec<Solved>,
     actions: Option<Vec<GroupAction>>,
+    /// What the exact solve found, if the plan has one.
+    exact: Option<ExactReport>,
 }
 
 impl<'a, B: Passes> Executor<'a, B> {
@@ -420,6 +436,7 @@ impl<'a, B: Passes> Executor<'a, B> {
             radius: None,
             solved: Vec::new(),
             actions: None,
+            exact: None,
         };
         for step in plan.steps() {
             match *step {
@@ -452,6 +469,7 @@ impl<'a, B: Passes> Executor<'a, B> {
                         radius,
                         solved,
                         actions,
+                        ..
                     } = &mut st;
                     let agg = aggregates.as_ref().ok_or_else(|| out_of_order(step))?;
                     stages.run(Stage::Solve, 0, |_| {
@@ -467,6 +485,67 @@ impl<'a, B: Passes> Executor<'a, B> {
                         solved.push(next);
                         Ok(())
                     })?;
+                }
+                Step::ExactSolve { .. } => {
+                    let State {
+                        target,
+                        aggregates,
+                        radius,
+                        solved,
+                        actions,
+                        exact,
+                    } = &mut st;
+                    let agg = aggregates.as_ref().ok_or_else(|| out_of_order(step))?;
+                    let r =
+                        stages.run(Stage::Solve, 0, |_| resolved(radius, plan, agg, *target))?;
+                    let x = data.input();
+                    let inner = &agg.v[k - 1];
+                    let radii = if solve::inside(agg.top_radius(r)[0], agg.v[0][0]) {
+                        inner.clone()
+                    } else if r == 0.0 {
+                        vec![0.0; inner.len()]
+                    } else {
+                        // The solve sums magnitudes within a group: scale the data down when
+                        // those sums could overflow and the aggregates did not (see
+                        // `Aggregates::scale_exp`).
+                        let top = inner.iter().fold(0.0f64, |m, &v| m.max(v));
+                        let exp = if agg.scale_exp == 0
+                            && !(top * (plan.group_len() as f64) * 4.0).is_finite()
+                        {
+                            balls::overflow_exponent(len)
+                        } else {
+                            agg.scale_exp
+                        };
+                        let to = 2f64.powi(agg.scale_exp - exp);
+                        let maxes: Vec<f64> = inner.iter().map(|&m| m * to).collect();
+                        let found = stages.run(Stage::ExactSolve, 2 * len, |t| {
+                            self.backend.exact_l1_linf(
+                                &prepared,
+                                plan,
+                                &x,
+                                &maxes,
+                                exp,
+                                r * 2f64.powi(-exp),
+                                t,
+                            )
+                        })?;
+                        let back = 2f64.powi(exp - agg.scale_exp);
+                        *exact = Some(ExactReport {
+                            theta: found.theta * 2f64.powi(exp),
+                            gathered: found.gathered,
+                            passes: found.passes,
+                        });
+                        fit_clips(
+                            found.clips.iter().map(|&c| c * back).collect(),
+                            inner,
+                            r * 2f64.powi(-agg.scale_exp),
+                        )
+                    };
+                    *actions = Some(agg.actions(plan, &radii));
+                    solved.push(Solved {
+                        radii,
+                        thresholds: Vec::new(),
+                    });
                 }
                 Step::Threshold { .. } => {
                     st.decide(plan, &mut stages, step)?;
@@ -514,8 +593,27 @@ impl<'a, B: Passes> Executor<'a, B> {
             &actions,
         );
         r.stages = stages.times;
+        r.exact = st.exact;
         Ok(r)
     }
+}
+
+/// Clip levels whose sum, in any order, is at most `r` (all in the aggregates' scale): the
+/// solve puts `Σ μ_g` on `r` up to rounding; a few ulps down keep the output inside the ball
+/// (the stored clip bounds are then rounded toward zero by [`Aggregates::actions`]). Levels at
+/// or above a group's maximum keep the group.
+fn fit_clips(mut clips: Vec<f64>, maxes: &[f64], r: f64) -> Vec<f64> {
+    for _ in 0..64 {
+        let total: f64 = clips.iter().zip(maxes).map(|(&c, &m)| c.min(m)).sum();
+        if balls::any_order_bound(total, clips.len()) <= r || total == 0.0 {
+            break;
+        }
+        let f = (r / balls::any_order_bound(total, clips.len())).min(1.0 - f64::EPSILON);
+        for c in &mut clips {
+            *c *= f;
+        }
+    }
+    clips
 }
 
 /// The radius of `target`, resolved once from the aggregates (complete up to `V_1`).
@@ -630,6 +728,7 @@ pub(crate) fn report(
         levels: Vec::new(),
         inner_thresholds: Vec::new(),
         survivors: Vec::new(),
+        exact: None,
     };
     for a in actions {
         match a {

@@ -350,6 +350,41 @@ pub(crate) fn threshold_ticked<T: Element>(
     Ok(())
 }
 
+/// The exact `l1 of linf` solve by the plain oracle ([`balls::l1_linf_exact_clips`]): every
+/// group's magnitudes (times `2^-exp`) gathered in memory order, then the breakpoint method.
+/// See [`crate::Passes::exact_l1_linf`].
+pub(crate) fn exact_l1_linf<T: Element>(
+    plan: &Plan,
+    x: &ArrayViewD<'_, T>,
+    maxes: &[f64],
+    exp: i32,
+    r: f64,
+    ticker: &Ticker<'_>,
+) -> Result<crate::exact::ExactClips, DataError> {
+    let (groups, n) = (plan.groups(), plan.group_len());
+    if maxes.len() != groups {
+        return Err(DataError::Internal(format!(
+            "{} group maxima for a plan with {groups} groups",
+            maxes.len()
+        )));
+    }
+    let scale = 2f64.powi(-exp);
+    let mut members: Vec<Vec<f64>> = vec![Vec::with_capacity(n); groups];
+    for_each_in_memory_order(plan, x, ticker, |idx, y| {
+        members[group_of(plan, idx)].push(y.to_f64().abs() * scale);
+        Ok(())
+    })?;
+    let flat: Vec<f64> = members.concat();
+    let (theta, clips) =
+        balls::l1_linf_exact_clips(&flat, groups, n, r).unwrap_or_else(|| (0.0, maxes.to_vec()));
+    Ok(crate::exact::ExactClips {
+        theta,
+        clips,
+        gathered: flat.len(),
+        passes: 1,
+    })
+}
+
 fn check_ready(actions: &[GroupAction]) -> Result<(), DataError> {
     if actions
         .iter()

@@ -66,6 +66,14 @@ impl RadiusTarget {
                 "the sparsity is {f}, not a fraction between 0 and 1"
             )),
             RadiusTarget::Keep(_) | RadiusTarget::Sparsity(_) => {
+                if plan.method().is_exact() {
+                    return bad(format!(
+                        "`{}` asks for the exact projection; a count of groups to keep picks \
+                         the radius of a multi-level projection (the exact one keeps more \
+                         groups at the same radius): choose a radius or a radius fraction",
+                        plan.source()
+                    ));
+                }
                 if plan.levels().len() < 2 {
                     return bad(format!(
                         "`{}` has a single level, so it has no groups to keep or remove; \

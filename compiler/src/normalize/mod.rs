@@ -2,13 +2,16 @@
 //! planning. Each rule lives in its own file, says in its doc comment why it preserves the
 //! projection (`docs/SEMANTICS.md` §3), and has its own tests. Only rules that are sound for the projection,
 //! not merely for the norm, belong here: `l1 of l1` has the same norm as one l1 level over the
-//! union of axes, but a different projection, so it is never merged.
+//! union of axes, but a different projection, so it is never merged — except for an exact
+//! projection ([`normalize_exact`]), which depends on the norm alone.
 
+mod merge_l1;
 mod merge_l2;
 mod merge_linf;
 
 use std::fmt;
 
+pub use merge_l1::MergeL1L1;
 pub use merge_l2::MergeL2L2;
 pub use merge_linf::MergeLinfLinf;
 
@@ -42,14 +45,30 @@ pub fn rules() -> Vec<Box<dyn Rule>> {
     vec![Box::new(MergeLinfLinf), Box::new(MergeL2L2)]
 }
 
+/// The rules of an exact projection: [`rules`], and the rewrites that keep the *norm* (hence
+/// the ball, hence its Euclidean projection) but not the multi-level projection: [`MergeL1L1`].
+pub fn exact_rules() -> Vec<Box<dyn Rule>> {
+    let mut all = rules();
+    all.push(Box::new(MergeL1L1));
+    all
+}
+
 /// Applies [`rules`] until none applies. Every rule strictly reduces the number of levels, so
 /// this terminates after at most `levels.len() - 1` rewrites.
 pub fn normalize(levels: &[IrLevel]) -> Normalized {
-    let rules = rules();
+    normalize_with(levels, &rules())
+}
+
+/// Normalization for an exact projection: [`exact_rules`] to a fixpoint.
+pub fn normalize_exact(levels: &[IrLevel]) -> Normalized {
+    normalize_with(levels, &exact_rules())
+}
+
+fn normalize_with(levels: &[IrLevel], rules: &[Box<dyn Rule>]) -> Normalized {
     let mut levels = levels.to_vec();
     let mut applied = Vec::new();
     'outer: loop {
-        for rule in &rules {
+        for rule in rules {
             if let Some(next) = rule.rewrite(&levels) {
                 debug_assert!(next.len() < levels.len());
                 applied.push(Applied {

@@ -72,10 +72,17 @@ impl Group {
     }
 }
 
-/// The exact Euclidean projection of the row-major matrix `y` (`groups` rows of `group_len`)
-/// onto the l1,∞ ball of radius `r` (`Σ_rows max |x| ≤ r`), by the breakpoint method above.
-/// `r` must be finite and non-negative, `y` finite.
-pub fn project_l1_linf_exact(y: &[f64], groups: usize, group_len: usize, r: f64) -> Vec<f64> {
+/// The multiplier `θ` and clip levels `μ_g` of the exact Euclidean projection of the row-major
+/// matrix `y` (`groups` rows of `group_len`) onto the l1,∞ ball of radius `r`
+/// (`Σ_rows max |x| ≤ r`), by the breakpoint method above; `None` when `y` is inside the ball
+/// (the projection is `y`). At `r = 0`, `θ` is infinite and every `μ_g` is 0. `r` must be
+/// finite and non-negative, `y` finite.
+pub fn l1_linf_exact_clips(
+    y: &[f64],
+    groups: usize,
+    group_len: usize,
+    r: f64,
+) -> Option<(f64, Vec<f64>)> {
     assert_eq!(y.len(), groups * group_len, "a {groups}×{group_len} matrix");
     assert!(r.is_finite() && r >= 0.0, "radius {r}");
     let rows: Vec<Group> = y
@@ -85,10 +92,10 @@ pub fn project_l1_linf_exact(y: &[f64], groups: usize, group_len: usize, r: f64)
         .collect();
     let norm: f64 = rows.iter().map(|g| g.a(1)).sum();
     if norm <= r {
-        return y.to_vec();
+        return None;
     }
     if r == 0.0 || group_len == 0 {
-        return vec![0.0; y.len()];
+        return Some((f64::INFINITY, vec![0.0; groups]));
     }
     let s = |theta: f64| rows.iter().map(|g| g.mu(theta)).sum::<f64>();
     let mut points: Vec<f64> = rows.iter().flat_map(|g| g.breakpoints()).collect();
@@ -119,9 +126,18 @@ pub fn project_l1_linf_exact(y: &[f64], groups: usize, group_len: usize, r: f64)
     } else {
         points[hi]
     };
+    Some((theta, rows.iter().map(|g| g.mu(theta)).collect()))
+}
+
+/// The exact Euclidean projection of the row-major matrix `y` (`groups` rows of `group_len`)
+/// onto the l1,∞ ball of radius `r` (`Σ_rows max |x| ≤ r`), by the breakpoint method above
+/// ([`l1_linf_exact_clips`], then the clip). `r` must be finite and non-negative, `y` finite.
+pub fn project_l1_linf_exact(y: &[f64], groups: usize, group_len: usize, r: f64) -> Vec<f64> {
+    let Some((_, mus)) = l1_linf_exact_clips(y, groups, group_len, r) else {
+        return y.to_vec();
+    };
     let mut x = Vec::with_capacity(y.len());
-    for (g, row) in rows.iter().zip(y.chunks_exact(group_len)) {
-        let mu = g.mu(theta);
+    for (&mu, row) in mus.iter().zip(y.chunks_exact(group_len.max(1))) {
         x.extend(row.iter().map(|&v| v.abs().min(mu).copysign(v)));
     }
     x
