@@ -1,5 +1,6 @@
-//! Fixture conformance (DESIGN §2): every case of `tests/fixtures/manifest.json` — input and
-//! expected output computed by an independent NumPy implementation — through the library
+//! Fixture conformance (DESIGN §2): every case of `tests/fixtures/manifest.json` and of
+//! `tests/fixtures/exact/manifest.json` (the exact projections) — input and expected output
+//! computed by independent NumPy implementations — through the library
 //! (out of place and in place) and through the `multiproj` binary
 //! (`project` to a new file, `project --in-place`, and `norm`), each on both backends: the
 //! interpreter and the JIT.
@@ -59,8 +60,16 @@ fn f64_field(case: &Value, name: &str, key: &str) -> f64 {
         .unwrap_or_else(|| panic!("manifest case {name:?}: {key:?} is not a number"))
 }
 
+/// The cases of both manifests: the multi-level fixtures (`tests/fixtures/`) and the exact
+/// projections' (`tests/fixtures/exact/`, from `make_exact_fixtures.py`).
 fn manifest() -> Vec<Case> {
-    let path = fixture_dir().join("manifest.json");
+    let mut all = manifest_in(&fixture_dir());
+    all.extend(manifest_in(&fixture_dir().join("exact")));
+    all
+}
+
+fn manifest_in(dir: &Path) -> Vec<Case> {
+    let path = dir.join("manifest.json");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let json: Value = serde_json::from_str(&text)
@@ -88,8 +97,8 @@ fn manifest() -> Vec<Case> {
             Case {
                 spec: str_field(c, &name, "spec"),
                 radius: f64_field(c, &name, "radius"),
-                input: fixture_dir().join(str_field(c, &name, "input")),
-                expected: fixture_dir().join(str_field(c, &name, "expected")),
+                input: dir.join(str_field(c, &name, "input")),
+                expected: dir.join(str_field(c, &name, "expected")),
                 dtype: str_field(c, &name, "dtype"),
                 order: str_field(c, &name, "order"),
                 shape,
@@ -385,6 +394,47 @@ fixture_tests!(
     radius_zero,
     inside_ball,
     ties_and_zero_rows,
+    // tests/fixtures/exact/
+    l1inf_rows_gauss,
+    l1inf_cols_gauss,
+    l1inf_rows_unif_r01,
+    l1inf_rows_unif_r09,
+    l1inf_odd_7x13,
+    l1inf_cols_odd_7x13,
+    l1inf_f32_rows,
+    l1inf_f32_fortran_cols,
+    l1inf_fortran_rows,
+    l1inf_ties_int,
+    l1inf_ties_int_f32_cols,
+    l1inf_ties_tiered,
+    l1inf_zero_rows_gauss,
+    l1inf_radius_zero,
+    l1inf_tiny_radius,
+    l1inf_tiny_radius_cols_f32,
+    l1inf_inside,
+    l1inf_inside_f32_fortran,
+    l1inf_3d_dim0,
+    l1inf_3d_dims02,
+    l1inf_3d_f32_fortran,
+    l1inf_one_group,
+    l1inf_singletons,
+    l1l1_rows,
+    l1l1_f32_fortran_cols,
+    l1l2_rows,
+    l1l2_3d_f32,
+    l2l2_rows,
+    linfl1_rows,
+    linfl2_fortran_cols,
+    linflinf_rows,
+    l2linf_rows,
+    l2linf_f32_fortran_cols,
+    l2linf_ties_int,
+    l2linf_3d_dims02,
+    l2linf_radius_zero,
+    l2l1_rows,
+    l2l1_3d_dim0,
+    l2l1_f32_tiny_radius,
+    l2l1_inside,
 );
 
 /// A case added to the manifest must get its tests here.

@@ -22,8 +22,13 @@
 //!   `V[g] ≤ R` (inside either way), onto the ball of radius R otherwise.
 //! - **`l1 of linf`** (the l1,∞ ball). Not the multi-level projection: the exact one solves for
 //!   one threshold θ shared by all groups (`runtime::exact`).
-//! - Anything else (`l2 of l1`, `l2 of linf`, three levels that stay three): no exact method;
-//!   the checker says which ones exist.
+//! - **`l2 of linf`, `l2 of l1`.** One multiplier λ for the constraint `Σ_g ‖x_g‖² ≤ R²` and a
+//!   one-dimensional equation per group: for `l2 of linf` each group is clipped at the `t_g` with
+//!   `Σ_j (|y_gj| − t_g)₊ = λ·t_g`, for `l2 of l1` soft-thresholded at the `ν_g` with
+//!   `Σ_j (|y_gj| − ν_g)₊ = ν_g/λ` (its l1 norm is then `ν_g/λ`); λ is the root of the monotone
+//!   `Σ_g ‖x_g(λ)‖² = R²` (`runtime::exact::solve_l2`).
+//! - Anything else (three levels that stay three): no exact method; the checker says which
+//!   ones exist.
 
 use std::fmt;
 
@@ -55,6 +60,10 @@ pub enum ExactMethod {
     MultiLevel(Why),
     /// `l1 of linf`: the search for the common threshold θ (`runtime::exact`).
     L1Linf,
+    /// `l2 of linf`: the search for the multiplier λ, each group clipped.
+    L2Linf,
+    /// `l2 of l1`: the search for the multiplier λ, each group soft-thresholded.
+    L2L1,
 }
 
 /// Why the multi-level projection of some level trees is already the Euclidean projection.
@@ -77,6 +86,8 @@ pub fn classify(levels: &[IrLevel]) -> Option<ExactMethod> {
             (Norm::L1, Norm::Linf) => Some(ExactMethod::L1Linf),
             (Norm::L1, Norm::L2) => Some(ExactMethod::MultiLevel(Why::GroupLasso)),
             (Norm::Linf, _) => Some(ExactMethod::MultiLevel(Why::Separable)),
+            (Norm::L2, Norm::Linf) => Some(ExactMethod::L2Linf),
+            (Norm::L2, Norm::L1) => Some(ExactMethod::L2L1),
             _ => None,
         },
         _ => None,
@@ -84,8 +95,8 @@ pub fn classify(levels: &[IrLevel]) -> Option<ExactMethod> {
 }
 
 /// The exact projections there are, for error messages and documentation.
-pub const EXACT_PROJECTIONS: &str = "one level; `l1 of linf`; `l1 of l2`; `l1 of l1` (one l1 level); \
-     `l2 of l2` (one l2 level); `linf of` any norm; and what normalizes to one of these";
+pub const EXACT_PROJECTIONS: &str = "one level, and two levels of any norms (`l1 of linf`, `l2 of l1`, …), \
+     including the specs that normalize to one or two levels (`l1 of l1 of linf` is `l1 of linf`)";
 
 impl fmt::Display for Method {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -93,6 +104,12 @@ impl fmt::Display for Method {
             Method::MultiLevel => f.write_str("multi-level projection"),
             Method::Exact(ExactMethod::L1Linf) => f.write_str(
                 "exact Euclidean projection onto the l1,inf ball: one threshold θ for all groups",
+            ),
+            Method::Exact(ExactMethod::L2Linf) => f.write_str(
+                "exact Euclidean projection onto the l2,inf ball: one multiplier λ for all groups",
+            ),
+            Method::Exact(ExactMethod::L2L1) => f.write_str(
+                "exact Euclidean projection onto the l2,1 ball: one multiplier λ for all groups",
             ),
             Method::Exact(ExactMethod::MultiLevel(why)) => write!(
                 f,
@@ -130,8 +147,8 @@ mod tests {
             (Linf, Linf, Some(MultiLevel(Why::OneLevel))),
             (Linf, L1, Some(MultiLevel(Why::Separable))),
             (Linf, L2, Some(MultiLevel(Why::Separable))),
-            (L2, L1, None),
-            (L2, Linf, None),
+            (L2, L1, Some(L2L1)),
+            (L2, Linf, Some(L2Linf)),
         ];
         for (outer, inner, want) in cases {
             assert_eq!(

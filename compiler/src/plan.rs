@@ -138,9 +138,15 @@ pub enum Step {
         segments: usize,
         segment_len: usize,
     },
-    /// Exact `l1 of linf` only: the common threshold θ and each group's clip level (reads the
-    /// data: a histogram pass, then a pass gathering the entries near the clip levels).
-    ExactSolve { groups: usize, group_len: usize },
+    /// Exact projections that are not multi-level ones: each innermost group's radius, from the
+    /// data (`l1 of linf`: the common threshold θ and each group's clip level, from a histogram
+    /// pass and a pass gathering the entries near the clip levels; `l2 of linf`, `l2 of l1`: the
+    /// multiplier λ, from every group's sorted magnitudes).
+    ExactSolve {
+        method: ExactMethod,
+        groups: usize,
+        group_len: usize,
+    },
     /// Innermost l1 only: the soft threshold `τ_g` of each group that must shrink (reads the
     /// data of those groups).
     Threshold { groups: usize, group_len: usize },
@@ -330,9 +336,19 @@ pub fn plan(ir: &Ir) -> Plan {
             segment_len: levels[j - 1].extent,
         });
     }
-    if ir.method == Method::Exact(ExactMethod::L1Linf) {
-        // The solve needs the data, not only the aggregates (`runtime::exact`).
-        steps.push(Step::ExactSolve { groups, group_len });
+    if let Method::Exact(m @ (ExactMethod::L1Linf | ExactMethod::L2Linf | ExactMethod::L2L1)) =
+        ir.method
+    {
+        // The solve needs the data, not only the aggregates (`runtime::exact`); it hands each
+        // innermost group its radius, and an innermost l1 norm still needs its threshold.
+        steps.push(Step::ExactSolve {
+            method: m,
+            groups,
+            group_len,
+        });
+        if levels[k - 1].norm == Norm::L1 {
+            steps.push(Step::Threshold { groups, group_len });
+        }
     } else {
         for j in 1..k {
             steps.push(Step::Solve {
@@ -459,19 +475,42 @@ impl fmt::Display for Plan {
                         format!("U{}[s]", level - 1)
                     }
                 )?,
-                Step::ExactSolve { groups, group_len } => {
-                    writeln!(
-                        f,
-                        "θ and μ[g] with Σ max(|Y[g,·]| - μ[g], 0) = θ for groups with Σ|Y[g,·]| > θ (μ[g] = 0 for the others), Σ μ[g] = R   ({} × {group_len})",
-                        plural(*groups, "group"),
-                    )?;
-                    writeln!(
-                        f,
-                        "{:20}passes: a histogram of |Y[g,·]| per group on [0, V{}[g]], a bracket on θ from it, one gathering the entries near each μ[g]; then θ exactly",
-                        "",
-                        k - 1
-                    )?;
-                }
+                Step::ExactSolve {
+                    method,
+                    groups,
+                    group_len,
+                } => match method {
+                    ExactMethod::L2Linf | ExactMethod::L2L1 => {
+                        let what = if *method == ExactMethod::L2Linf {
+                            "t[g] with Σ max(|Y[g,·]| - t[g], 0) = λ·t[g]"
+                        } else {
+                            "r[g] = Σ max(|Y[g,·]| - ν[g], 0) with ν[g] = λ·r[g]"
+                        };
+                        writeln!(
+                            f,
+                            "{what}, λ with sqrt Σ (·)² = R   ({} × {group_len})",
+                            plural(*groups, "group"),
+                        )?;
+                        writeln!(
+                            f,
+                            "{:20}passes: one gathering every group's magnitudes, sorted (memory: twice the data in f64); then λ by bisection",
+                            ""
+                        )?;
+                    }
+                    _ => {
+                        writeln!(
+                            f,
+                            "θ and μ[g] with Σ max(|Y[g,·]| - μ[g], 0) = θ for groups with Σ|Y[g,·]| > θ (μ[g] = 0 for the others), Σ μ[g] = R   ({} × {group_len})",
+                            plural(*groups, "group"),
+                        )?;
+                        writeln!(
+                            f,
+                            "{:20}passes: a histogram of |Y[g,·]| per group on [0, V{}[g]], a bracket on θ from it, one gathering the entries near each μ[g]; then θ exactly",
+                            "",
+                            k - 1
+                        )?;
+                    }
+                },
                 Step::Threshold { groups, group_len } => writeln!(
                     f,
                     "τ[g] with Σ max(|Y[g,·]| - τ[g], 0) = r[g], for groups with V{}[g] > r[g] > 0   ({groups} × {group_len})",
@@ -480,6 +519,8 @@ impl fmt::Display for Plan {
                 Step::Apply { op, .. } => {
                     let r = if self.method == Method::Exact(ExactMethod::L1Linf) {
                         "μ[g]".to_string()
+                    } else if self.method == Method::Exact(ExactMethod::L2Linf) {
+                        "t[g]".to_string()
                     } else if k == 1 {
                         "R".to_string()
                     } else {

@@ -9,6 +9,9 @@ pub trait Element: Copy + Send + Sync + PartialEq + std::fmt::Debug + 'static {
     fn to_f64(self) -> f64;
     fn from_f64(v: f64) -> Self;
     fn zero() -> Self;
+    /// The slice itself when the elements are f64 (so passes written for `f64` can read the
+    /// data without a copy), `None` otherwise.
+    fn as_f64_slice(s: &[Self]) -> Option<&[f64]>;
 }
 
 impl Element for f64 {
@@ -24,6 +27,9 @@ impl Element for f64 {
     fn zero() -> Self {
         0.0
     }
+    fn as_f64_slice(s: &[Self]) -> Option<&[f64]> {
+        Some(s)
+    }
 }
 
 impl Element for f32 {
@@ -38,5 +44,8 @@ impl Element for f32 {
     }
     fn zero() -> Self {
         0.0
+    }
+    fn as_f64_slice(_: &[Self]) -> Option<&[f64]> {
+        None
     }
 }

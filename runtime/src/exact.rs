@@ -134,8 +134,9 @@ impl<'a, T: Element> Groups<'a, T> {
         tiles
     }
 
-    /// Copies the magnitudes of the tile's groups, times `scale`, group after group into `buf`.
-    fn load(&self, tile: Tile, scale: f64, buf: &mut Vec<f64>) {
+    /// Hands `f` the tile's groups, group after group, as f64 values (signed, unscaled): the
+    /// data itself when the tile is contiguous f64, else a copy in `buf`.
+    fn with_tile<R>(&self, tile: Tile, buf: &mut Vec<f64>, f: impl FnOnce(&[f64]) -> R) -> R {
         let mut v = self.view.view();
         let mut rest = tile.first / self.last;
         let mut idx = vec![0usize; self.outer - 1];
@@ -149,6 +150,14 @@ impl<'a, T: Element> Groups<'a, T> {
         }
         let a = tile.first % self.last;
         v.slice_axis_inplace(Axis(0), Slice::from(a..a + tile.len));
+        if let Some(s) = v.as_slice() {
+            if let Some(s) = T::as_f64_slice(s) {
+                return f(s);
+            }
+            buf.clear();
+            buf.extend(s.iter().map(|y| y.to_f64()));
+            return f(buf);
+        }
         buf.clear();
         buf.resize(tile.len * self.n, 0.0);
         let shape = v.shape().to_vec();
@@ -156,7 +165,8 @@ impl<'a, T: Element> Groups<'a, T> {
             .expect("the buffer holds the tile");
         Zip::from(&mut dst)
             .and(&v)
-            .for_each(|d, &s| *d = s.to_f64().abs() * scale);
+            .for_each(|d, &s| *d = s.to_f64());
+        f(buf)
     }
 }
 
@@ -269,32 +279,34 @@ fn histograms<T: Element>(
         .for_each_init(
             || (Vec::new(), vec![0u64; b], vec![0.0f64; b]),
             |(buf, cnt, sm), (&tile, (c_out, s_out))| {
-                groups.load(tile, scale, buf);
-                for t in 0..tile.len {
-                    let g = tile.first + t;
-                    let m = maxes[g];
-                    let row = &buf[t * n..(t + 1) * n];
-                    let c_out = &mut c_out[t * (b + 1)..(t + 1) * (b + 1)];
-                    let s_out = &mut s_out[t * (b + 1)..(t + 1) * (b + 1)];
-                    if m == 0.0 {
-                        continue;
+                groups.with_tile(tile, buf, |data| {
+                    for t in 0..tile.len {
+                        let g = tile.first + t;
+                        let m = maxes[g];
+                        let row = &data[t * n..(t + 1) * n];
+                        let c_out = &mut c_out[t * (b + 1)..(t + 1) * (b + 1)];
+                        let s_out = &mut s_out[t * (b + 1)..(t + 1) * (b + 1)];
+                        if m == 0.0 {
+                            continue;
+                        }
+                        cnt.fill(0);
+                        sm.fill(0.0);
+                        let inv = b as f64 / m;
+                        for &y in row {
+                            let v = y.abs() * scale;
+                            let j = ((v * inv) as usize).min(b - 1);
+                            cnt[j] += 1;
+                            sm[j] += v;
+                        }
+                        let (mut ca, mut sa) = (0u64, 0.0f64);
+                        for j in (0..b).rev() {
+                            ca += cnt[j];
+                            sa += sm[j];
+                            c_out[j] = ca as f64;
+                            s_out[j] = sa;
+                        }
                     }
-                    cnt.fill(0);
-                    sm.fill(0.0);
-                    let inv = b as f64 / m;
-                    for &v in row {
-                        let j = ((v * inv) as usize).min(b - 1);
-                        cnt[j] += 1;
-                        sm[j] += v;
-                    }
-                    let (mut ca, mut sa) = (0u64, 0.0f64);
-                    for j in (0..b).rev() {
-                        ca += cnt[j];
-                        sa += sm[j];
-                        c_out[j] = ca as f64;
-                        s_out[j] = sa;
-                    }
-                }
+                });
                 ticker.tick(tile.len * n);
             },
         );
@@ -306,14 +318,16 @@ fn histograms<T: Element>(
     }
 }
 
-/// The largest `θ` (to about 1e-13 relative) with `f(θ) ≥ r` (`lower`), or the smallest with
+/// The largest `θ` (to about 1e-11 relative) with `f(θ) ≥ r` (`lower`), or the smallest with
 /// `f(θ) ≤ r`, for a continuous non-increasing `f` with `f(lo) ≥ r ≥ f(hi)`: regula falsi with
 /// the Illinois modification, falling back to bisection.
 fn search(f: impl Fn(f64) -> f64, r: f64, mut lo: f64, mut hi: f64, lower: bool) -> f64 {
     let (mut f_lo, mut f_hi) = (f(lo) - r, f(hi) - r);
     let mut side = 0i8;
+    let mut evals = 0;
     for i in 0..200 {
-        if hi - lo <= 1e-13 * hi.abs() || f_lo == 0.0 && !lower || f_hi == 0.0 && lower {
+        evals += 1;
+        if hi - lo <= 1e-11 * hi.abs() || f_lo == 0.0 && !lower || f_hi == 0.0 && lower {
             break;
         }
         let mut t = if i % 4 == 3 || f_lo <= f_hi {
@@ -344,6 +358,9 @@ fn search(f: impl Fn(f64) -> f64, r: f64, mut lo: f64, mut hi: f64, lower: bool)
             }
             side = -1;
         }
+    }
+    if std::env::var_os("MP_DEBUG").is_some() {
+        eprintln!("search evals {evals}");
     }
     if lower { lo } else { hi }
 }
@@ -457,36 +474,66 @@ fn gather<T: Element>(
         .zip(parts.into_par_iter())
         .for_each_init(Vec::new, |buf, (&tile, part)| {
             if part.iter().any(|r| r.live) {
-                groups.load(tile, scale, buf);
-                for (t, r) in part.iter_mut().enumerate() {
-                    if !r.live {
-                        continue;
-                    }
-                    let row = &buf[t * n..(t + 1) * n];
-                    let (mut c, mut s) = (0.0f64, 0.0f64);
-                    r.u.clear();
-                    for &v in row {
-                        if v > r.hi {
-                            c += 1.0;
-                            s += v;
-                        } else if v > r.lo {
-                            r.u.push(v);
+                groups.with_tile(tile, buf, |data| {
+                    for (t, r) in part.iter_mut().enumerate() {
+                        if !r.live {
+                            continue;
+                        }
+                        let row = &data[t * n..(t + 1) * n];
+                        (r.c, r.s) = gather_group(row, scale, r.lo, r.hi, &mut r.u);
+                        r.u.sort_unstable_by(|a, b| b.total_cmp(a));
+                        r.p.clear();
+                        r.p.push(0.0);
+                        let mut acc = 0.0;
+                        for &v in &r.u {
+                            acc += v;
+                            r.p.push(acc);
                         }
                     }
-                    r.c = c;
-                    r.s = s;
-                    r.u.sort_unstable_by(|a, b| b.total_cmp(a));
-                    r.p.clear();
-                    r.p.push(0.0);
-                    let mut acc = 0.0;
-                    for &v in &r.u {
-                        acc += v;
-                        r.p.push(acc);
-                    }
-                }
+                });
             }
             ticker.tick(tile.len * n);
         });
+}
+
+/// One group of the gather pass: the count and sum of the magnitudes (times `scale`) above
+/// `hi`, and those in `(lo, hi]` pushed onto `u`. Four lanes: no chain of dependent additions,
+/// and no branch but the rare one of an entry in `(lo, hi]`.
+fn gather_group(row: &[f64], scale: f64, lo: f64, hi: f64, u: &mut Vec<f64>) -> (f64, f64) {
+    u.clear();
+    let (mut c4, mut s4) = ([0.0f64; 4], [0.0f64; 4]);
+    let mut chunks = row.chunks_exact(4);
+    for q in &mut chunks {
+        let mut near = false;
+        for l in 0..4 {
+            let v = q[l].abs() * scale;
+            let above = v > hi;
+            c4[l] += if above { 1.0 } else { 0.0 };
+            s4[l] += if above { v } else { 0.0 };
+            near |= (v > lo) & !above;
+        }
+        if near {
+            for &y in q {
+                let v = y.abs() * scale;
+                if (v > lo) & (v <= hi) {
+                    u.push(v);
+                }
+            }
+        }
+    }
+    for &y in chunks.remainder() {
+        let v = y.abs() * scale;
+        if v > hi {
+            c4[0] += 1.0;
+            s4[0] += v;
+        } else if v > lo {
+            u.push(v);
+        }
+    }
+    (
+        (c4[0] + c4[1]) + (c4[2] + c4[3]),
+        (s4[0] + s4[1]) + (s4[2] + s4[3]),
+    )
 }
 
 /// `Σ_g` over the live groups' pieces at `θ`: `(Σ a/k, Σ 1/k, min right)`, in a fixed order.
@@ -521,14 +568,12 @@ fn newton(reduced: &[Reduced], r: f64, theta_a: f64, theta_b: f64) -> f64 {
             return theta;
         }
         let next = (num - r) / den;
-        if next <= right || !(next > theta) {
+        if next <= right || next <= theta || next.is_nan() {
             // The root of this piece is on it: θ*.
             return next.max(theta).min(theta_b.max(theta));
         }
-        theta = next.min(right.max(theta));
-        if theta >= right {
-            theta = right;
-        }
+        // From below, a Newton step on a convex decreasing F never passes θ*.
+        theta = next;
     }
     theta
 }
@@ -555,7 +600,9 @@ pub(crate) fn solve<T: Element>(
     }
     let scale = 2f64.powi(-exp);
     let tiles = groups.tiles();
+    let t0 = std::time::Instant::now();
     let hist = histograms(&groups, &tiles, maxes, scale, ticker);
+    let t1 = std::time::Instant::now();
     let top = (0..groups.groups)
         .map(|g| hist.l1(g))
         .fold(0.0f64, f64::max);
@@ -585,10 +632,23 @@ pub(crate) fn solve<T: Element>(
         })
         .collect();
     let mut passes = 1;
+    let t2 = std::time::Instant::now();
     loop {
         gather(&groups, &tiles, &mut reduced, scale, ticker);
+        let t3 = std::time::Instant::now();
         passes += 1;
         let theta = newton(&reduced, r, theta_a, theta_b);
+        if std::env::var_os("MP_DEBUG").is_some() {
+            eprintln!(
+                "hist {:?} bracket {:?} gather {:?} newton {:?} K {} live {} θ {theta_a} {theta_b}",
+                t1 - t0,
+                t2 - t1,
+                t3 - t2,
+                t3.elapsed(),
+                reduced.iter().map(|r| r.u.len()).sum::<usize>(),
+                reduced.iter().filter(|r| r.live).count()
+            );
+        }
         let bad: Vec<usize> = (0..reduced.len())
             .filter(|&g| !reduced[g].holds(theta))
             .collect();
@@ -610,10 +670,10 @@ pub(crate) fn solve<T: Element>(
             });
         }
         // A rounding made some interval too narrow: gather those groups whole and solve again.
-        for g in 0..reduced.len() {
+        for (g, red) in reduced.iter_mut().enumerate() {
             let m = hist.maxes[g];
-            if bad.contains(&g) || (!reduced[g].live && theta < hist.l1(g) && m > 0.0) {
-                reduced[g] = Reduced {
+            if bad.contains(&g) || (!red.live && theta < hist.l1(g) && m > 0.0) {
+                *red = Reduced {
                     lo: 0.0,
                     hi: m,
                     live: true,
@@ -622,4 +682,136 @@ pub(crate) fn solve<T: Element>(
             }
         }
     }
+}
+
+/// One group's magnitudes for the `l2 of …` solves: sorted in decreasing order, with prefix
+/// sums (`p[0] = 0`).
+struct Sorted {
+    a: Vec<f64>,
+    p: Vec<f64>,
+}
+
+impl Sorted {
+    fn new(mut a: Vec<f64>) -> Sorted {
+        a.sort_unstable_by(|x, y| y.total_cmp(x));
+        let mut p = Vec::with_capacity(a.len() + 1);
+        p.push(0.0);
+        let mut acc = 0.0;
+        for &v in &a {
+            acc += v;
+            p.push(acc);
+        }
+        Sorted { a, p }
+    }
+
+    /// The number `k ≥ 1` of entries above the root of the decreasing `g(t) = Θ(t) − w·t`
+    /// (`Θ(t) = Σ (a − t)₊`): the last `k` with `g(a_k) < 0`, where
+    /// `g(a_k) = P_{k−1} − (k − 1)·a_k − w·a_k` increases with `k`.
+    fn above(&self, w: f64) -> usize {
+        let n = self.a.len();
+        let g = |k: usize| self.p[k - 1] - (k - 1) as f64 * self.a[k - 1] - w * self.a[k - 1];
+        let (mut lo, mut hi) = (1usize, n);
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if g(mid) < 0.0 {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        lo
+    }
+
+    /// The group's radius at the multiplier `λ > 0`: for `l2 of linf` the clip level `t` with
+    /// `Θ(t) = λ·t`, `t = P_k/(k + λ)`; for `l2 of l1` the l1 norm `Θ(ν) = ν/λ` of the soft
+    /// threshold, `P_k/(1 + λ·k)`.
+    fn radius(&self, linf: bool, lambda: f64) -> f64 {
+        if self.a.first().is_none_or(|&m| m == 0.0) {
+            return 0.0;
+        }
+        if linf {
+            let k = self.above(lambda);
+            self.p[k] / (k as f64 + lambda)
+        } else {
+            let k = self.above(1.0 / lambda);
+            self.p[k] / (1.0 + lambda * k as f64)
+        }
+    }
+}
+
+/// The exact projection onto the `l2 of linf` (`linf = true`) or `l2 of l1` ball: every
+/// innermost group's radius (its clip level, or the l1 norm its soft threshold leaves), for
+/// `0 < r < ‖Σ_g ‖y_g‖²‖^½`, all in the scale `2^-exp` of the data (`exp` chosen by the caller
+/// so that squared group sums cannot overflow).
+///
+/// With λ the multiplier of `Σ_g ‖x_g‖² ≤ R²`, the optimality conditions give each group's
+/// radius as a decreasing function of λ (see [`Sorted::radius`] and
+/// `multiproj_compiler::ExactMethod`), and λ is the root of `Σ_g radius_g(λ)² = r²`, found by
+/// bisection to adjacent floats from `[0, λ_hi]` (`radius_g ≤ ‖y_g‖₁/λ` for linf and
+/// `≤ ‖y_g‖₁/(1 + λ)` for l1 bound λ_hi). The radii returned are those at the upper end, where
+/// the sum is at most `r²`. Every group is gathered and sorted: `O(N log n)` time and two
+/// f64 copies of the data in memory.
+pub(crate) fn solve_l2<T: Element>(
+    plan: &Plan,
+    x: &ArrayViewD<'_, T>,
+    linf: bool,
+    exp: i32,
+    r: f64,
+    ticker: &Ticker<'_>,
+) -> Result<(f64, Vec<f64>), DataError> {
+    let groups = Groups::new(plan, x)?;
+    let scale = 2f64.powi(-exp);
+    let n = groups.n;
+    let tiles = groups.tiles();
+    let per_tile: Vec<Vec<Sorted>> = tiles
+        .par_iter()
+        .map_init(Vec::new, |buf, &tile| {
+            let sorted = groups.with_tile(tile, buf, |data| {
+                data.chunks_exact(n.max(1))
+                    .take(tile.len)
+                    .map(|row| Sorted::new(row.iter().map(|y| y.abs() * scale).collect()))
+                    .collect::<Vec<_>>()
+            });
+            ticker.tick(tile.len * n);
+            sorted
+        })
+        .collect();
+    let all: Vec<Sorted> = per_tile.into_iter().flatten().collect();
+    let sum_sq = |lambda: f64| -> f64 {
+        let parts: Vec<f64> = all
+            .par_chunks(SUM_CHUNK)
+            .map(|c| {
+                c.iter()
+                    .map(|g| {
+                        let v = g.radius(linf, lambda);
+                        v * v
+                    })
+                    .sum::<f64>()
+            })
+            .collect();
+        parts.iter().sum()
+    };
+    let l1_sq: f64 = all.iter().map(|g| g.p[g.a.len()] * g.p[g.a.len()]).sum();
+    let target = r * r;
+    let mut lo = 0.0f64;
+    let mut hi = if linf {
+        l1_sq.sqrt() / r
+    } else {
+        (l1_sq.sqrt() / r).max(1.0)
+    };
+    while sum_sq(hi) > target {
+        hi *= 2.0;
+    }
+    for _ in 0..2100 {
+        let mid = 0.5 * (lo + hi);
+        if !(mid > lo && mid < hi) {
+            break;
+        }
+        if sum_sq(mid) > target {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok((hi, all.iter().map(|g| g.radius(linf, hi)).collect()))
 }

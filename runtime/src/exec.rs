@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use ndarray::{ArrayViewD, ArrayViewMutD};
 
-use multiproj_compiler::{Norm, Plan, Stage, Step};
+use multiproj_compiler::{ExactMethod, Norm, Plan, Stage, Step};
 
 use crate::backend::{Backend, Passes, Work};
 use crate::element::Element;
@@ -54,19 +54,21 @@ pub struct Report {
     /// The top-level groups that survive — come out non-zero — by index: which rows, columns or
     /// features were kept. Empty for a single-level spec.
     pub survivors: Vec<usize>,
-    /// What the exact `l1 of linf` solve found, when it ran.
+    /// What the exact solve found, when one ran.
     pub exact: Option<ExactReport>,
 }
 
-/// What the exact `l1 of linf` solve found (see [`Report::exact`]).
+/// What an exact solve found (see [`Report::exact`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExactReport {
-    /// The common multiplier θ: every surviving group has `Σ_j (|y_gj| − μ_g)₊ = θ`, and the
-    /// groups with `‖y_g‖₁ ≤ θ` are zero.
+    /// The common multiplier. `l1 of linf`: θ — every surviving group has
+    /// `Σ_j (|y_gj| − μ_g)₊ = θ`, and the groups with `‖y_g‖₁ ≤ θ` are zero. `l2 of …`: λ (see
+    /// `multiproj_compiler::ExactMethod`).
     pub theta: f64,
-    /// Entries the gather pass kept for the final solve (all of them with the interpreter).
+    /// Entries the solve kept in memory for its final step (`l1 of linf`: those the gather pass
+    /// kept; all of them with the interpreter and for `l2 of …`).
     pub gathered: usize,
-    /// Passes over the data the solve made (histogram and gathers; 1 with the interpreter).
+    /// Passes over the data the solve made.
     pub passes: usize,
 }
 
@@ -486,7 +488,7 @@ impl<'a, B: Passes> Executor<'a, B> {
                         Ok(())
                     })?;
                 }
-                Step::ExactSolve { .. } => {
+                Step::ExactSolve { method, .. } => {
                     let State {
                         target,
                         aggregates,
@@ -505,41 +507,58 @@ impl<'a, B: Passes> Executor<'a, B> {
                     } else if r == 0.0 {
                         vec![0.0; inner.len()]
                     } else {
-                        // The solve sums magnitudes within a group: scale the data down when
-                        // those sums could overflow and the aggregates did not (see
-                        // `Aggregates::scale_exp`).
+                        // The solve sums magnitudes within a group (and squares those sums
+                        // for an l2 top level): scale the data down when that could overflow
+                        // and the aggregates did not (see `Aggregates::scale_exp`).
                         let top = inner.iter().fold(0.0f64, |m, &v| m.max(v));
-                        let exp = if agg.scale_exp == 0
-                            && !(top * (plan.group_len() as f64) * 4.0).is_finite()
-                        {
-                            balls::overflow_exponent(len)
-                        } else {
+                        let big = top * (plan.group_len() as f64) * 4.0;
+                        let squares = method != ExactMethod::L1Linf;
+                        let exp = if agg.scale_exp != 0 {
                             agg.scale_exp
+                        } else if !big.is_finite() {
+                            balls::overflow_exponent(len)
+                        } else if squares && !(big * big * inner.len() as f64).is_finite() {
+                            // Bring the largest possible group sum near 2^400.
+                            (big.log2().ceil() as i32 - 400).max(0)
+                        } else {
+                            0
                         };
                         let to = 2f64.powi(agg.scale_exp - exp);
-                        let maxes: Vec<f64> = inner.iter().map(|&m| m * to).collect();
-                        let found = stages.run(Stage::ExactSolve, 2 * len, |t| {
-                            self.backend.exact_l1_linf(
-                                &prepared,
-                                plan,
-                                &x,
-                                &maxes,
-                                exp,
-                                r * 2f64.powi(-exp),
-                                t,
-                            )
-                        })?;
                         let back = 2f64.powi(exp - agg.scale_exp);
-                        *exact = Some(ExactReport {
-                            theta: found.theta * 2f64.powi(exp),
-                            gathered: found.gathered,
-                            passes: found.passes,
-                        });
-                        fit_clips(
-                            found.clips.iter().map(|&c| c * back).collect(),
-                            inner,
-                            r * 2f64.powi(-agg.scale_exp),
-                        )
+                        let r_agg = r * 2f64.powi(-agg.scale_exp);
+                        if method == ExactMethod::L1Linf {
+                            let maxes: Vec<f64> = inner.iter().map(|&m| m * to).collect();
+                            let found = stages.run(Stage::ExactSolve, 2 * len, |t| {
+                                self.backend.exact_l1_linf(
+                                    &prepared,
+                                    plan,
+                                    &x,
+                                    &maxes,
+                                    exp,
+                                    r * 2f64.powi(-exp),
+                                    t,
+                                )
+                            })?;
+                            *exact = Some(ExactReport {
+                                theta: found.theta * 2f64.powi(exp),
+                                gathered: found.gathered,
+                                passes: found.passes,
+                            });
+                            let clips = found.clips.iter().map(|&c| c * back).collect();
+                            fit_radii(clips, inner, Norm::L1, r_agg)
+                        } else {
+                            let linf = method == ExactMethod::L2Linf;
+                            let (lambda, radii) = stages.run(Stage::ExactSolve, len, |t| {
+                                crate::exact::solve_l2(plan, &x, linf, exp, r * 2f64.powi(-exp), t)
+                            })?;
+                            *exact = Some(ExactReport {
+                                theta: lambda,
+                                gathered: len,
+                                passes: 1,
+                            });
+                            let radii = radii.iter().map(|&c| c * back).collect();
+                            fit_radii(radii, inner, Norm::L2, r_agg)
+                        }
                     };
                     *actions = Some(agg.actions(plan, &radii));
                     solved.push(Solved {
@@ -598,22 +617,35 @@ impl<'a, B: Passes> Executor<'a, B> {
     }
 }
 
-/// Clip levels whose sum, in any order, is at most `r` (all in the aggregates' scale): the
-/// solve puts `Σ μ_g` on `r` up to rounding; a few ulps down keep the output inside the ball
-/// (the stored clip bounds are then rounded toward zero by [`Aggregates::actions`]). Levels at
-/// or above a group's maximum keep the group.
-fn fit_clips(mut clips: Vec<f64>, maxes: &[f64], r: f64) -> Vec<f64> {
+/// Innermost radii whose top-level norm (`top`: l1 or l2 of the radii, each capped at its
+/// group's norm), in any order, is at most `r` (all in the aggregates' scale): the exact solves
+/// put that norm on `r` up to rounding; a few ulps down keep the output inside the ball (the
+/// stored groups are then fitted inside their radii by [`Aggregates::actions`] and the
+/// threshold stage). Radii at or above a group's norm keep the group.
+fn fit_radii(mut radii: Vec<f64>, norms: &[f64], top: Norm, r: f64) -> Vec<f64> {
+    let n = radii.len();
+    let bound = |radii: &[f64]| -> f64 {
+        let capped = radii.iter().zip(norms).map(|(&c, &m)| c.min(m));
+        match top {
+            Norm::L2 => {
+                let sq: f64 = capped.map(|c| c * c).sum();
+                // sqrt of a sum of squares bounded in any order, plus the sqrt's rounding.
+                balls::any_order_bound(sq, 2 * n).sqrt() * (1.0 + f64::EPSILON)
+            }
+            _ => balls::any_order_bound(capped.sum::<f64>(), n),
+        }
+    };
     for _ in 0..64 {
-        let total: f64 = clips.iter().zip(maxes).map(|(&c, &m)| c.min(m)).sum();
-        if balls::any_order_bound(total, clips.len()) <= r || total == 0.0 {
+        let b = bound(&radii);
+        if b <= r || b == 0.0 {
             break;
         }
-        let f = (r / balls::any_order_bound(total, clips.len())).min(1.0 - f64::EPSILON);
-        for c in &mut clips {
+        let f = (r / b).min(1.0 - f64::EPSILON);
+        for c in &mut radii {
             *c *= f;
         }
     }
-    clips
+    radii
 }
 
 /// The radius of `target`, resolved once from the aggregates (complete up to `V_1`).

@@ -137,3 +137,78 @@ proptest! {
         check_case(g, n, kind, frac, seed);
     }
 }
+
+/// `‖v‖` of a 2-D array with groups as rows: outer norm `p` of the inner norms `q`.
+fn mixed_norm(v: &[f64], n: usize, p: char, q: char) -> f64 {
+    let norm = |k: char, it: &mut dyn Iterator<Item = f64>| -> f64 {
+        match k {
+            '1' => it.map(f64::abs).sum(),
+            '2' => it.map(|x| x * x).sum::<f64>().sqrt(),
+            _ => it.fold(0.0, |m, x| m.max(x.abs())),
+        }
+    };
+    let inner: Vec<f64> = v
+        .chunks(n)
+        .map(|r| norm(q, &mut r.iter().copied()))
+        .collect();
+    norm(p, &mut inner.into_iter())
+}
+
+fn dual(k: char) -> char {
+    match k {
+        '1' => 'i',
+        '2' => '2',
+        _ => '1',
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Every exact two-level projection, on both backends, is certified optimal: with `x` the
+    /// result and `d = y − x`, `x` is in the ball, on its sphere when `y` is outside, and
+    /// `⟨d, x⟩ = R·‖d‖_*` (the dual norm of `p of q` is `p* of q*`) — which says that `d` is in
+    /// the normal cone of the ball at `x`, the optimality condition of the projection.
+    #[test]
+    fn every_exact_projection_is_certified(
+        outer in 0usize..3,
+        inner in 0usize..3,
+        g in 1usize..12,
+        n in 1usize..12,
+        frac in 0.0f64..1.2,
+        seed in any::<u64>(),
+        nonneg in any::<bool>(),
+    ) {
+        let names = ['1', '2', 'i'];
+        let (p, q) = (names[outer], names[inner]);
+        let word = |k: char| match k { '1' => "l1", '2' => "l2", _ => "linf" };
+        let spec = format!("exact {} over dim0 of {} over dim1", word(p), word(q));
+        let mut rng = SplitMix64::new(seed);
+        let y: Vec<f64> = (0..g * n)
+            .map(|_| if nonneg { rng.next_f64() } else { rng.next_f64() * 2.0 - 1.0 })
+            .collect();
+        let x = ArrayD::from_shape_vec(IxDyn(&[g, n]), y.clone()).unwrap();
+        let plan = plan(&spec, &[g, n], DType::F64, Order::C);
+        let norm = mixed_norm(&y, n, p, q);
+        let r = frac * norm;
+        for backend in [Backend::Jit, Backend::Interp] {
+            let (out, _) = project(&plan, &x, r, backend);
+            let xs = rows(&out);
+            let after = mixed_norm(&xs, n, p, q);
+            let tol = 1e-10 * (1.0 + norm);
+            prop_assert!(after <= r + tol, "{spec} {backend:?}: norm {after} > radius {r}");
+            if norm <= r {
+                prop_assert_eq!(&xs, &y);
+                continue;
+            }
+            prop_assert!((after - r).abs() <= tol, "{spec} {backend:?}: norm {after} ≠ radius {r}");
+            let d: Vec<f64> = y.iter().zip(&xs).map(|(a, b)| a - b).collect();
+            let inner_product: f64 = d.iter().zip(&xs).map(|(a, b)| a * b).sum();
+            let support = r * mixed_norm(&d, n, dual(p), dual(q));
+            prop_assert!(
+                (inner_product - support).abs() <= 1e-9 * (1.0 + support),
+                "{spec} {backend:?}: ⟨d, x⟩ = {inner_product}, R·‖d‖* = {support}"
+            );
+        }
+    }
+}
