@@ -135,7 +135,12 @@ fn explain(file: &SpecFile) -> String {
         .unwrap_or_else(|| panic!("{name}: a valid spec needs a `# shape:` header"));
     let spec = grammar::parse(&file.text).unwrap_or_else(|e| panic!("{name}: {e:?}"));
     let ir = compiler::check(&spec, &tensor).unwrap_or_else(|e| panic!("{name}: {e:?}"));
-    let normalized = compiler::normalize(ir.levels());
+    // An exact projection is normalized with the rules that keep the norm (`l1 of l1` too).
+    let normalized = if ir.method().is_exact() {
+        compiler::normalize_exact(ir.levels())
+    } else {
+        compiler::normalize(ir.levels())
+    };
     let plan = compiler::plan(&ir);
     format!(
         "about: {}\n\n── AST ──\n{spec}\n\n── IR ──\n{ir}\n── normalized ──\n{normalized}\n── plan ──\n{plan}",
