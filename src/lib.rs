@@ -308,6 +308,108 @@ impl Projection {
         }
     }
 
+    /// True when the spec asks for the exact Euclidean projection (a leading `exact`).
+    pub fn is_exact(&self) -> bool {
+        self.spec.exact.is_some()
+    }
+
+    /// The same spec, radius and backend, asking for the exact projection (`exact = true`) or
+    /// the multi-level one. An error if the spec has no exact projection (three levels that do
+    /// not normalize to two).
+    pub fn with_exact(&self, exact: bool) -> Result<Projection, Error> {
+        if self.is_exact() == exact {
+            return Ok(self.clone());
+        }
+        let mut text = self.spec.canonical();
+        if exact {
+            text.insert_str(0, "exact ");
+        } else {
+            text = text
+                .strip_prefix("exact ")
+                .unwrap_or(text.as_str())
+                .to_owned();
+        }
+        let mut other = Projection::compile(&text)?.with_backend(self.backend);
+        if self.spec.radius.is_none() {
+            other.radius = self.radius;
+        }
+        Ok(other)
+    }
+
+    /// Projects `x` both ways — the multi-level projection and the exact Euclidean projection
+    /// onto the same ball (whichever of the two the spec asks for) — and measures how they
+    /// differ: their distances to `x` (the exact one's is the smallest of any point of the
+    /// ball), to each other, and what each zeroes. The radius comes from `target` when one is
+    /// given (a [`RadiusTarget::Keep`] or [`RadiusTarget::Sparsity`] picks it for the
+    /// multi-level projection, and the exact one runs at that radius), else from the spec or
+    /// [`Projection::with_radius`]. Both results are held in memory.
+    ///
+    /// ```
+    /// use multiproj::{Projection, RadiusTarget};
+    /// use ndarray::array;
+    ///
+    /// let proj = Projection::compile("l1 over dim0 of linf over dim1")?;
+    /// let w = array![[3.0, -1.0, 0.5], [0.1, 0.2, 0.0], [-2.0, 2.5, 2.4], [0.5, 0.4, 0.3]];
+    /// let c = proj.compare(&w, Some(RadiusTarget::RadiusFrac(0.5)))?;
+    /// assert!(c.exact.distance_to_input <= c.multi_level.distance_to_input);
+    /// assert_eq!(c.exact.report.radius, c.multi_level.report.radius);
+    /// # Ok::<(), multiproj::Error>(())
+    /// ```
+    pub fn compare<T, S, D>(
+        &self,
+        x: &ArrayBase<S, D>,
+        target: Option<RadiusTarget>,
+    ) -> Result<Comparison, Error>
+    where
+        T: Element,
+        S: Data<Elem = T>,
+        D: Dimension,
+    {
+        let multi = self.with_exact(false)?;
+        let exact = self.with_exact(true)?;
+        let run = |p: &Projection, target: Option<RadiusTarget>| {
+            let start = std::time::Instant::now();
+            let (out, report) = match target {
+                Some(t) => p.project_to(x, t)?,
+                None => p.project_with_report(x)?,
+            };
+            Ok::<_, Error>((out, report, start.elapsed()))
+        };
+        let (xm, rm, tm) = run(&multi, target)?;
+        let exact_target = target.map(|_| RadiusTarget::Radius(rm.radius));
+        let (xe, re, te) = run(&exact, exact_target)?;
+        let side = |out: &Array<T, D>, report: Report, time| {
+            let d: f64 = x
+                .iter()
+                .zip(out.iter())
+                .map(|(a, b)| {
+                    let d = a.to_f64() - b.to_f64();
+                    d * d
+                })
+                .sum();
+            Compared {
+                report,
+                distance_to_input: d.sqrt(),
+                nonzeros: out.iter().filter(|v| v.to_f64() != 0.0).count(),
+                time,
+            }
+        };
+        let distance: f64 = xm
+            .iter()
+            .zip(xe.iter())
+            .map(|(a, b)| {
+                let d = a.to_f64() - b.to_f64();
+                d * d
+            })
+            .sum::<f64>()
+            .sqrt();
+        Ok(Comparison {
+            multi_level: side(&xm, rm, tm),
+            exact: side(&xe, re, te),
+            distance,
+        })
+    }
+
     /// The multi-level norm of `x` (no radius needed).
     pub fn norm<T, S, D>(&self, x: &ArrayBase<S, D>) -> Result<f64, Error>
     where
@@ -319,6 +421,29 @@ impl Projection {
         let plan = self.plan_for(&tensor_info(&x))?;
         Ok(runtime::norm(&plan, &x, self.backend)?)
     }
+}
+
+/// The multi-level and the exact projection of the same data onto the same ball
+/// ([`Projection::compare`]).
+#[derive(Clone, Debug)]
+pub struct Comparison {
+    pub multi_level: Compared,
+    pub exact: Compared,
+    /// `‖X_multi − X_exact‖₂`, the distance between the two results.
+    pub distance: f64,
+}
+
+/// One side of a [`Comparison`].
+#[derive(Clone, Debug)]
+pub struct Compared {
+    /// The projection's report: its radius, the groups it zeroed, its stage times.
+    pub report: Report,
+    /// `‖Y − X‖₂`: how far the result moved the data (the exact projection's is the least).
+    pub distance_to_input: f64,
+    /// Entries of the result that are not zero.
+    pub nonzeros: usize,
+    /// Wall time of the projection (in memory, output allocated inside).
+    pub time: std::time::Duration,
 }
 
 /// Layout of an ndarray view as the compiler sees it.

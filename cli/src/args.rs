@@ -120,6 +120,70 @@ pub enum Command {
         )
     )]
     Bench(BenchArgs),
+
+    /// Project a tensor both ways — multi-level and exact — and show how the results differ.
+    #[command(
+        long_about = "Project a tensor onto the ball of a spec's norm both ways: the multi-level\n\
+            projection and the exact Euclidean projection (whichever the spec asks for, with or\n\
+            without `exact`). Prints, for each, how far it moved the data (‖Y − X‖₂; the exact\n\
+            projection's is the least of any point of the ball), the groups it zeroed, its\n\
+            nonzeros and its time, and the distance between the two results. Nothing is written.\n\
+            --keep and --sparsity choose the radius for the multi-level projection; the exact one\n\
+            runs at that radius.",
+        after_help = concat!(
+            "Example:\n",
+            "  multiproj compare 'l1 over dim0 of linf over dim1' w.npy --radius-frac 0.5\n\n",
+            "Exit codes: 0 success, 1 data or I/O failure, 2 bad spec or arguments, 3 internal error"
+        )
+    )]
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(
+    ArgGroup::new("radius_choice")
+        .multiple(false)
+        .args(["radius", "keep", "sparsity", "radius_frac"])
+))]
+pub struct CompareArgs {
+    /// The spec, with or without `exact`, e.g. 'l1 over dim0 of linf over dim1'.
+    #[arg(value_name = "SPEC")]
+    pub spec: String,
+
+    /// The tensor: a .npy file holding little-endian f32 or f64 (read, never written).
+    #[arg(value_name = "INPUT.npy")]
+    pub input: PathBuf,
+
+    /// The radius of the ball (required unless the spec ends in `<= R` or another option
+    /// chooses it).
+    #[arg(short, long, value_name = "R", allow_negative_numbers = true)]
+    pub radius: Option<f64>,
+
+    /// Choose the radius at which the multi-level projection keeps exactly K top-level groups.
+    #[arg(long, value_name = "K")]
+    pub keep: Option<usize>,
+
+    /// Choose the radius at which the multi-level projection zeroes this fraction F of the
+    /// top-level groups.
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    pub sparsity: Option<f64>,
+
+    /// The radius as a fraction F ≥ 0 of the data's norm.
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    pub radius_frac: Option<f64>,
+
+    /// The backend that runs the passes over the data: jit or interp [default: jit].
+    #[arg(long, value_name = "BACKEND", value_parser = ["jit", "interp"])]
+    pub backend: Option<String>,
+
+    /// Number of threads, from 1 to 4 per core (but up to 64 on any machine) [default: one
+    /// per core].
+    #[arg(long, value_name = "N", value_parser = parse_threads)]
+    pub threads: Option<usize>,
+
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -117,6 +117,7 @@ fn dispatch(command: &Command) -> Result<(), CliError> {
         Command::Explain(a) => commands::explain::run(a),
         Command::Check(a) => commands::check::run(a),
         Command::Bench(a) => commands::bench::run(a),
+        Command::Compare(a) => commands::compare::run(a),
     }
 }
 

@@ -28,6 +28,8 @@ pub struct Stats {
     pub threads: usize,
     /// The innermost norm, which names what happened to projected groups.
     pub innermost: Norm,
+    /// The projection computed: multi-level or exact.
+    pub exact: bool,
     pub report: Report,
     pub norm_after: f64,
     pub nonzeros_before: usize,
@@ -108,6 +110,21 @@ impl Stats {
             },
         );
         line("backend", backend_text(self.backend, self.threads));
+        if self.exact {
+            line(
+                "method",
+                match &r.exact {
+                    Some(e) => format!(
+                        "exact Euclidean projection: multiplier {}; {} entries kept for the final solve, after {} pass{} over the data",
+                        e.theta,
+                        e.gathered,
+                        e.passes,
+                        if e.passes == 1 { "" } else { "es" }
+                    ),
+                    None => "exact Euclidean projection".to_owned(),
+                },
+            );
+        }
         line("radius", r.radius.to_string());
         line("norm before", r.norm_before.to_string());
         line("norm after", self.norm_after.to_string());
@@ -192,7 +209,8 @@ impl Stats {
         out
     }
 
-    /// One JSON object. Keys: `spec, input, output, in_place, dtype, shape, order, backend,
+    /// One JSON object. Keys: `method` ("multi-level" or "exact"), `exact` (null, or
+    /// `{multiplier, gathered, passes}` when an exact solve ran), `spec, input, output, in_place, dtype, shape, order, backend,
     /// threads, radius, norm_before, norm_after, groups, zeroed, projected, projected_as,
     /// untouched, nonzeros_before, nonzeros_after, stages {name: ms}, total_ms, levels [{axes,
     /// norm, groups, kept, shrunk, zeroed, thresholds}], survivors, inner_thresholds`.
@@ -211,7 +229,16 @@ impl Stats {
                 "tolerance": v.tolerance,
             })
         });
+        let exact = r.exact.as_ref().map(|e| {
+            json!({
+                "multiplier": e.theta,
+                "gathered": e.gathered,
+                "passes": e.passes,
+            })
+        });
         json!({
+            "method": if self.exact { "exact" } else { "multi-level" },
+            "exact": exact,
             "verified": verified,
             "spec": self.spec,
             "input": self.input,
@@ -308,6 +335,7 @@ mod tests {
             backend: Backend::Interp,
             threads: 2,
             innermost: Norm::Linf,
+            exact: false,
             report: Report {
                 backend: Backend::Interp,
                 radius: 1.0,

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -77,6 +77,11 @@ class Projection:
     (a fraction of them is zeroed), ``radius_frac=F`` (F times the data's norm). Both the spec
     and a call, or neither, is an error.
 
+    A leading ``exact`` (``"exact l1 over dim0 of linf over dim1"``) asks for the exact
+    Euclidean projection onto the same ball instead of the multi-level one: the point of the
+    ball nearest to the data. It exists for one level and for every two-level spec (and specs
+    that normalize to them); :meth:`compare` shows both side by side.
+
     A ``Projection`` is immutable and thread-safe: share it between threads. Plans are cached
     per array layout, and projections release the GIL, so threads project in parallel.
 
@@ -86,6 +91,7 @@ class Projection:
         project_with_report(x, ...): ``(array, Report)``.
         project_(x, ...): in place; returns a :class:`Report`.
         norm(x): the multi-level norm of ``x``.
+        compare(x, ...): the multi-level and the exact projection of ``x``, and how they differ.
         explain(shape, *, dtype=..., order="C"): the plan, as ``multiproj explain`` prints it.
 
     Example:
@@ -210,6 +216,45 @@ class Projection:
         if torch is not None:
             _bump_version(torch, x)
         return report
+
+    @property
+    def exact(self) -> bool:
+        """True when the spec asks for the exact Euclidean projection (``exact l1 over ...``)
+        rather than the multi-level one."""
+        return self._native.exact
+
+    def compare(
+        self,
+        x: Any,
+        *,
+        radius: Optional[float] = None,
+        keep: Optional[int] = None,
+        sparsity: Optional[float] = None,
+        radius_frac: Optional[float] = None,
+    ) -> Dict[str, Any]:
+        """Projects ``x`` both ways — the multi-level projection and the exact Euclidean
+        projection onto the same ball, whether or not the spec says ``exact`` — and says how
+        they differ.
+
+        ``radius``, ``keep``, ``sparsity``, ``radius_frac`` are as for :meth:`project`;
+        ``keep`` and ``sparsity`` choose the radius for the multi-level projection, and the
+        exact one runs at that radius.
+
+        Returns:
+            A dict: ``"radius"``; ``"distance"``, ``‖X_multi − X_exact‖₂``; and under
+            ``"multi_level"`` and ``"exact"`` each a dict with ``"report"`` (a :class:`Report`),
+            ``"distance_to_input"`` (``‖x − X‖₂``: the exact projection's is the least of any
+            point of the ball), ``"nonzeros"`` and ``"seconds"``.
+
+        Raises:
+            SpecError: the spec has no exact projection (three levels that do not normalize to
+                two), or the radius is missing or given twice.
+            ShapeError, DataError, TypeError, ValueError: as for :meth:`project`.
+        """
+        array, _ = _readable(x)
+        return self._native.compare(
+            array, radius=radius, keep=keep, sparsity=sparsity, radius_frac=radius_frac
+        )
 
     def norm(self, x: Any) -> float:
         """The multi-level norm of ``x`` (no radius needed): a float.

@@ -57,6 +57,8 @@ class Report:
     def stages(self) -> Dict[str, float]: ...
     @property
     def total_seconds(self) -> float: ...
+    @property
+    def multiplier(self) -> Optional[float]: ...
 
 class Projection:
     """The native half of ``multiproj.Projection``: NumPy arrays only."""
@@ -95,6 +97,17 @@ class Projection:
         sparsity: Optional[float] = None,
         radius_frac: Optional[float] = None,
     ) -> Report: ...
+    @property
+    def exact(self) -> bool: ...
+    def compare(
+        self,
+        x: np.ndarray,
+        *,
+        radius: Optional[float] = None,
+        keep: Optional[int] = None,
+        sparsity: Optional[float] = None,
+        radius_frac: Optional[float] = None,
+    ) -> Dict[str, Any]: ...
     def norm(self, x: np.ndarray) -> float: ...
     def explain(
         self,

@@ -11,6 +11,7 @@ use ndarray::{ArrayD, IxDyn};
 use numpy::{BorrowError, PyArray, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use multiproj::{Backend, DType, Order, RadiusTarget, Report, TensorInfo};
 
@@ -150,6 +151,47 @@ impl Projection {
             Typed::F64(a) => project_in_place_typed(py, proj, a, target)?,
         };
         report_to_py(py, report)
+    }
+
+    /// True when the spec asks for the exact Euclidean projection (a leading `exact`).
+    #[getter]
+    fn exact(&self) -> bool {
+        self.inner.is_exact()
+    }
+
+    /// The multi-level and the exact projection of the ndarray `x`, compared: a dict with
+    /// "radius", "distance" (between the two results) and, under "multi_level" and "exact",
+    /// "report", "distance_to_input", "nonzeros", "seconds".
+    #[pyo3(signature = (x, *, radius = None, keep = None, sparsity = None, radius_frac = None))]
+    fn compare<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        radius: Option<f64>,
+        keep: Option<usize>,
+        sparsity: Option<f64>,
+        radius_frac: Option<f64>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let target = chosen(radius, keep, sparsity, radius_frac)?;
+        let proj = &self.inner;
+        let c = match Layout::of(x, Access::Read)? {
+            Typed::F32(a) => compare_typed(py, proj, a, target)?,
+            Typed::F64(a) => compare_typed(py, proj, a, target)?,
+        };
+        let side = |s: multiproj::Compared| -> PyResult<Bound<'py, PyDict>> {
+            let d = PyDict::new(py);
+            d.set_item("distance_to_input", s.distance_to_input)?;
+            d.set_item("nonzeros", s.nonzeros)?;
+            d.set_item("seconds", s.time.as_secs_f64())?;
+            d.set_item("report", report_to_py(py, s.report)?)?;
+            Ok(d)
+        };
+        let out = PyDict::new(py);
+        out.set_item("radius", c.multi_level.report.radius)?;
+        out.set_item("distance", c.distance)?;
+        out.set_item("multi_level", side(c.multi_level)?)?;
+        out.set_item("exact", side(c.exact)?)?;
+        Ok(out)
     }
 
     /// The multi-level norm of the ndarray `x`.
@@ -320,6 +362,23 @@ fn project_in_place_typed<T: Float>(
     } else {
         let mut view = borrowed.as_array_mut();
         detached(py, || run(&mut view))?
+    };
+    result.map_err(|e| errors::to_py(py, &e, &proj.spec().source, stage::<T>(&shape)))
+}
+
+fn compare_typed<T: Float>(
+    py: Python<'_>,
+    proj: &multiproj::Projection,
+    array: &Bound<'_, PyArrayDyn<T>>,
+    target: Option<RadiusTarget>,
+) -> PyResult<multiproj::Comparison> {
+    let shape = array.shape().to_vec();
+    let borrowed = array.try_readonly().map_err(|e| borrow_error(e, array))?;
+    let result = if array.is_empty() {
+        proj.compare(&empty::<T>(&shape)?.view(), target)
+    } else {
+        let view = borrowed.as_array();
+        detached(py, || proj.compare(&view, target))?
     };
     result.map_err(|e| errors::to_py(py, &e, &proj.spec().source, stage::<T>(&shape)))
 }

@@ -30,6 +30,9 @@ use pyo3::types::{PyDict, PyTuple};
 ///     stages: seconds per stage, in execution order ("compile", "reduce", "upper-reduce",
 ///         "solve", "threshold", "apply"); stages with nothing to do are left out.
 ///     total_seconds: the time of all stages together.
+///     multiplier: for an exact projection that needed its own solve (`l1 of linf`, `l2 of
+///         linf`, `l2 of l1`), its common multiplier (θ for `l1 of linf`: every surviving row
+///         has `sum(max(|y| - clip, 0)) = θ`); None otherwise.
 #[pyclass(frozen, module = "multiproj", name = "Report")]
 #[derive(Debug)]
 pub struct Report {
@@ -52,6 +55,11 @@ impl Report {
     #[getter]
     fn radius(&self) -> f64 {
         self.inner.radius
+    }
+
+    #[getter]
+    fn multiplier(&self) -> Option<f64> {
+        self.inner.exact.as_ref().map(|e| e.theta)
     }
 
     #[getter]

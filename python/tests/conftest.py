@@ -18,8 +18,16 @@ def pytest_report_header(config):
 
 
 def manifest():
+    """The cases of tests/fixtures/manifest.json and of tests/fixtures/exact/manifest.json (the
+    exact projections), with file names relative to tests/fixtures/."""
     with open(FIXTURES / "manifest.json") as f:
-        return json.load(f)["cases"]
+        cases = json.load(f)["cases"]
+    with open(FIXTURES / "exact" / "manifest.json") as f:
+        for c in json.load(f)["cases"]:
+            c["input"] = f"exact/{c['input']}"
+            c["expected"] = f"exact/{c['expected']}"
+            cases.append(c)
+    return cases
 
 
 CASES = manifest()

@@ -68,9 +68,11 @@ impl RadiusTarget {
             RadiusTarget::Keep(_) | RadiusTarget::Sparsity(_) => {
                 if plan.method().is_exact() {
                     return bad(format!(
-                        "`{}` asks for the exact projection; a count of groups to keep picks \
-                         the radius of a multi-level projection (the exact one keeps more \
-                         groups at the same radius): choose a radius or a radius fraction",
+                        "`{}` asks for the exact projection; a count or fraction of groups to \
+                         keep picks the radius of the multi-level projection, and the exact \
+                         projection keeps a different number at that radius: choose a radius or \
+                         a radius fraction (`multiproj compare --keep K` shows both at the \
+                         multi-level projection's radius)",
                         plan.source()
                     ));
                 }

@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod check;
+pub mod compare;
 pub mod explain;
 pub mod norm;
 pub mod project;

@@ -354,6 +354,7 @@ impl Job<'_> {
             backend: self.backend,
             threads: rayon::current_num_threads(),
             innermost: plan.innermost().norm,
+            exact: plan.method().is_exact(),
             report: outcome.report,
             norm_after: m.norm_after,
             nonzeros_before: m.nonzeros_before,
