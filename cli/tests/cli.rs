@@ -1733,3 +1733,133 @@ fn targets_that_cannot_be_met_are_errors() {
     );
     assert!(msg.contains("cannot keep 9 top-level groups"), "{msg}");
 }
+
+// --- exact projections -----------------------------------------------------------------------
+
+/// A 6×4 matrix on which the exact and the bi-level l1,∞ projections differ.
+fn exact_weights() -> Array2<f64> {
+    array![
+        [3.0, -1.0, 0.5, 0.2],
+        [0.1, 0.2, -0.1, 0.3],
+        [-2.0, 2.5, 1.0, -2.4],
+        [0.4, -0.3, 0.2, 0.1],
+        [1.5, 1.4, -1.3, 1.2],
+        [0.05, 0.0, 0.0, 0.0]
+    ]
+}
+
+#[test]
+fn exact_project_says_which_method_ran() {
+    let dir = Dir::new();
+    dir.write("w.npy", &exact_weights());
+    let json: Value = serde_json::from_str(&dir.ok(&[
+        "project",
+        &format!("exact {BILEVEL}"),
+        "w.npy",
+        "--radius",
+        "2",
+        "-o",
+        "x.npy",
+        "--json",
+    ]))
+    .expect("JSON");
+    assert_eq!(json["method"], "exact");
+    let theta = json["exact"]["multiplier"].as_f64().expect("a multiplier");
+    // Rows whose l1 norm is at most θ are zeroed, the others clipped with Σ(|y| − μ)₊ = θ.
+    let x: Array2<f64> = read_npy(dir.path("x.npy")).expect("the output");
+    for (y, xr) in exact_weights().rows().into_iter().zip(x.rows()) {
+        let mu = xr.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let l1: f64 = y.iter().map(|v| v.abs()).sum();
+        if mu == 0.0 {
+            assert!(
+                l1 <= theta * (1.0 + 1e-12),
+                "row {y} zeroed with θ = {theta}"
+            );
+        } else {
+            let t: f64 = y.iter().map(|v| (v.abs() - mu).max(0.0)).sum();
+            assert!(
+                (t - theta).abs() <= 1e-12 * theta,
+                "row {y}: {t} ≠ θ = {theta}"
+            );
+        }
+    }
+    let multi: Value = serde_json::from_str(&dir.ok(&[
+        "project", BILEVEL, "w.npy", "--radius", "2", "-o", "y.npy", "--json",
+    ]))
+    .expect("JSON");
+    assert_eq!(multi["method"], "multi-level");
+    assert_eq!(multi["exact"], Value::Null);
+}
+
+#[test]
+fn compare_shows_both_projections() {
+    let dir = Dir::new();
+    dir.write("w.npy", &exact_weights());
+    let before = dir.state();
+    let json: Value =
+        serde_json::from_str(&dir.ok(&["compare", BILEVEL, "w.npy", "--radius", "2", "--json"]))
+            .expect("JSON");
+    assert_eq!(dir.state(), before, "compare writes nothing");
+    let (m, e) = (&json["multi_level"], &json["exact"]);
+    let dm = m["distance_to_input"].as_f64().unwrap();
+    let de = e["distance_to_input"].as_f64().unwrap();
+    assert!(
+        de < dm,
+        "the exact projection is the nearest point: {de} vs {dm}"
+    );
+    assert!(json["distance"].as_f64().unwrap() > 0.0);
+    assert_eq!(json["radius"], 2.0);
+    assert_eq!(m["groups"], 6);
+    assert_eq!(json["exact_spec"], format!("exact {BILEVEL}"));
+    // The table names the same facts.
+    let table = dir.ok(&["compare", BILEVEL, "w.npy", "--radius", "2"]);
+    for needle in [
+        "distance to input",
+        "groups zeroed",
+        "nonzeros",
+        "between the two",
+    ] {
+        assert!(table.contains(needle), "{needle:?} missing from:\n{table}");
+    }
+    // --keep picks the multi-level projection's radius.
+    let kept: Value =
+        serde_json::from_str(&dir.ok(&["compare", BILEVEL, "w.npy", "--keep", "2", "--json"]))
+            .expect("JSON");
+    assert_eq!(kept["multi_level"]["survivors"], 2);
+}
+
+#[test]
+fn compare_needs_an_exact_projection() {
+    let dir = Dir::new();
+    dir.write("w.npy", &exact_weights());
+    let err = dir.fails(
+        &[
+            "compare",
+            "l1 over dim0 of linf over dim1 of l1 over dim2",
+            "w.npy",
+            "--radius",
+            "1",
+        ],
+        2,
+    );
+    assert!(err.contains("no exact projection"), "{err}");
+}
+
+#[test]
+fn exact_keep_is_refused() {
+    let dir = Dir::new();
+    dir.write("w.npy", &exact_weights());
+    let err = dir.fails(
+        &[
+            "project",
+            &format!("exact {BILEVEL}"),
+            "w.npy",
+            "--keep",
+            "2",
+            "-o",
+            "x.npy",
+        ],
+        1,
+    );
+    assert!(err.contains("asks for the exact projection"), "{err}");
+}
