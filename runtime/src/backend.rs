@@ -22,7 +22,7 @@ use multiproj_compiler::Plan;
 
 use crate::element::Element;
 use crate::error::DataError;
-use crate::exact::ExactClips;
+use crate::exact::{ExactClips, ExactPrep};
 use crate::progress::Ticker;
 use crate::solve::GroupAction;
 use crate::{interp, jit};
@@ -130,23 +130,44 @@ pub trait Passes: Sync {
         ticker: &Ticker<'_>,
     ) -> Result<(), DataError>;
 
-    /// The solve of an exact `l1 of linf` plan ([`multiproj_compiler::ExactMethod::L1Linf`]):
-    /// the multiplier and each group's clip level, from the data, the group maxima `maxes` and
-    /// the radius `r`, both scaled by `2^-exp` (the data is scaled so as it is read). Needs
-    /// `0 < r < Σ maxes`. By default the fast solver of [`crate::exact`]; the interpreter runs
-    /// the plain oracle ([`crate::balls::l1_linf_exact_clips`]) instead.
+    /// The first pass over the data of an exact `l1 of linf` plan
+    /// ([`multiproj_compiler::ExactMethod::L1Linf`]), in place of the reduce pass: the group
+    /// maxima (the aggregates), and what the solve needs besides, with the magnitudes scaled by
+    /// `2^-exp` as they are read. By default the fast solver's pass ([`crate::exact`]: maxima,
+    /// l1 norms and a histogram per group); the interpreter runs its plain reduce.
+    fn exact_first_pass<T: Element>(
+        &self,
+        _prepared: &Self::Prepared,
+        plan: &Plan,
+        x: &ArrayViewD<'_, T>,
+        exp: i32,
+        ticker: &Ticker<'_>,
+    ) -> Result<ExactPrep, DataError> {
+        crate::exact::first_pass(plan, x, 2f64.powi(-exp), ticker).map(ExactPrep::fast)
+    }
+
+    /// The solve of an exact `l1 of linf` plan: the multiplier and each group's clip level,
+    /// from the data, what [`Passes::exact_first_pass`] found and the radius `r`, in the scale
+    /// `2^-exp` of the first pass. Needs `0 < r < Σ maxima`. By default the fast solver of
+    /// [`crate::exact`]; the interpreter runs the plain oracle
+    /// ([`crate::balls::l1_linf_exact_clips`]) instead.
     #[allow(clippy::too_many_arguments)]
     fn exact_l1_linf<T: Element>(
         &self,
         _prepared: &Self::Prepared,
         plan: &Plan,
         x: &ArrayViewD<'_, T>,
-        maxes: &[f64],
+        first: &ExactPrep,
         exp: i32,
         r: f64,
         ticker: &Ticker<'_>,
     ) -> Result<ExactClips, DataError> {
-        crate::exact::solve(plan, x, maxes, exp, r, ticker)
+        match &first.sketch {
+            Some(sketch) => crate::exact::solve(plan, x, sketch, exp, r, ticker),
+            None => Err(DataError::Internal(
+                "the fast exact solve needs the first pass's sketch".into(),
+            )),
+        }
     }
 }
 
@@ -162,18 +183,33 @@ impl Passes for Interpreter {
         Backend::Interp
     }
 
+    /// The plain reduce: the maxima only.
+    fn exact_first_pass<T: Element>(
+        &self,
+        _prepared: &(),
+        plan: &Plan,
+        x: &ArrayViewD<'_, T>,
+        exp: i32,
+        ticker: &Ticker<'_>,
+    ) -> Result<ExactPrep, DataError> {
+        Ok(ExactPrep {
+            maxes: interp::reduce_scaled(plan, x, ticker, exp)?,
+            sketch: None,
+        })
+    }
+
     /// The plain oracle: every group gathered, sorted, and every breakpoint tried.
     fn exact_l1_linf<T: Element>(
         &self,
         _prepared: &(),
         plan: &Plan,
         x: &ArrayViewD<'_, T>,
-        maxes: &[f64],
+        first: &ExactPrep,
         exp: i32,
         r: f64,
         ticker: &Ticker<'_>,
     ) -> Result<ExactClips, DataError> {
-        interp::exact_l1_linf(plan, x, maxes, exp, r, ticker)
+        interp::exact_l1_linf(plan, x, &first.maxes, exp, r, ticker)
     }
 
     fn prepare(&self, _plan: &Plan, _work: Work) -> Result<(), DataError> {
@@ -349,12 +385,23 @@ impl<P: Passes> Passes for &P {
         prepared: &Self::Prepared,
         plan: &Plan,
         x: &ArrayViewD<'_, T>,
-        maxes: &[f64],
+        first: &ExactPrep,
         exp: i32,
         r: f64,
         ticker: &Ticker<'_>,
     ) -> Result<ExactClips, DataError> {
-        (**self).exact_l1_linf(prepared, plan, x, maxes, exp, r, ticker)
+        (**self).exact_l1_linf(prepared, plan, x, first, exp, r, ticker)
+    }
+
+    fn exact_first_pass<T: Element>(
+        &self,
+        prepared: &Self::Prepared,
+        plan: &Plan,
+        x: &ArrayViewD<'_, T>,
+        exp: i32,
+        ticker: &Ticker<'_>,
+    ) -> Result<ExactPrep, DataError> {
+        (**self).exact_first_pass(prepared, plan, x, exp, ticker)
     }
 }
 
@@ -456,14 +503,28 @@ impl Passes for Backend {
         prepared: &Prepared,
         plan: &Plan,
         x: &ArrayViewD<'_, T>,
-        maxes: &[f64],
+        first: &ExactPrep,
         exp: i32,
         r: f64,
         ticker: &Ticker<'_>,
     ) -> Result<ExactClips, DataError> {
         match prepared {
-            Prepared::Jit(_) => crate::exact::solve(plan, x, maxes, exp, r, ticker),
-            Prepared::Interp => Interpreter.exact_l1_linf(&(), plan, x, maxes, exp, r, ticker),
+            Prepared::Jit(k) => jit::global()?.exact_l1_linf(k, plan, x, first, exp, r, ticker),
+            Prepared::Interp => Interpreter.exact_l1_linf(&(), plan, x, first, exp, r, ticker),
+        }
+    }
+
+    fn exact_first_pass<T: Element>(
+        &self,
+        prepared: &Prepared,
+        plan: &Plan,
+        x: &ArrayViewD<'_, T>,
+        exp: i32,
+        ticker: &Ticker<'_>,
+    ) -> Result<ExactPrep, DataError> {
+        match prepared {
+            Prepared::Jit(k) => jit::global()?.exact_first_pass(k, plan, x, exp, ticker),
+            Prepared::Interp => Interpreter.exact_first_pass(&(), plan, x, exp, ticker),
         }
     }
 

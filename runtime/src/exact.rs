@@ -67,9 +67,38 @@ pub struct ExactClips {
     pub passes: usize,
 }
 
+/// What the first pass of an exact `l1 of linf` projection found
+/// ([`crate::Passes::exact_first_pass`]): the group maxima, and for the fast solver the rest of
+/// what it learned about every group.
+#[derive(Debug)]
+pub struct ExactPrep {
+    pub(crate) maxes: Vec<f64>,
+    pub(crate) sketch: Option<Sketch>,
+}
+
+impl ExactPrep {
+    pub(crate) fn fast(sketch: Sketch) -> ExactPrep {
+        ExactPrep {
+            maxes: sketch.maxes.clone(),
+            sketch: Some(sketch),
+        }
+    }
+
+    /// The group maxima (`V_{k−1}` of the plan), in the first pass's scale.
+    pub fn maxes(&self) -> &[f64] {
+        &self.maxes
+    }
+
+    /// Whether the pass met a NaN or an infinity, or a sum that overflowed.
+    pub(crate) fn not_finite(&self) -> bool {
+        self.maxes.iter().any(|v| !v.is_finite())
+            || self.sketch.as_ref().is_some_and(|s| s.not_finite)
+    }
+}
+
 /// Buckets of a group of `n` entries: 64, fewer for small groups (about 4 entries a bucket).
 fn buckets_for(n: usize) -> usize {
-    (n / 4).clamp(1, 64)
+    (n / 4).clamp(2, 64)
 }
 
 /// The groups of a two-level plan as tiles of consecutive groups, each a rectangular block of
@@ -185,46 +214,56 @@ fn split_by_tiles<'s, U>(
     out
 }
 
-/// Per group: the histogram of its magnitudes on `[0, m_g]`, as suffix counts and sums (`C_j`,
-/// `S_j` = the entries in buckets `j…B-1`), so that `Θ_g(e_j) = S_j − C_j·e_j`.
-struct Histograms {
+/// What the first pass over the data learns about every group (see [`first_pass`]): its
+/// maximum `m_g` and l1 norm `s_g`, and `Θ_g` at the edges `e_j = j·m_g/b` of a histogram of
+/// its magnitudes on `[0, m_g]`, with the count of magnitudes at or above each edge (suffix
+/// sums over the buckets `j…b−1`: `Θ_g(e_j) = S_j − C_j·e_j`).
+#[derive(Debug)]
+pub struct Sketch {
     b: usize,
-    /// `G × (b + 1)`: `C_0 … C_b` (`C_b = 0`).
-    counts: Vec<f64>,
-    /// `G × (b + 1)`: `S_0 … S_b` (`S_0` the group's l1 norm, `S_b = 0`).
-    sums: Vec<f64>,
+    n: usize,
     maxes: Vec<f64>,
+    l1: Vec<f64>,
+    /// `G × (b + 1)`: `C_j`.
+    counts: Vec<f64>,
+    /// `G × (b + 1)`: `Θ_g(e_j)`, decreasing in `j`, from `s_g` to 0.
+    theta: Vec<f64>,
+    /// Whether any group held a NaN or an infinity, or had an l1 norm that overflowed.
+    pub(crate) not_finite: bool,
 }
 
-impl Histograms {
-    fn l1(&self, g: usize) -> f64 {
-        self.sums[g * (self.b + 1)]
+impl Sketch {
+    fn edge(&self, g: usize, j: usize) -> f64 {
+        let m = self.maxes[g];
+        if j == self.b {
+            m
+        } else {
+            j as f64 * (m / self.b as f64)
+        }
     }
 
-    /// Lower and upper bounds on `μ_g(θ)`.
+    /// Lower and upper bounds on `μ_g(θ)`: the bucket holding `μ`, then the tangents at its two
+    /// edges below `Θ_g` (which is convex) and the chord above it.
     fn bounds(&self, g: usize, theta: f64) -> (f64, f64) {
         let b = self.b;
-        let c = &self.counts[g * (b + 1)..(g + 1) * (b + 1)];
-        let s = &self.sums[g * (b + 1)..(g + 1) * (b + 1)];
-        let m = self.maxes[g];
-        if theta >= s[0] || m == 0.0 {
+        if theta >= self.l1[g] || self.maxes[g] == 0.0 {
             return (0.0, 0.0);
         }
-        let edge = |j: usize| if j == b { m } else { j as f64 * m / b as f64 };
-        let big_theta = |j: usize| (s[j] - c[j] * edge(j)).max(0.0);
-        // The bucket j with Θ(e_{j+1}) ≤ θ < Θ(e_j): Θ(e_j) decreases with j, Θ(e_0) = s[0] > θ.
+        let c = &self.counts[g * (b + 1)..(g + 1) * (b + 1)];
+        let t = &self.theta[g * (b + 1)..(g + 1) * (b + 1)];
+        // The bucket j with Θ(e_{j+1}) ≤ θ < Θ(e_j): Θ(e_j) decreases with j, Θ(e_0) > θ.
         let (mut lo, mut hi) = (0usize, b);
         while hi - lo > 1 {
             let mid = (lo + hi) / 2;
-            if big_theta(mid) > theta {
+            if t[mid] > theta {
                 lo = mid;
             } else {
                 hi = mid;
             }
         }
         let j = lo;
-        let (e0, e1) = (edge(j), edge(j + 1));
-        let (t0, t1) = (big_theta(j), big_theta(j + 1));
+        let (e0, e1) = (self.edge(g, j), self.edge(g, j + 1));
+        let (t0, t1) = (t[j], t[j + 1]);
         let mut low = e0;
         if c[j] > 0.0 {
             low = low.max(e0 + (t0 - theta) / c[j]);
@@ -258,76 +297,138 @@ impl Histograms {
     }
 }
 
-/// The histogram pass.
-fn histograms<T: Element>(
-    groups: &Groups<'_, T>,
-    tiles: &[Tile],
-    maxes: &[f64],
+/// One group of the first pass: its maximum and l1 norm (four lanes; `max` skips a NaN, but
+/// the sum keeps it, so a NaN makes the l1 norm NaN), then, from cache, its histogram: the
+/// count and sum of the magnitudes in each bucket `⌊v·b/m⌋` (`b + 1` of them: the magnitudes
+/// equal to the maximum land in bucket `b`). The bucket indices of a block are computed first,
+/// in a loop the compiler vectorizes, then counted.
+fn first_pass_row(
+    row: &[f64],
+    scale: f64,
+    b: usize,
+    cnt: &mut [u64],
+    sm: &mut [f64],
+) -> (f64, f64) {
+    const BLOCK: usize = 64;
+    let (mut m4, mut s4) = ([0.0f64; 4], [0.0f64; 4]);
+    let mut chunks = row.chunks_exact(4);
+    // `if v > m` (not `f64::max`) compiles to a plain max instruction; a NaN fails the
+    // comparison and is kept by the sum instead.
+    for q in &mut chunks {
+        for l in 0..4 {
+            let v = q[l].abs() * scale;
+            m4[l] = if v > m4[l] { v } else { m4[l] };
+            s4[l] += v;
+        }
+    }
+    for &y in chunks.remainder() {
+        let v = y.abs() * scale;
+        m4[0] = if v > m4[0] { v } else { m4[0] };
+        s4[0] += v;
+    }
+    let m = m4[0].max(m4[1]).max(m4[2].max(m4[3]));
+    let l1 = (s4[0] + s4[1]) + (s4[2] + s4[3]);
+    cnt.fill(0);
+    sm.fill(0.0);
+    if !l1.is_finite() || !m.is_finite() || m == 0.0 {
+        return (if l1.is_nan() { f64::NAN } else { m }, l1);
+    }
+    let inv = b as f64 / m;
+    let mut idx = [0u32; BLOCK];
+    let mut val = [0.0f64; BLOCK];
+    for block in row.chunks(BLOCK) {
+        for (k, &y) in block.iter().enumerate() {
+            let v = y.abs() * scale;
+            val[k] = v;
+            // At most b: v ≤ m.
+            idx[k] = ((v * inv) as u32).min(b as u32);
+        }
+        for k in 0..block.len() {
+            let j = idx[k] as usize;
+            cnt[j] += 1;
+            sm[j] += val[k];
+        }
+    }
+    (m, l1)
+}
+
+/// The first pass over the data of an exact `l1 of linf` projection, in place of the reduce
+/// pass: every group's maximum (the aggregates), l1 norm and histogram ([`Sketch`]), in
+/// parallel over tiles. The magnitudes are multiplied by `scale` as they are read.
+pub(crate) fn first_pass<T: Element>(
+    plan: &Plan,
+    x: &ArrayViewD<'_, T>,
     scale: f64,
     ticker: &Ticker<'_>,
-) -> Histograms {
+) -> Result<Sketch, DataError> {
+    let groups = Groups::new(plan, x)?;
+    let tiles = groups.tiles();
     let n = groups.n;
     let b = buckets_for(n);
     let g_total = groups.groups;
+    let mut maxes = vec![0.0f64; g_total];
+    let mut l1 = vec![0.0f64; g_total];
     let mut counts = vec![0.0f64; g_total * (b + 1)];
-    let mut sums = vec![0.0f64; g_total * (b + 1)];
-    let cs = split_by_tiles(&mut counts, tiles, b + 1);
-    let ss = split_by_tiles(&mut sums, tiles, b + 1);
-    tiles
-        .par_iter()
-        .zip(cs.into_par_iter().zip(ss.into_par_iter()))
-        .for_each_init(
-            || (Vec::new(), vec![0u64; b], vec![0.0f64; b]),
-            |(buf, cnt, sm), (&tile, (c_out, s_out))| {
-                groups.with_tile(tile, buf, |data| {
-                    for t in 0..tile.len {
-                        let g = tile.first + t;
-                        let m = maxes[g];
-                        let row = &data[t * n..(t + 1) * n];
-                        let c_out = &mut c_out[t * (b + 1)..(t + 1) * (b + 1)];
-                        let s_out = &mut s_out[t * (b + 1)..(t + 1) * (b + 1)];
-                        if m == 0.0 {
-                            continue;
-                        }
-                        cnt.fill(0);
-                        sm.fill(0.0);
-                        let inv = b as f64 / m;
-                        for &y in row {
-                            let v = y.abs() * scale;
-                            let j = ((v * inv) as usize).min(b - 1);
-                            cnt[j] += 1;
-                            sm[j] += v;
-                        }
-                        let (mut ca, mut sa) = (0u64, 0.0f64);
-                        for j in (0..b).rev() {
-                            ca += cnt[j];
+    let mut theta = vec![0.0f64; g_total * (b + 1)];
+    let pieces = split_by_tiles(&mut maxes, &tiles, 1)
+        .into_iter()
+        .zip(split_by_tiles(&mut l1, &tiles, 1))
+        .zip(split_by_tiles(&mut counts, &tiles, b + 1))
+        .zip(split_by_tiles(&mut theta, &tiles, b + 1))
+        .collect::<Vec<_>>();
+    tiles.par_iter().zip(pieces.into_par_iter()).for_each_init(
+        || (Vec::new(), vec![0u64; b + 1], vec![0.0f64; b + 1]),
+        |(buf, cnt, sm), (&tile, (((mx, ls), cs), ts))| {
+            groups.with_tile(tile, buf, |data| {
+                for t in 0..tile.len {
+                    let row = &data[t * n..(t + 1) * n];
+                    let (m, sum) = first_pass_row(row, scale, b, cnt, sm);
+                    mx[t] = m;
+                    ls[t] = sum;
+                    // Suffix sums; the bucket at the maximum joins the last. Θ at each edge,
+                    // held in [max(m − e, s − n·e, 0), s − e] against rounding.
+                    let step = m / b as f64;
+                    let (mut ca, mut sa) = ((cnt[b] + cnt[b - 1]) as f64, sm[b] + sm[b - 1]);
+                    let out_c = &mut cs[t * (b + 1)..(t + 1) * (b + 1)];
+                    let out_t = &mut ts[t * (b + 1)..(t + 1) * (b + 1)];
+                    out_c[b] = 0.0;
+                    out_t[b] = 0.0;
+                    for j in (0..b).rev() {
+                        if j < b - 1 {
+                            ca += cnt[j] as f64;
                             sa += sm[j];
-                            c_out[j] = ca as f64;
-                            s_out[j] = sa;
                         }
+                        let e = j as f64 * step;
+                        let floor = (m - e).max(sum - n as f64 * e).max(0.0);
+                        out_c[j] = ca;
+                        out_t[j] = (sa - ca * e).clamp(floor, (sum - e).max(floor));
                     }
-                });
-                ticker.tick(tile.len * n);
-            },
-        );
-    Histograms {
+                    out_t[0] = sum;
+                }
+            });
+            ticker.tick(tile.len * n);
+        },
+    );
+    let not_finite = maxes.iter().chain(&l1).any(|v| !v.is_finite());
+    Ok(Sketch {
         b,
+        n,
+        maxes,
+        l1,
         counts,
-        sums,
-        maxes: maxes.to_vec(),
-    }
+        theta,
+        not_finite,
+    })
 }
 
-/// The largest `θ` (to about 1e-11 relative) with `f(θ) ≥ r` (`lower`), or the smallest with
+/// The largest `θ` (to `tol` relative) with `f(θ) ≥ r` (`lower`), or the smallest with
 /// `f(θ) ≤ r`, for a continuous non-increasing `f` with `f(lo) ≥ r ≥ f(hi)`: regula falsi with
 /// the Illinois modification, falling back to bisection.
-fn search(f: impl Fn(f64) -> f64, r: f64, mut lo: f64, mut hi: f64, lower: bool) -> f64 {
+fn search(f: impl Fn(f64) -> f64, r: f64, mut lo: f64, mut hi: f64, lower: bool, tol: f64) -> f64 {
     let (mut f_lo, mut f_hi) = (f(lo) - r, f(hi) - r);
     let mut side = 0i8;
-    let mut evals = 0;
     for i in 0..200 {
-        evals += 1;
-        if hi - lo <= 1e-11 * hi.abs() || f_lo == 0.0 && !lower || f_hi == 0.0 && lower {
+        if hi - lo <= tol * hi.abs() || f_lo == 0.0 && !lower || f_hi == 0.0 && lower {
             break;
         }
         let mut t = if i % 4 == 3 || f_lo <= f_hi {
@@ -359,9 +460,6 @@ fn search(f: impl Fn(f64) -> f64, r: f64, mut lo: f64, mut hi: f64, lower: bool)
             side = -1;
         }
     }
-    if std::env::var_os("MP_DEBUG").is_some() {
-        eprintln!("search evals {evals}");
-    }
     if lower { lo } else { hi }
 }
 
@@ -377,22 +475,28 @@ struct Reduced {
     p: Vec<f64>,
     /// False for groups known to be zero on the whole bracket (nothing gathered).
     live: bool,
+    /// True when the next gather pass must (re)gather this group.
+    pending: bool,
 }
 
-/// A group's piece at `θ`: on it `μ_g = (a − θ)/k`, for `θ` up to `right` (its next breakpoint).
+/// A group's piece of the reduced `F` at `θ`: on `[left, right)` its clip level is
+/// `(a − θ)/k` (pieces at the ends of a group's window extend past them), or 0.
 #[derive(Clone, Copy, Debug)]
 enum Piece {
-    /// `μ_g = 0` from `θ` on.
-    Zero,
+    Zero {
+        left: f64,
+    },
     Linear {
         a: f64,
         k: f64,
+        left: f64,
         right: f64,
     },
 }
 
 impl Reduced {
-    /// `Θ_g` at the gathered entry `i` (1-based), at `hi` (`i = 0`) and at `lo` (`i = K+1`).
+    /// `Θ_g` at the gathered entry `i` (1-based, `u` sorted decreasing), at `hi` (`i = 0`) and
+    /// at `lo` (`i = K+1`).
     fn big_theta(&self, i: usize) -> f64 {
         let k = self.u.len();
         let mu = if i == 0 {
@@ -407,16 +511,17 @@ impl Reduced {
         self.s + self.p[above] - (self.c + above as f64) * mu
     }
 
-    /// The piece at `θ`, for `θ` at least `Θ_g(hi)` (below it the piece for `μ > hi` is
-    /// extrapolated, and the final check catches it).
+    /// The piece at `θ` (`u` sorted, `p` its prefix sums).
     fn piece(&self, theta: f64) -> Piece {
         if !self.live {
-            return Piece::Zero;
+            return Piece::Zero {
+                left: f64::NEG_INFINITY,
+            };
         }
         let k = self.u.len();
         let at_lo = self.big_theta(k + 1);
-        if theta >= at_lo && self.lo == 0.0 {
-            return Piece::Zero;
+        if self.lo == 0.0 && theta >= at_lo {
+            return Piece::Zero { left: at_lo };
         }
         // i = #{gathered entries with Θ(u_i) ≤ θ}: those are above μ.
         let (mut lo, mut hi) = (0usize, k);
@@ -429,19 +534,25 @@ impl Reduced {
             }
         }
         let i = lo;
-        let right = if i < k { self.big_theta(i + 1) } else { at_lo };
-        let kk = self.c + i as f64;
-        if kk == 0.0 {
-            // Above every gathered entry and nothing above hi: μ = hi is the group's max.
-            return Piece::Linear {
-                a: self.s + self.p[i],
-                k: 1.0,
-                right,
-            };
-        }
+        let left = if i == 0 {
+            f64::NEG_INFINITY
+        } else {
+            self.big_theta(i)
+        };
+        let right = if i < k {
+            self.big_theta(i + 1)
+        } else if self.lo == 0.0 {
+            at_lo
+        } else {
+            f64::INFINITY
+        };
         Piece::Linear {
             a: self.s + self.p[i],
-            k: kk,
+            // No entry above μ only when nothing is above hi and μ is past every gathered
+            // entry: μ is then the group's maximum, not a solution; any slope keeps the
+            // extrapolation monotone, and the final check rejects the group.
+            k: (self.c + i as f64).max(1.0),
+            left,
             right,
         }
     }
@@ -455,6 +566,18 @@ impl Reduced {
         let at_hi = self.big_theta(0);
         let at_lo = self.big_theta(k + 1);
         theta >= at_hi && (self.lo == 0.0 || theta <= at_lo)
+    }
+
+    /// Sorts `u` (decreasing) and fills the prefix sums.
+    fn sort(&mut self) {
+        self.u.sort_unstable_by(|a, b| b.total_cmp(a));
+        self.p.clear();
+        self.p.push(0.0);
+        let mut acc = 0.0;
+        for &v in &self.u {
+            acc += v;
+            self.p.push(acc);
+        }
     }
 }
 
@@ -473,22 +596,15 @@ fn gather<T: Element>(
         .par_iter()
         .zip(parts.into_par_iter())
         .for_each_init(Vec::new, |buf, (&tile, part)| {
-            if part.iter().any(|r| r.live) {
+            if part.iter().any(|r| r.pending) {
                 groups.with_tile(tile, buf, |data| {
                     for (t, r) in part.iter_mut().enumerate() {
-                        if !r.live {
+                        if !r.pending {
                             continue;
                         }
+                        r.pending = false;
                         let row = &data[t * n..(t + 1) * n];
                         (r.c, r.s) = gather_group(row, scale, r.lo, r.hi, &mut r.u);
-                        r.u.sort_unstable_by(|a, b| b.total_cmp(a));
-                        r.p.clear();
-                        r.p.push(0.0);
-                        let mut acc = 0.0;
-                        for &v in &r.u {
-                            acc += v;
-                            r.p.push(acc);
-                        }
                     }
                 });
             }
@@ -498,7 +614,8 @@ fn gather<T: Element>(
 
 /// One group of the gather pass: the count and sum of the magnitudes (times `scale`) above
 /// `hi`, and those in `(lo, hi]` pushed onto `u`. Four lanes: no chain of dependent additions,
-/// and no branch but the rare one of an entry in `(lo, hi]`.
+/// and no branch but the rare one of a block holding an entry in `(lo, hi]` (the windows are
+/// narrow).
 fn gather_group(row: &[f64], scale: f64, lo: f64, hi: f64, u: &mut Vec<f64>) -> (f64, f64) {
     u.clear();
     let (mut c4, mut s4) = ([0.0f64; 4], [0.0f64; 4]);
@@ -536,89 +653,281 @@ fn gather_group(row: &[f64], scale: f64, lo: f64, hi: f64, u: &mut Vec<f64>) -> 
     )
 }
 
-/// `Σ_g` over the live groups' pieces at `θ`: `(Σ a/k, Σ 1/k, min right)`, in a fixed order.
-fn pieces_at(reduced: &[Reduced], theta: f64) -> (f64, f64, f64) {
-    let chunks: Vec<(f64, f64, f64)> = reduced
+/// The pieces of all groups at `θ`, summed in a fixed order: `(Σ a/k, Σ 1/k, left, right)`
+/// where `[left, right)` is the interval on which they all hold. The reduced
+/// `F(θ) = Σ a/k − θ·Σ 1/k` there.
+fn pieces_at(reduced: &[Reduced], theta: f64) -> (f64, f64, f64, f64) {
+    let chunks: Vec<(f64, f64, f64, f64)> = reduced
         .par_chunks(SUM_CHUNK)
         .map(|chunk| {
-            let (mut num, mut den, mut right) = (0.0, 0.0, f64::INFINITY);
+            let (mut num, mut den) = (0.0, 0.0);
+            let (mut left, mut right) = (f64::NEG_INFINITY, f64::INFINITY);
             for r in chunk {
-                if let Piece::Linear { a, k, right: rt } = r.piece(theta) {
-                    num += a / k;
-                    den += 1.0 / k;
-                    right = f64::min(right, rt);
+                match r.piece(theta) {
+                    Piece::Zero { left: l } => left = left.max(l),
+                    Piece::Linear {
+                        a,
+                        k,
+                        left: l,
+                        right: rt,
+                    } => {
+                        num += a / k;
+                        den += 1.0 / k;
+                        left = left.max(l);
+                        right = right.min(rt);
+                    }
                 }
             }
-            (num, den, right)
+            (num, den, left, right)
         })
         .collect();
-    chunks
-        .iter()
-        .fold((0.0, 0.0, f64::INFINITY), |(n, d, r), &(a, b, c)| {
-            (n + a, d + b, r.min(c))
-        })
+    chunks.iter().fold(
+        (0.0, 0.0, f64::NEG_INFINITY, f64::INFINITY),
+        |(n, d, l, r), &(a, b, c, e)| (n + a, d + b, l.max(c), r.min(e)),
+    )
 }
 
-/// Newton's method on `F` from `θ_a` (where `F ≥ r`): see the module docs.
-fn newton(reduced: &[Reduced], r: f64, theta_a: f64, theta_b: f64) -> f64 {
-    let mut theta = theta_a;
-    for _ in 0..10_000 {
-        let (num, den, right) = pieces_at(reduced, theta);
+/// The root of the reduced `F(θ) = r` (continuous, piecewise linear, non-increasing): Newton's
+/// method from `start`, each step the root of the current piece, kept inside the bracket of the
+/// values seen so far (bisection when a step leaves it). It ends on the first piece that holds
+/// its own root — exactly, in finitely many steps: on a convex `F`, started below the root,
+/// every step lands on a new piece closer to it.
+fn newton(reduced: &[Reduced], r: f64, start: f64) -> f64 {
+    let (mut below, mut above) = (f64::NEG_INFINITY, f64::INFINITY);
+    let mut theta = start;
+    for _ in 0..500 {
+        let (num, den, left, right) = pieces_at(reduced, theta);
         if den == 0.0 {
-            return theta;
+            // Every group is zero here: F = 0 < r, the root is below.
+            above = above.min(theta);
+            theta = if below.is_finite() {
+                0.5 * (below + theta)
+            } else {
+                theta * 0.5
+            };
+            continue;
         }
         let next = (num - r) / den;
-        if next <= right || next <= theta || next.is_nan() {
-            // The root of this piece is on it: θ*.
-            return next.max(theta).min(theta_b.max(theta));
+        if next >= left && next <= right {
+            return next;
         }
-        // From below, a Newton step on a convex decreasing F never passes θ*.
-        theta = next;
+        if num - theta * den >= r {
+            below = below.max(theta);
+        } else {
+            above = above.min(theta);
+        }
+        theta = if next > below && next < above {
+            next
+        } else if below.is_finite() && above.is_finite() {
+            0.5 * (below + above)
+        } else {
+            next
+        };
     }
     theta
 }
 
-/// The exact solve of the module docs. `maxes` are the group maxima `m_g` and `r` the radius,
-/// both in the scale `2^-exp` of the data (`exp` from the aggregates: the magnitudes are
-/// multiplied by `2^-exp` as they are read), with `0 < r < Σ m_g`. The clip levels come back in
-/// that scale.
+/// Refines the windows of the gathered groups in memory until few entries are left in them:
+/// each round histograms every group's gathered entries on its window (exactly: the count and
+/// sum above the window are known), brackets the root of the reduced `F` as the first pass did,
+/// and narrows every window to its new bounds, moving the entries above it into the group's
+/// count and sum and dropping those below. Returns the bracket `(θ_a, θ_b)`.
+fn refine(reduced: &mut [Reduced], r: f64, mut bracket: (f64, f64)) -> (f64, f64) {
+    let live = reduced.iter().filter(|g| g.live).count().max(1);
+    for _ in 0..4 {
+        let k: usize = reduced.iter().map(|g| g.u.len()).sum();
+        if k <= 16 * live || k <= 4096 {
+            break;
+        }
+        let hists: Vec<Option<Window>> = reduced.par_iter().map(Window::new).collect();
+        let total = |theta: f64, upper: bool| -> f64 {
+            let parts: Vec<f64> = hists
+                .par_chunks(SUM_CHUNK)
+                .map(|c| {
+                    c.iter()
+                        .flatten()
+                        .map(|h| {
+                            let (l, u) = h.bounds(theta);
+                            if upper { u } else { l }
+                        })
+                        .sum::<f64>()
+                })
+                .collect();
+            parts.iter().sum()
+        };
+        // The reduced F is at least r at θ_a and at most r at θ_b (up to the windows being
+        // right, which the final check decides).
+        let (a0, b0) = bracket;
+        let lo_end = if total(a0, false) >= r { a0 } else { 0.0 };
+        let hi_end = if total(b0, true) <= r {
+            b0
+        } else {
+            hists
+                .iter()
+                .flatten()
+                .map(|h| h.l1_at_lo)
+                .fold(b0, f64::max)
+        };
+        let theta_a = search(|t| total(t, false), r, lo_end, hi_end, true, 1e-9);
+        let theta_b = search(|t| total(t, true), r, lo_end, hi_end, false, 1e-9).max(theta_a);
+        for (g, h) in reduced.iter_mut().zip(&hists) {
+            let Some(h) = h else { continue };
+            let margin = 64.0 * f64::EPSILON * g.hi;
+            let (new_lo, _) = h.bounds(theta_b);
+            let (_, new_hi) = h.bounds(theta_a);
+            let new_lo = if g.lo == 0.0 && theta_b >= h.l1_at_lo {
+                0.0
+            } else {
+                (new_lo - margin).max(g.lo)
+            };
+            let new_hi = (new_hi + margin).min(g.hi);
+            let (mut c, mut s) = (g.c, g.s);
+            g.u.retain(|&v| {
+                if v > new_hi {
+                    c += 1.0;
+                    s += v;
+                    false
+                } else {
+                    v > new_lo
+                }
+            });
+            (g.c, g.s, g.lo, g.hi) = (c, s, new_lo, new_hi);
+        }
+        bracket = (theta_a, theta_b);
+    }
+    bracket
+}
+
+/// An exact histogram of one group's gathered entries on its window `(lo, hi]`, for
+/// [`refine`]: `Θ` at every bucket edge, `Θ(e_j) = s + S_j − (c + C_j)·e_j`.
+struct Window {
+    edges: Vec<f64>,
+    /// `Θ` at the edges, decreasing.
+    theta: Vec<f64>,
+    /// Entries at or above each edge (`c + C_j`).
+    count: Vec<f64>,
+    /// `Θ(lo)`: where the group becomes zero when `lo = 0`.
+    l1_at_lo: f64,
+    zero_below: bool,
+}
+
+impl Window {
+    fn new(g: &Reduced) -> Option<Window> {
+        if !g.live || g.hi <= g.lo {
+            return None;
+        }
+        let b = (g.u.len() / 4).clamp(1, 256);
+        let width = g.hi - g.lo;
+        let mut cnt = vec![0.0f64; b + 1];
+        let mut sum = vec![0.0f64; b + 1];
+        for &v in &g.u {
+            let j = (((v - g.lo) / width * b as f64) as usize).min(b - 1);
+            cnt[j] += 1.0;
+            sum[j] += v;
+        }
+        let mut edges = vec![0.0; b + 1];
+        let mut theta = vec![0.0; b + 1];
+        let mut count = vec![0.0; b + 1];
+        let (mut ca, mut sa) = (g.c, g.s);
+        for j in (0..=b).rev() {
+            if j < b {
+                ca += cnt[j];
+                sa += sum[j];
+            }
+            let e = if j == b {
+                g.hi
+            } else {
+                g.lo + width * j as f64 / b as f64
+            };
+            edges[j] = e;
+            count[j] = ca;
+            theta[j] = (sa - ca * e).max(0.0);
+        }
+        Some(Window {
+            l1_at_lo: theta[0],
+            edges,
+            theta,
+            count,
+            zero_below: g.lo == 0.0,
+        })
+    }
+
+    /// Bounds on `μ(θ)` clamped to the window: tangents below, chord above.
+    fn bounds(&self, theta: f64) -> (f64, f64) {
+        let b = self.edges.len() - 1;
+        if theta >= self.theta[0] {
+            let lo = if self.zero_below { 0.0 } else { self.edges[0] };
+            return (lo, lo);
+        }
+        if theta <= self.theta[b] {
+            return (self.edges[b], self.edges[b]);
+        }
+        let (mut lo, mut hi) = (0usize, b);
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2;
+            if self.theta[mid] > theta {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        let j = lo;
+        let (e0, e1) = (self.edges[j], self.edges[j + 1]);
+        let (t0, t1) = (self.theta[j], self.theta[j + 1]);
+        let mut low = e0;
+        if self.count[j] > 0.0 {
+            low = low.max(e0 + (t0 - theta) / self.count[j]);
+        }
+        if self.count[j + 1] > 0.0 {
+            low = low.max(e1 - (theta - t1) / self.count[j + 1]);
+        }
+        let high = if t0 > t1 {
+            e0 + (t0 - theta) / (t0 - t1) * (e1 - e0)
+        } else {
+            e1
+        };
+        (low.clamp(e0, e1), high.clamp(e0, e1))
+    }
+}
+
+/// The exact solve of the module docs, after the [`first_pass`] that gave `sketch`. `r` is
+/// the radius in the scale `2^-exp` of the data (the magnitudes are multiplied by `2^-exp` as
+/// they are read; the sketch was made with the same scale), with `0 < r < Σ m_g`. The clip
+/// levels come back in that scale.
 pub(crate) fn solve<T: Element>(
     plan: &Plan,
     x: &ArrayViewD<'_, T>,
-    maxes: &[f64],
+    sketch: &Sketch,
     exp: i32,
     r: f64,
     ticker: &Ticker<'_>,
 ) -> Result<ExactClips, DataError> {
     let groups = Groups::new(plan, x)?;
-    if maxes.len() != groups.groups {
+    if sketch.maxes.len() != groups.groups || sketch.n != groups.n {
         return Err(DataError::Internal(format!(
-            "{} group maxima for a plan with {} groups",
-            maxes.len(),
-            groups.groups
+            "a sketch of {} groups of {} for a plan with {} groups of {}",
+            sketch.maxes.len(),
+            sketch.n,
+            groups.groups,
+            groups.n
         )));
     }
     let scale = 2f64.powi(-exp);
     let tiles = groups.tiles();
-    let t0 = std::time::Instant::now();
-    let hist = histograms(&groups, &tiles, maxes, scale, ticker);
-    let t1 = std::time::Instant::now();
-    let top = (0..groups.groups)
-        .map(|g| hist.l1(g))
-        .fold(0.0f64, f64::max);
+    let top = sketch.l1.iter().fold(0.0f64, |m, &v| m.max(v));
     // F_lo(0) = F_hi(0) = Σ m_g > r, and both are 0 at the largest group l1 norm.
-    let theta_a = search(|t| hist.total(t, false), r, 0.0, top, true);
-    let theta_b = search(|t| hist.total(t, true), r, 0.0, top, false).max(theta_a);
+    let theta_a = search(|t| sketch.total(t, false), r, 0.0, top, true, 1e-9);
+    let theta_b = search(|t| sketch.total(t, true), r, 0.0, top, false, 1e-9).max(theta_a);
     let mut reduced: Vec<Reduced> = (0..groups.groups)
         .map(|g| {
-            let m = hist.maxes[g];
-            if theta_a >= hist.l1(g) || m == 0.0 {
+            let (m, l1) = (sketch.maxes[g], sketch.l1[g]);
+            if theta_a >= l1 || m == 0.0 {
                 return Reduced::default();
             }
             let margin = 64.0 * f64::EPSILON * m;
-            let (lo, _) = hist.bounds(g, theta_b);
-            let (_, hi) = hist.bounds(g, theta_a);
-            let lo = if theta_b >= hist.l1(g) {
+            let (lo, _) = sketch.bounds(g, theta_b);
+            let (_, hi) = sketch.bounds(g, theta_a);
+            let lo = if theta_b >= l1 {
                 0.0
             } else {
                 (lo - margin).max(0.0)
@@ -627,60 +936,65 @@ pub(crate) fn solve<T: Element>(
                 lo,
                 hi: (hi + margin).min(m),
                 live: true,
+                pending: true,
                 ..Reduced::default()
             }
         })
         .collect();
+    #[cfg(test)]
+    if tests::MISLEAD.with(std::cell::Cell::get) {
+        // Windows above every clip level: each one misses, and the solve must notice.
+        for (g, red) in reduced.iter_mut().enumerate().filter(|(_, r)| r.live) {
+            red.lo = red.hi;
+            red.hi = sketch.maxes[g];
+        }
+    }
     let mut passes = 1;
-    let t2 = std::time::Instant::now();
+    let mut bracket = (theta_a, theta_b);
     loop {
         gather(&groups, &tiles, &mut reduced, scale, ticker);
-        let t3 = std::time::Instant::now();
         passes += 1;
-        let theta = newton(&reduced, r, theta_a, theta_b);
-        if std::env::var_os("MP_DEBUG").is_some() {
-            eprintln!(
-                "hist {:?} bracket {:?} gather {:?} newton {:?} K {} live {} θ {theta_a} {theta_b}",
-                t1 - t0,
-                t2 - t1,
-                t3 - t2,
-                t3.elapsed(),
-                reduced.iter().map(|r| r.u.len()).sum::<usize>(),
-                reduced.iter().filter(|r| r.live).count()
-            );
+        let gathered: usize = reduced.iter().map(|g| g.u.len()).sum();
+        bracket = refine(&mut reduced, r, bracket);
+        reduced.par_iter_mut().for_each(Reduced::sort);
+        let theta = newton(&reduced, r, bracket.0);
+        let mut again = false;
+        for (g, red) in reduced.iter_mut().enumerate() {
+            let (m, l1) = (sketch.maxes[g], sketch.l1[g]);
+            let wrong = if red.live {
+                !red.holds(theta)
+            } else {
+                m > 0.0 && theta < l1
+            };
+            if wrong {
+                // The window missed the group's clip level (a sample that misled, or a
+                // rounding): gather the group whole and solve again.
+                *red = Reduced {
+                    lo: 0.0,
+                    hi: m,
+                    live: true,
+                    pending: true,
+                    ..Reduced::default()
+                };
+                again = true;
+            }
         }
-        let bad: Vec<usize> = (0..reduced.len())
-            .filter(|&g| !reduced[g].holds(theta))
-            .collect();
-        let dead_but_active = (0..reduced.len())
-            .any(|g| !reduced[g].live && theta < hist.l1(g) && hist.maxes[g] > 0.0);
-        if (bad.is_empty() && !dead_but_active) || passes > 4 {
+        if !again || passes > 6 {
             let clips = reduced
                 .iter()
                 .map(|red| match red.piece(theta) {
-                    Piece::Zero => 0.0,
+                    Piece::Zero { .. } => 0.0,
                     Piece::Linear { a, k, .. } => ((a - theta) / k).clamp(0.0, red.hi),
                 })
                 .collect();
             return Ok(ExactClips {
                 theta,
                 clips,
-                gathered: reduced.iter().map(|red| red.u.len()).sum(),
+                gathered,
                 passes,
             });
         }
-        // A rounding made some interval too narrow: gather those groups whole and solve again.
-        for (g, red) in reduced.iter_mut().enumerate() {
-            let m = hist.maxes[g];
-            if bad.contains(&g) || (!red.live && theta < hist.l1(g) && m > 0.0) {
-                *red = Reduced {
-                    lo: 0.0,
-                    hi: m,
-                    live: true,
-                    ..Reduced::default()
-                };
-            }
-        }
+        bracket = (0.0, top);
     }
 }
 
@@ -814,4 +1128,57 @@ pub(crate) fn solve_l2<T: Element>(
         }
     }
     Ok((hi, all.iter().map(|g| g.radius(linf, hi)).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use ndarray::{ArrayD, IxDyn};
+
+    use super::*;
+    use crate::balls::l1_linf_exact_clips;
+    use crate::rng::SplitMix64;
+
+    thread_local! {
+        /// Makes [`solve`] start from windows that miss every clip level.
+        pub(super) static MISLEAD: Cell<bool> = const { Cell::new(false) };
+    }
+
+    fn plan(g: usize, n: usize) -> Plan {
+        let spec = multiproj_grammar::parse("exact l1 over dim0 of linf over dim1").unwrap();
+        let info = multiproj_compiler::TensorInfo::c_order(&[g, n], multiproj_compiler::DType::F64);
+        multiproj_compiler::plan(&multiproj_compiler::check(&spec, &info).unwrap())
+    }
+
+    /// Windows that miss are caught by the final check, gathered whole, and the answer is
+    /// still exact: the safety net runs and agrees with the oracle.
+    #[test]
+    fn misleading_windows_are_caught() {
+        let (g, n) = (30, 200);
+        let mut rng = SplitMix64::new(7);
+        let y: Vec<f64> = (0..g * n).map(|_| rng.next_f64() * 2.0 - 1.0).collect();
+        let x = ArrayD::from_shape_vec(IxDyn(&[g, n]), y.clone()).unwrap();
+        let p = plan(g, n);
+        let sketch = first_pass(&p, &x.view(), 1.0, &Ticker::none()).unwrap();
+        let norm: f64 = sketch.maxes.iter().sum();
+        for frac in [0.05, 0.3, 0.7] {
+            let r = frac * norm;
+            let (theta, want) = l1_linf_exact_clips(&y, g, n, r).unwrap();
+            for mislead in [false, true] {
+                MISLEAD.with(|m| m.set(mislead));
+                let got = solve(&p, &x.view(), &sketch, 0, r, &Ticker::none()).unwrap();
+                MISLEAD.with(|m| m.set(false));
+                assert_eq!(got.passes > 2, mislead, "{got:?}");
+                assert!(
+                    (got.theta - theta).abs() <= 1e-12 * theta,
+                    "{} vs {theta}",
+                    got.theta
+                );
+                for (a, b) in got.clips.iter().zip(&want) {
+                    assert!((a - b).abs() <= 1e-12 * norm, "{a} vs {b}");
+                }
+            }
+        }
+    }
 }

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 
 use ndarray::{ArrayViewD, ArrayViewMutD};
 
-use multiproj_compiler::{ExactMethod, Norm, Plan, Stage, Step};
+use multiproj_compiler::{ExactMethod, Method, Norm, Plan, Stage, Step};
 
 use crate::backend::{Backend, Passes, Work};
 use crate::element::Element;
 use crate::error::DataError;
+use crate::exact::ExactPrep;
 use crate::progress::{Progress, Ticker};
 use crate::solve::{self, Aggregates, GroupAction, Solved};
 use crate::stages::{GroupNorms, Solution};
@@ -226,6 +227,8 @@ struct State {
     actions: Option<Vec<GroupAction>>,
     /// What the exact solve found, if the plan has one.
     exact: Option<ExactReport>,
+    /// The first pass of an exact `l1 of linf` plan.
+    first: Option<ExactPrep>,
 }
 
 impl<'a, B: Passes> Executor<'a, B> {
@@ -439,9 +442,29 @@ impl<'a, B: Passes> Executor<'a, B> {
             solved: Vec::new(),
             actions: None,
             exact: None,
+            first: None,
         };
         for step in plan.steps() {
             match *step {
+                Step::Reduce { .. } if plan.method() == Method::Exact(ExactMethod::L1Linf) => {
+                    // The exact l1,inf solve's first pass is the reduce pass.
+                    let x = data.input();
+                    let mut exp = 0;
+                    let mut first = stages.run(Stage::Reduce, len, |t| {
+                        self.backend.exact_first_pass(&prepared, plan, &x, exp, t)
+                    })?;
+                    if first.not_finite() {
+                        // A NaN or an infinity: the plain reduce names it. Otherwise a sum
+                        // overflowed: the pass again, on the data scaled down.
+                        self.backend.reduce(&prepared, plan, &x, &Ticker::none())?;
+                        exp = balls::overflow_exponent(len);
+                        first = stages.run(Stage::Reduce, len, |t| {
+                            self.backend.exact_first_pass(&prepared, plan, &x, exp, t)
+                        })?;
+                    }
+                    st.aggregates = Some(Aggregates::from_inner(plan, first.maxes().to_vec(), exp));
+                    st.first = Some(first);
+                }
                 Step::Reduce { .. } => {
                     let x = data.input();
                     let inner = stages.run(Stage::Reduce, len, |t| {
@@ -496,6 +519,7 @@ impl<'a, B: Passes> Executor<'a, B> {
                         solved,
                         actions,
                         exact,
+                        first,
                     } = &mut st;
                     let agg = aggregates.as_ref().ok_or_else(|| out_of_order(step))?;
                     let r =
@@ -512,40 +536,38 @@ impl<'a, B: Passes> Executor<'a, B> {
                         // and the aggregates did not (see `Aggregates::scale_exp`).
                         let top = inner.iter().fold(0.0f64, |m, &v| m.max(v));
                         let big = top * (plan.group_len() as f64) * 4.0;
-                        let squares = method != ExactMethod::L1Linf;
                         let exp = if agg.scale_exp != 0 {
                             agg.scale_exp
                         } else if !big.is_finite() {
                             balls::overflow_exponent(len)
-                        } else if squares && !(big * big * inner.len() as f64).is_finite() {
+                        } else if !(big * big * inner.len() as f64).is_finite() {
                             // Bring the largest possible group sum near 2^400.
                             (big.log2().ceil() as i32 - 400).max(0)
                         } else {
                             0
                         };
-                        let to = 2f64.powi(agg.scale_exp - exp);
                         let back = 2f64.powi(exp - agg.scale_exp);
                         let r_agg = r * 2f64.powi(-agg.scale_exp);
                         if method == ExactMethod::L1Linf {
-                            let maxes: Vec<f64> = inner.iter().map(|&m| m * to).collect();
+                            // In the first pass's scale, which is the aggregates'.
+                            let first = first.as_ref().ok_or_else(|| out_of_order(step))?;
                             let found = stages.run(Stage::ExactSolve, 2 * len, |t| {
                                 self.backend.exact_l1_linf(
                                     &prepared,
                                     plan,
                                     &x,
-                                    &maxes,
-                                    exp,
-                                    r * 2f64.powi(-exp),
+                                    first,
+                                    agg.scale_exp,
+                                    r_agg,
                                     t,
                                 )
                             })?;
                             *exact = Some(ExactReport {
-                                theta: found.theta * 2f64.powi(exp),
+                                theta: found.theta * 2f64.powi(agg.scale_exp),
                                 gathered: found.gathered,
                                 passes: found.passes,
                             });
-                            let clips = found.clips.iter().map(|&c| c * back).collect();
-                            fit_radii(clips, inner, Norm::L1, r_agg)
+                            fit_radii(found.clips, inner, Norm::L1, r_agg)
                         } else {
                             let linf = method == ExactMethod::L2Linf;
                             let (lambda, radii) = stages.run(Stage::ExactSolve, len, |t| {
