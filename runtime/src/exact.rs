@@ -334,14 +334,20 @@ fn first_pass_row(
         return (if l1.is_nan() { f64::NAN } else { m }, l1);
     }
     let inv = b as f64 / m;
-    let mut idx = [0u32; BLOCK];
+    let top = b as f64;
+    // The bucket index without a float-to-integer conversion (which SSE2 has no vector form
+    // of): `x + 2^52` for `0 ≤ x ≤ b` holds `round(x)` in its low mantissa bits, and
+    // `round(v·inv − ½)` is `⌊v·inv⌋` except exactly at an edge, where either side is right
+    // (an entry at an edge adds nothing to `Θ` there).
+    const MAGIC: f64 = 4_503_599_627_370_496.0;
+    let magic_bits = MAGIC.to_bits();
+    let mut idx = [0u64; BLOCK];
     let mut val = [0.0f64; BLOCK];
     for block in row.chunks(BLOCK) {
         for (k, &y) in block.iter().enumerate() {
             let v = y.abs() * scale;
             val[k] = v;
-            // At most b: v ≤ m.
-            idx[k] = ((v * inv) as u32).min(b as u32);
+            idx[k] = ((v * inv - 0.5).clamp(0.0, top) + MAGIC).to_bits() - magic_bits;
         }
         for k in 0..block.len() {
             let j = idx[k] as usize;
@@ -917,7 +923,18 @@ pub(crate) fn solve<T: Element>(
     let top = sketch.l1.iter().fold(0.0f64, |m, &v| m.max(v));
     // F_lo(0) = F_hi(0) = Σ m_g > r, and both are 0 at the largest group l1 norm.
     let theta_a = search(|t| sketch.total(t, false), r, 0.0, top, true, 1e-9);
-    let theta_b = search(|t| sketch.total(t, true), r, 0.0, top, false, 1e-9).max(theta_a);
+    // θ_b is close above θ_a (the bounds are a bucket apart at most): find a small bracket
+    // first, growing the step from a millionth of θ_a.
+    let upper = |t: f64| sketch.total(t, true);
+    let mut step = theta_a.abs().max(f64::MIN_POSITIVE) * 1e-6;
+    let mut lo_b = theta_a;
+    let mut hi_b = (theta_a + step).min(top);
+    while hi_b < top && upper(hi_b) > r {
+        lo_b = hi_b;
+        step *= 8.0;
+        hi_b = (hi_b + step).min(top);
+    }
+    let theta_b = search(upper, r, lo_b, hi_b, false, 1e-9).max(theta_a);
     let mut reduced: Vec<Reduced> = (0..groups.groups)
         .map(|g| {
             let (m, l1) = (sketch.maxes[g], sketch.l1[g]);
