@@ -1,6 +1,6 @@
 //! Which projection a plan computes: the multi-level projection of `docs/SEMANTICS.md` §2, or —
 //! for a spec written with a leading `exact` — the Euclidean projection onto the ball of the
-//! same norm (§5), and by which method.
+//! same norm (§4), and by which method.
 //!
 //! An exact projection depends on the ball only, so its levels are normalized with the rules
 //! that keep the norm ([`crate::normalize_exact`]: also `l1 of l1` → one l1 level). What is left

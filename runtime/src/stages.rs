@@ -227,7 +227,8 @@ pub struct Solution {
 
 impl Solution {
     /// Runs the plan's upper reductions and solve on `norms` for the total radius `radius` (a
-    /// finite, non-negative number), and decides every group's action. Groups with an innermost
+    /// finite, non-negative number), and decides every group's action. Not for an exact plan
+    /// whose solve reads the data (`Step::ExactSolve`): that is an error. Groups with an innermost
     /// l1 norm that must shrink still need their threshold ([`Solution::needs_threshold`]).
     pub fn new(plan: &Plan, norms: &GroupNorms, radius: f64) -> Result<Solution, DataError> {
         Solution::for_target(plan, norms, RadiusTarget::Radius(radius))
@@ -242,6 +243,17 @@ impl Solution {
     ) -> Result<Solution, DataError> {
         norms.check(plan)?;
         target.check(plan)?;
+        if plan
+            .steps()
+            .iter()
+            .any(|s| matches!(s, multiproj_compiler::Step::ExactSolve { .. }))
+        {
+            return Err(DataError::BadTarget(format!(
+                "`{}` is an exact projection whose solve reads the data, not only the group \
+                 norms: run it with `Executor::project`",
+                plan.source()
+            )));
+        }
         let aggregates = norms.aggregates(plan);
         let radius = target::resolve(plan, &aggregates, target)?;
         let solved = aggregates.solve_all(plan, radius);
