@@ -528,6 +528,18 @@ def main():
             out.extend(line.rstrip("\n") for line in f)
         w("")
 
+    # The last run of the exact projections' benchmark (bench/exact_bench.py writes it).
+    exb = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exact_bench.md")
+    if os.path.exists(exb):
+        w("## Exact projections: the exact l1,∞ projection against the bi-level one\n")
+        w("`bench/exact_bench.py` (not part of this script's run) times `exact l1 over dim0 of "
+          "linf over dim1` against `l1 over dim0 of linf over dim1` on the same data "
+          "(`multiproj bench --input`, alternating rounds, medians; the ratio is exact / "
+          "bi-level). Its last record:\n")
+        with open(exb) as f:
+            out.extend(line.rstrip("\n") for line in f)
+        w("")
+
     w("## Commands\n")
     with open(os.path.join(res, "commands.txt")) as f:
         root = os.getcwd() + "/"
