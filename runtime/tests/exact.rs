@@ -246,13 +246,27 @@ proptest! {
 #[test]
 fn stage_api_refuses_an_exact_solve() {
     use multiproj_runtime::stages::Solution;
-    let p = plan("exact l1 over dim0 of linf over dim1", &[3, 4], DType::F64, Order::C);
+    let p = plan(
+        "exact l1 over dim0 of linf over dim1",
+        &[3, 4],
+        DType::F64,
+        Order::C,
+    );
     let x = ArrayD::from_shape_vec(IxDyn(&[3, 4]), (0..12).map(f64::from).collect()).unwrap();
-    let norms = Executor::new(Backend::Interp).reduce(&p, &x.view()).unwrap();
+    let norms = Executor::new(Backend::Interp)
+        .reduce(&p, &x.view())
+        .unwrap();
     let err = Solution::new(&p, &norms, 1.0).unwrap_err().to_string();
     assert!(err.contains("exact projection"), "{err}");
     // The group lasso's exact projection is the multi-level one: the stages work.
-    let q = plan("exact l1 over dim0 of l2 over dim1", &[3, 4], DType::F64, Order::C);
-    let norms = Executor::new(Backend::Interp).reduce(&q, &x.view()).unwrap();
+    let q = plan(
+        "exact l1 over dim0 of l2 over dim1",
+        &[3, 4],
+        DType::F64,
+        Order::C,
+    );
+    let norms = Executor::new(Backend::Interp)
+        .reduce(&q, &x.view())
+        .unwrap();
     assert!(Solution::new(&q, &norms, 1.0).is_ok());
 }
