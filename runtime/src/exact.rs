@@ -54,7 +54,7 @@ const TILE_ELEMENTS: usize = 1 << 15;
 /// depend on the number of threads).
 const SUM_CHUNK: usize = 1024;
 
-/// What the exact solve found, in the scale of the magnitudes it was handed (see [`solve`]).
+/// What the exact solve found, in the scale of the magnitudes it was handed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExactClips {
     /// The common multiplier `θ` (infinite at radius 0).
@@ -214,7 +214,7 @@ fn split_by_tiles<'s, U>(
     out
 }
 
-/// What the first pass over the data learns about every group (see [`first_pass`]): its
+/// What the first pass over the data learns about every group: its
 /// maximum `m_g` and l1 norm `s_g`, and `Θ_g` at the edges `e_j = j·m_g/b` of a histogram of
 /// its magnitudes on `[0, m_g]`, with the count of magnitudes at or above each edge (suffix
 /// sums over the buckets `j…b−1`: `Θ_g(e_j) = S_j − C_j·e_j`).
