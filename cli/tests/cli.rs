@@ -1846,20 +1846,56 @@ fn compare_needs_an_exact_projection() {
 }
 
 #[test]
-fn exact_keep_is_refused() {
+fn exact_keep_keeps_k_rows() {
     let dir = Dir::new();
     dir.write("w.npy", &exact_weights());
+    let json: Value = serde_json::from_str(&dir.ok(&[
+        "project",
+        &format!("exact {BILEVEL}"),
+        "w.npy",
+        "--keep",
+        "2",
+        "-o",
+        "x.npy",
+        "--json",
+    ]))
+    .expect("JSON");
+    assert_eq!(json["survivors"], serde_json::json!([2, 4]), "{json}");
+    let x: Array2<f64> = read_npy(dir.path("x.npy")).expect("the output");
+    let kept = x
+        .rows()
+        .into_iter()
+        .filter(|r| r.iter().any(|&v| v != 0.0))
+        .count();
+    assert_eq!(kept, 2);
+    // The same radius given explicitly gives the same result.
+    let r = json["radius"].as_f64().expect("a radius").to_string();
+    dir.ok(&[
+        "project",
+        &format!("exact {BILEVEL}"),
+        "w.npy",
+        "--radius",
+        &r,
+        "-o",
+        "y.npy",
+    ]);
+    // (to rounding: one solve fixes θ, the other finds it from the radius)
+    let y: Array2<f64> = read_npy(dir.path("y.npy")).expect("the output");
+    for (a, b) in x.iter().zip(y.iter()) {
+        assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()), "{a} vs {b}");
+    }
+    // An l2 top level never zeroes a group, exact or not.
     let err = dir.fails(
         &[
             "project",
-            &format!("exact {BILEVEL}"),
+            "exact l2 over dim0 of linf over dim1",
             "w.npy",
             "--keep",
             "2",
             "-o",
-            "x.npy",
+            "z.npy",
         ],
         1,
     );
-    assert!(err.contains("asks for the exact projection"), "{err}");
+    assert!(err.contains("only an l1 top level removes groups"), "{err}");
 }

@@ -57,10 +57,18 @@ def test_compare_keep_chooses_the_multi_level_radius():
     assert c["exact"]["report"].radius == c["radius"]
 
 
-def test_keep_is_refused_for_an_exact_spec():
-    w = np.random.default_rng(6).normal(size=(10, 5))
-    with pytest.raises(mp.DataError, match="exact projection"):
-        mp.Projection("exact " + SPEC).project(w, keep=3)
+def test_exact_keep():
+    """keep=K with the exact projection: exactly K rows survive, at the largest radius that
+    keeps K; the same radius given explicitly gives the same result."""
+    w = np.random.default_rng(6).normal(size=(40, 12))
+    E = mp.Projection("exact " + SPEC)
+    x, report = E.project_with_report(w, keep=7)
+    assert len(report.survivors) == 7
+    assert int((np.abs(x).max(axis=1) > 0).sum()) == 7
+    y = E.project(w, radius=report.radius)
+    np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-14)
+    bigger = E.project(w, radius=report.radius * (1 + 1e-9))
+    assert int((np.abs(bigger).max(axis=1) > 0).sum()) > 7
 
 
 def test_no_exact_projection_is_a_spec_error():

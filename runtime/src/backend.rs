@@ -22,7 +22,7 @@ use multiproj_compiler::Plan;
 
 use crate::element::Element;
 use crate::error::DataError;
-use crate::exact::{ExactClips, ExactPrep};
+use crate::exact::{ExactClips, ExactGoal, ExactPrep};
 use crate::progress::Ticker;
 use crate::solve::GroupAction;
 use crate::{interp, jit};
@@ -147,8 +147,9 @@ pub trait Passes: Sync {
     }
 
     /// The solve of an exact `l1 of linf` plan: the multiplier and each group's clip level,
-    /// from the data, what [`Passes::exact_first_pass`] found and the radius `r`, in the scale
-    /// `2^-exp` of the first pass. Needs `0 < r < Σ maxima`. By default the fast solver of
+    /// from the data, what [`Passes::exact_first_pass`] found and the `goal` — a radius (in
+    /// the scale `2^-exp` of the first pass, with `0 < r < Σ maxima`) or a number of groups
+    /// to keep. By default the fast solver of
     /// [`crate::exact`]; the interpreter runs the plain oracle
     /// ([`crate::balls::l1_linf_exact_clips`]) instead.
     #[allow(clippy::too_many_arguments)]
@@ -159,11 +160,11 @@ pub trait Passes: Sync {
         x: &ArrayViewD<'_, T>,
         first: &ExactPrep,
         exp: i32,
-        r: f64,
+        goal: ExactGoal,
         ticker: &Ticker<'_>,
     ) -> Result<ExactClips, DataError> {
         match &first.sketch {
-            Some(sketch) => crate::exact::solve(plan, x, sketch, exp, r, ticker),
+            Some(sketch) => crate::exact::solve(plan, x, sketch, exp, goal, ticker),
             None => Err(DataError::Internal(
                 "the fast exact solve needs the first pass's sketch".into(),
             )),
@@ -206,10 +207,10 @@ impl Passes for Interpreter {
         x: &ArrayViewD<'_, T>,
         first: &ExactPrep,
         exp: i32,
-        r: f64,
+        goal: ExactGoal,
         ticker: &Ticker<'_>,
     ) -> Result<ExactClips, DataError> {
-        interp::exact_l1_linf(plan, x, &first.maxes, exp, r, ticker)
+        interp::exact_l1_linf(plan, x, &first.maxes, exp, goal, ticker)
     }
 
     fn prepare(&self, _plan: &Plan, _work: Work) -> Result<(), DataError> {
@@ -387,10 +388,10 @@ impl<P: Passes> Passes for &P {
         x: &ArrayViewD<'_, T>,
         first: &ExactPrep,
         exp: i32,
-        r: f64,
+        goal: ExactGoal,
         ticker: &Ticker<'_>,
     ) -> Result<ExactClips, DataError> {
-        (**self).exact_l1_linf(prepared, plan, x, first, exp, r, ticker)
+        (**self).exact_l1_linf(prepared, plan, x, first, exp, goal, ticker)
     }
 
     fn exact_first_pass<T: Element>(
@@ -505,12 +506,12 @@ impl Passes for Backend {
         x: &ArrayViewD<'_, T>,
         first: &ExactPrep,
         exp: i32,
-        r: f64,
+        goal: ExactGoal,
         ticker: &Ticker<'_>,
     ) -> Result<ExactClips, DataError> {
         match prepared {
-            Prepared::Jit(k) => jit::global()?.exact_l1_linf(k, plan, x, first, exp, r, ticker),
-            Prepared::Interp => Interpreter.exact_l1_linf(&(), plan, x, first, exp, r, ticker),
+            Prepared::Jit(k) => jit::global()?.exact_l1_linf(k, plan, x, first, exp, goal, ticker),
+            Prepared::Interp => Interpreter.exact_l1_linf(&(), plan, x, first, exp, goal, ticker),
         }
     }
 

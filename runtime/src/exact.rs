@@ -65,6 +65,94 @@ pub struct ExactClips {
     pub gathered: usize,
     /// Passes over the data the solve made (histogram and gathers).
     pub passes: usize,
+    /// The radius these clip levels sum to: the one asked for, or the one a [`ExactGoal::Keep`]
+    /// chose (in the same scale).
+    pub radius: f64,
+}
+
+impl ExactClips {
+    /// No solve needed: every group kept whole (`all`, radius = the norm) or zeroed.
+    pub(crate) fn trivial(maxes: &[f64], all: bool) -> ExactClips {
+        ExactClips {
+            theta: if all { 0.0 } else { f64::INFINITY },
+            clips: if all {
+                maxes.to_vec()
+            } else {
+                vec![0.0; maxes.len()]
+            },
+            gathered: 0,
+            passes: 1,
+            radius: if all { maxes.iter().sum() } else { 0.0 },
+        }
+    }
+}
+
+/// What an exact `l1 of linf` solve aims at.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ExactGoal {
+    /// This radius (in the first pass's scale), with `0 < r < Σ m_g`.
+    Radius(f64),
+    /// The largest radius that keeps exactly this many groups non-zero: the groups survive
+    /// exactly when `‖y_g‖₁ > θ`, so it is the radius at `θ` = the (K+1)-th largest l1 norm.
+    Keep(usize),
+}
+
+/// Where an [`ExactGoal::Keep`] puts the projection, from the groups' l1 norms.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Kept {
+    /// Radius 0: every group zero.
+    Zero,
+    /// Every non-zero group survives only at the norm itself: the identity.
+    All,
+    /// At this θ (the (K+1)-th largest l1 norm), exactly K groups have `‖y_g‖₁ > θ`.
+    Theta(f64),
+}
+
+/// Makes the clip levels of a [`ExactGoal::Keep`] solve agree with the l1 norms that chose θ:
+/// zero exactly for the groups with `l1 ≤ θ`, positive for the others. (Their sums of the
+/// same entries can differ in the last bits; a group just above θ has all its entries above
+/// its clip level, `μ = (l1 − θ)/#nonzero`.)
+pub(crate) fn keep_exactly(clips: &mut [f64], l1: &[f64], nonzero: &[usize], theta: f64) {
+    for ((c, &s), &nz) in clips.iter_mut().zip(l1).zip(nonzero) {
+        if s <= theta {
+            *c = 0.0;
+        } else if *c <= 0.0 {
+            *c = (s - theta) / nz.max(1) as f64;
+        }
+    }
+}
+
+/// The θ that keeps exactly `k` groups (see [`ExactGoal::Keep`]), or the error that says why
+/// none does: more groups than the data has non-zero ones, or a tie across the K-th place.
+pub(crate) fn keep_theta(l1: &[f64], k: usize) -> Result<Kept, DataError> {
+    let n = l1.len();
+    let mut sorted = l1.to_vec();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    let nonzero = sorted.iter().take_while(|&&x| x > 0.0).count();
+    if k > nonzero {
+        return Err(DataError::BadTarget(format!(
+            "cannot keep {k} top-level groups: {} of the {n} are zero in the data",
+            n - nonzero
+        )));
+    }
+    if k == 0 {
+        return Ok(Kept::Zero);
+    }
+    if k == nonzero {
+        return Ok(Kept::All);
+    }
+    let (vk, vk1) = (sorted[k - 1], sorted[k]);
+    if vk == vk1 {
+        let first = sorted.iter().position(|&x| x == vk).unwrap_or(0);
+        let last = first + sorted.iter().skip(first).take_while(|&&x| x == vk).count();
+        return Err(DataError::BadTarget(format!(
+            "no radius keeps exactly {k} top-level groups with the exact projection: the groups \
+             ranked {} to {last} have the same l1 norm ({vk:e}), which decides who survives, so \
+             they survive or go together; {first} or {last} can be kept",
+            first + 1
+        )));
+    }
+    Ok(Kept::Theta(vk1))
 }
 
 /// What the first pass of an exact `l1 of linf` projection found
@@ -905,7 +993,7 @@ pub(crate) fn solve<T: Element>(
     x: &ArrayViewD<'_, T>,
     sketch: &Sketch,
     exp: i32,
-    r: f64,
+    goal: ExactGoal,
     ticker: &Ticker<'_>,
 ) -> Result<ExactClips, DataError> {
     let groups = Groups::new(plan, x)?;
@@ -921,20 +1009,18 @@ pub(crate) fn solve<T: Element>(
     let scale = 2f64.powi(-exp);
     let tiles = groups.tiles();
     let top = sketch.l1.iter().fold(0.0f64, |m, &v| m.max(v));
-    // F_lo(0) = F_hi(0) = Σ m_g > r, and both are 0 at the largest group l1 norm.
-    let theta_a = search(|t| sketch.total(t, false), r, 0.0, top, true, 1e-9);
-    // θ_b is close above θ_a (the bounds are a bucket apart at most): find a small bracket
-    // first, growing the step from a millionth of θ_a.
-    let upper = |t: f64| sketch.total(t, true);
-    let mut step = theta_a.abs().max(f64::MIN_POSITIVE) * 1e-6;
-    let mut lo_b = theta_a;
-    let mut hi_b = (theta_a + step).min(top);
-    while hi_b < top && upper(hi_b) > r {
-        lo_b = hi_b;
-        step *= 8.0;
-        hi_b = (hi_b + step).min(top);
-    }
-    let theta_b = search(upper, r, lo_b, hi_b, false, 1e-9).max(theta_a);
+    let (r, fixed) = match goal {
+        ExactGoal::Radius(r) => (r, None),
+        ExactGoal::Keep(k) => match keep_theta(&sketch.l1, k)? {
+            Kept::Zero => return Ok(ExactClips::trivial(&sketch.maxes, false)),
+            Kept::All => return Ok(ExactClips::trivial(&sketch.maxes, true)),
+            Kept::Theta(t) => (f64::NAN, Some(t)),
+        },
+    };
+    let (theta_a, theta_b) = match fixed {
+        Some(t) => (t, t),
+        None => bracket(sketch, r, top),
+    };
     let mut reduced: Vec<Reduced> = (0..groups.groups)
         .map(|g| {
             let (m, l1) = (sketch.maxes[g], sketch.l1[g]);
@@ -972,9 +1058,14 @@ pub(crate) fn solve<T: Element>(
         gather(&groups, &tiles, &mut reduced, scale, ticker);
         passes += 1;
         let gathered: usize = reduced.iter().map(|g| g.u.len()).sum();
-        bracket = refine(&mut reduced, r, bracket);
+        if fixed.is_none() {
+            bracket = refine(&mut reduced, r, bracket);
+        }
         reduced.par_iter_mut().for_each(Reduced::sort);
-        let theta = newton(&reduced, r, bracket.0);
+        let theta = match fixed {
+            Some(t) => t,
+            None => newton(&reduced, r, bracket.0),
+        };
         let mut again = false;
         for (g, red) in reduced.iter_mut().enumerate() {
             let (m, l1) = (sketch.maxes[g], sketch.l1[g]);
@@ -997,22 +1088,55 @@ pub(crate) fn solve<T: Element>(
             }
         }
         if !again || passes > 6 {
-            let clips = reduced
+            let mut clips: Vec<f64> = reduced
                 .iter()
                 .map(|red| match red.piece(theta) {
                     Piece::Zero { .. } => 0.0,
                     Piece::Linear { a, k, .. } => ((a - theta) / k).clamp(0.0, red.hi),
                 })
                 .collect();
+            if fixed.is_some() {
+                // A survivor whose clip level rounded to nothing has every entry above it.
+                let nonzero: Vec<usize> = reduced
+                    .iter()
+                    .map(|red| (red.c as usize + red.u.len()).max(1))
+                    .collect();
+                keep_exactly(&mut clips, &sketch.l1, &nonzero, theta);
+            }
+            let radius = if fixed.is_some() {
+                clips.iter().sum()
+            } else {
+                r
+            };
             return Ok(ExactClips {
                 theta,
                 clips,
                 gathered,
                 passes,
+                radius,
             });
         }
         bracket = (0.0, top);
     }
+}
+
+/// The exact solve's bracket `θ_a ≤ θ* ≤ θ_b` from the sketch's bounds (`r` in its scale).
+fn bracket(sketch: &Sketch, r: f64, top: f64) -> (f64, f64) {
+    // F_lo(0) = F_hi(0) = Σ m_g > r, and both are 0 at the largest group l1 norm.
+    let theta_a = search(|t| sketch.total(t, false), r, 0.0, top, true, 1e-9);
+    // θ_b is close above θ_a (the bounds are a bucket apart at most): find a small bracket
+    // first, growing the step from a millionth of θ_a.
+    let upper = |t: f64| sketch.total(t, true);
+    let mut step = theta_a.abs().max(f64::MIN_POSITIVE) * 1e-6;
+    let mut lo_b = theta_a;
+    let mut hi_b = (theta_a + step).min(top);
+    while hi_b < top && upper(hi_b) > r {
+        lo_b = hi_b;
+        step *= 8.0;
+        hi_b = (hi_b + step).min(top);
+    }
+    let theta_b = search(upper, r, lo_b, hi_b, false, 1e-9).max(theta_a);
+    (theta_a, theta_b)
 }
 
 /// One group's magnitudes for the `l2 of …` solves: sorted in decreasing order, with prefix
@@ -1184,7 +1308,15 @@ mod tests {
             let (theta, want) = l1_linf_exact_clips(&y, g, n, r).unwrap();
             for mislead in [false, true] {
                 MISLEAD.with(|m| m.set(mislead));
-                let got = solve(&p, &x.view(), &sketch, 0, r, &Ticker::none()).unwrap();
+                let got = solve(
+                    &p,
+                    &x.view(),
+                    &sketch,
+                    0,
+                    ExactGoal::Radius(r),
+                    &Ticker::none(),
+                )
+                .unwrap();
                 MISLEAD.with(|m| m.set(false));
                 assert_eq!(got.passes > 2, mislead, "{got:?}");
                 assert!(

@@ -16,7 +16,7 @@ use multiproj_compiler::{ExactMethod, Method, Norm, Plan, Stage, Step};
 use crate::backend::{Backend, Passes, Work};
 use crate::element::Element;
 use crate::error::DataError;
-use crate::exact::ExactPrep;
+use crate::exact::{ExactGoal, ExactPrep};
 use crate::progress::{Progress, Ticker};
 use crate::solve::{self, Aggregates, GroupAction, Solved};
 use crate::stages::{GroupNorms, Solution};
@@ -522,10 +522,57 @@ impl<'a, B: Passes> Executor<'a, B> {
                         first,
                     } = &mut st;
                     let agg = aggregates.as_ref().ok_or_else(|| out_of_order(step))?;
-                    let r =
-                        stages.run(Stage::Solve, 0, |_| resolved(radius, plan, agg, *target))?;
                     let x = data.input();
                     let inner = &agg.v[k - 1];
+                    // A count of groups to keep: for l1 of linf the solve itself finds the
+                    // radius (the groups kept are those with ‖y_g‖₁ > θ).
+                    let keep = match (*target, method) {
+                        (RadiusTarget::Keep(n), ExactMethod::L1Linf) => Some(n),
+                        (RadiusTarget::Sparsity(f), ExactMethod::L1Linf) => {
+                            target.check(plan)?;
+                            let n = inner.len();
+                            Some(n - ((f * n as f64).round() as usize).min(n))
+                        }
+                        _ => None,
+                    };
+                    if let Some(n) = keep {
+                        target.check(plan)?;
+                        let first = first.as_ref().ok_or_else(|| out_of_order(step))?;
+                        let found = stages.run(Stage::ExactSolve, 2 * len, |t| {
+                            self.backend.exact_l1_linf(
+                                &prepared,
+                                plan,
+                                &x,
+                                first,
+                                agg.scale_exp,
+                                ExactGoal::Keep(n),
+                                t,
+                            )
+                        })?;
+                        let up = 2f64.powi(agg.scale_exp);
+                        *radius = Some(found.radius * up);
+                        *exact = Some(ExactReport {
+                            theta: found.theta * up,
+                            gathered: found.gathered,
+                            passes: found.passes,
+                        });
+                        let radii = if found.theta == 0.0 {
+                            // Every non-zero group kept: the identity.
+                            inner.clone()
+                        } else if found.radius == 0.0 {
+                            vec![0.0; inner.len()]
+                        } else {
+                            fit_radii(found.clips, inner, Norm::L1, found.radius)
+                        };
+                        *actions = Some(agg.actions(plan, &radii));
+                        solved.push(Solved {
+                            radii,
+                            thresholds: Vec::new(),
+                        });
+                        continue;
+                    }
+                    let r =
+                        stages.run(Stage::Solve, 0, |_| resolved(radius, plan, agg, *target))?;
                     let radii = if solve::inside(agg.top_radius(r)[0], agg.v[0][0]) {
                         inner.clone()
                     } else if r == 0.0 {
@@ -558,7 +605,7 @@ impl<'a, B: Passes> Executor<'a, B> {
                                     &x,
                                     first,
                                     agg.scale_exp,
-                                    r_agg,
+                                    ExactGoal::Radius(r_agg),
                                     t,
                                 )
                             })?;

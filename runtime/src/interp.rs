@@ -358,9 +358,10 @@ pub(crate) fn exact_l1_linf<T: Element>(
     x: &ArrayViewD<'_, T>,
     maxes: &[f64],
     exp: i32,
-    r: f64,
+    goal: crate::exact::ExactGoal,
     ticker: &Ticker<'_>,
 ) -> Result<crate::exact::ExactClips, DataError> {
+    use crate::exact::{ExactClips, ExactGoal, Kept, keep_theta};
     let (groups, n) = (plan.groups(), plan.group_len());
     if maxes.len() != groups {
         return Err(DataError::Internal(format!(
@@ -375,14 +376,41 @@ pub(crate) fn exact_l1_linf<T: Element>(
         Ok(())
     })?;
     let flat: Vec<f64> = members.concat();
-    let (theta, clips) =
-        balls::l1_linf_exact_clips(&flat, groups, n, r).unwrap_or_else(|| (0.0, maxes.to_vec()));
-    Ok(crate::exact::ExactClips {
+    let (theta, clips, radius) = match goal {
+        ExactGoal::Radius(r) => {
+            let (theta, clips) = balls::l1_linf_exact_clips(&flat, groups, n, r)
+                .unwrap_or_else(|| (0.0, maxes.to_vec()));
+            (theta, clips, r)
+        }
+        ExactGoal::Keep(k) => {
+            let l1: Vec<f64> = members.iter().map(|g| balls::norm_l1(g)).collect();
+            match keep_theta(&l1, k)? {
+                Kept::Zero => return Ok(ExactClips::trivial(maxes, false)),
+                Kept::All => return Ok(ExactClips::trivial(maxes, true)),
+                Kept::Theta(theta) => {
+                    let mut clips = balls::l1_linf_clips_at(&flat, groups, n, theta);
+                    crate::exact::keep_exactly(&mut clips, &l1, &members_nonzero(&members), theta);
+                    let radius = clips.iter().sum();
+                    (theta, clips, radius)
+                }
+            }
+        }
+    };
+    Ok(ExactClips {
         theta,
         clips,
         gathered: flat.len(),
         passes: 1,
+        radius,
     })
+}
+
+/// The number of non-zero entries of each gathered group.
+fn members_nonzero(members: &[Vec<f64>]) -> Vec<usize> {
+    members
+        .iter()
+        .map(|g| g.iter().filter(|&&v| v != 0.0).count())
+        .collect()
 }
 
 fn check_ready(actions: &[GroupAction]) -> Result<(), DataError> {

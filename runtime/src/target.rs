@@ -66,16 +66,6 @@ impl RadiusTarget {
                 "the sparsity is {f}, not a fraction between 0 and 1"
             )),
             RadiusTarget::Keep(_) | RadiusTarget::Sparsity(_) => {
-                if plan.method().is_exact() {
-                    return bad(format!(
-                        "`{}` asks for the exact projection; a count or fraction of groups to \
-                         keep picks the radius of the multi-level projection, and the exact \
-                         projection keeps a different number at that radius: choose a radius or \
-                         a radius fraction (`multiproj compare --keep K` shows both at the \
-                         multi-level projection's radius)",
-                        plan.source()
-                    ));
-                }
                 if plan.levels().len() < 2 {
                     return bad(format!(
                         "`{}` has a single level, so it has no groups to keep or remove; \

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use multiproj_compiler::{DType, Order, Plan, TensorInfo};
 use multiproj_runtime::balls::{check_l1_linf_kkt, project_l1_linf_exact};
 use multiproj_runtime::rng::SplitMix64;
-use multiproj_runtime::{Backend, Executor, Report};
+use multiproj_runtime::{Backend, Executor, RadiusTarget, Report};
 
 fn plan(spec: &str, shape: &[usize], dtype: DType, order: Order) -> Plan {
     let spec = multiproj_grammar::parse(spec).unwrap();
@@ -380,5 +380,53 @@ fn every_layout_matches_the_oracle() {
                 );
             }
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Keeping K rows with the exact projection: exactly K rows survive, the radius is the
+    /// largest that keeps K (a hair more and row K+1 comes back), the result is the exact
+    /// projection at that radius (the oracle's), and both backends agree.
+    #[test]
+    fn exact_keep_keeps_exactly_k(
+        g in 2usize..30,
+        n in 1usize..40,
+        kfrac in 0.0f64..1.0,
+        seed in any::<u64>(),
+    ) {
+        let mut rng = SplitMix64::new(seed);
+        let y: Vec<f64> = (0..g * n).map(|_| rng.next_f64() * 2.0 - 1.0).collect();
+        let x = ArrayD::from_shape_vec(IxDyn(&[g, n]), y.clone()).unwrap();
+        let p = plan("exact l1 over dim0 of linf over dim1", &[g, n], DType::F64, Order::C);
+        let k = ((kfrac * g as f64) as usize).min(g);
+        let mut reports = Vec::new();
+        for backend in [Backend::Jit, Backend::Interp] {
+            let mut out = ArrayD::zeros(x.raw_dim());
+            let report = Executor::new(backend)
+                .project_to(&p, &x.view(), &mut out.view_mut(), RadiusTarget::Keep(k))
+                .unwrap();
+            let kept = out
+                .rows()
+                .into_iter()
+                .filter(|r| r.iter().any(|&v| v != 0.0))
+                .count();
+            prop_assert_eq!(kept, k, "{:?}: {:?}", backend, report);
+            prop_assert_eq!(report.survivors.len(), k);
+            let r = report.radius;
+            let want = project_l1_linf_exact(&y, g, n, r);
+            for (a, b) in out.iter().zip(&want) {
+                prop_assert!((a - b).abs() <= 1e-11, "{backend:?} k={k}: {a} vs {b}");
+            }
+            if k > 0 && k < g {
+                // The largest radius: a little more keeps another row.
+                let more = project_l1_linf_exact(&y, g, n, r * (1.0 + 1e-9) + 1e-12);
+                let kept_more = more.chunks(n).filter(|row| row.iter().any(|&v| v != 0.0)).count();
+                prop_assert!(kept_more > k, "{backend:?}: radius {r} is not the largest for {k}");
+            }
+            reports.push(report.radius);
+        }
+        prop_assert!((reports[0] - reports[1]).abs() <= 1e-12 * (1.0 + reports[1]));
     }
 }

@@ -129,6 +129,16 @@ pub fn l1_linf_exact_clips(
     Some((theta, rows.iter().map(|g| g.mu(theta)).collect()))
 }
 
+/// The clip levels `μ_g(θ)` of the rows of `y` at a given multiplier `θ` (0 for rows with
+/// `‖y_g‖₁ ≤ θ`): the projection onto the l1,∞ ball of radius `Σ_g μ_g(θ)`.
+pub fn l1_linf_clips_at(y: &[f64], groups: usize, group_len: usize, theta: f64) -> Vec<f64> {
+    assert_eq!(y.len(), groups * group_len, "a {groups}×{group_len} matrix");
+    y.chunks_exact(group_len.max(1))
+        .take(groups)
+        .map(|row| Group::new(row).mu(theta))
+        .collect()
+}
+
 /// The exact Euclidean projection of the row-major matrix `y` (`groups` rows of `group_len`)
 /// onto the l1,∞ ball of radius `r` (`Σ_rows max |x| ≤ r`), by the breakpoint method above
 /// ([`l1_linf_exact_clips`], then the clip). `r` must be finite and non-negative, `y` finite.

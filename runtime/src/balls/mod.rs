@@ -20,7 +20,7 @@ mod passes;
 #[cfg(test)]
 mod tests;
 
-pub use exact::{check_l1_linf_kkt, l1_linf_exact_clips, project_l1_linf_exact};
+pub use exact::{check_l1_linf_kkt, l1_linf_clips_at, l1_linf_exact_clips, project_l1_linf_exact};
 pub(crate) use fit::{any_order_bound, fit_l1, l1_group_threshold, overflow_exponent};
 pub use l1::{
     SoftThreshold, l1_soft_threshold, l1_threshold, l1_threshold_sorted, l1_threshold_with,
