@@ -125,34 +125,13 @@ pub(crate) fn keep_exactly(clips: &mut [f64], l1: &[f64], nonzero: &[usize], the
 /// The θ that keeps exactly `k` groups (see [`ExactGoal::Keep`]), or the error that says why
 /// none does: more groups than the data has non-zero ones, or a tie across the K-th place.
 pub(crate) fn keep_theta(l1: &[f64], k: usize) -> Result<Kept, DataError> {
-    let n = l1.len();
-    let mut sorted = l1.to_vec();
-    sorted.sort_by(|a, b| b.total_cmp(a));
-    let nonzero = sorted.iter().take_while(|&&x| x > 0.0).count();
-    if k > nonzero {
-        return Err(DataError::BadTarget(format!(
-            "cannot keep {k} top-level groups: {} of the {n} are zero in the data",
-            n - nonzero
-        )));
-    }
-    if k == 0 {
-        return Ok(Kept::Zero);
-    }
-    if k == nonzero {
-        return Ok(Kept::All);
-    }
-    let (vk, vk1) = (sorted[k - 1], sorted[k]);
-    if vk == vk1 {
-        let first = sorted.iter().position(|&x| x == vk).unwrap_or(0);
-        let last = first + sorted.iter().skip(first).take_while(|&&x| x == vk).count();
-        return Err(DataError::BadTarget(format!(
-            "no radius keeps exactly {k} top-level groups with the exact projection: the groups \
-             ranked {} to {last} have the same l1 norm ({vk:e}), which decides who survives, so \
-             they survive or go together; {first} or {last} can be kept",
-            first + 1
-        )));
-    }
-    Ok(Kept::Theta(vk1))
+    Ok(
+        match crate::target::rank(l1, k, "l1 norm", " with the exact projection")? {
+            crate::target::Ranked::None => Kept::Zero,
+            crate::target::Ranked::All => Kept::All,
+            crate::target::Ranked::Split(sorted) => Kept::Theta(sorted[k]),
+        },
+    )
 }
 
 /// What the first pass of an exact `l1 of linf` projection found
@@ -350,21 +329,12 @@ impl Sketch {
             }
         }
         let j = lo;
-        let (e0, e1) = (self.edge(g, j), self.edge(g, j + 1));
-        let (t0, t1) = (t[j], t[j + 1]);
-        let mut low = e0;
-        if c[j] > 0.0 {
-            low = low.max(e0 + (t0 - theta) / c[j]);
-        }
-        if c[j + 1] > 0.0 {
-            low = low.max(e1 - (theta - t1) / c[j + 1]);
-        }
-        let high = if t0 > t1 {
-            e0 + (t0 - theta) / (t0 - t1) * (e1 - e0)
-        } else {
-            e1
-        };
-        (low.clamp(e0, e1), high.clamp(e0, e1))
+        bucket_bounds(
+            theta,
+            (self.edge(g, j), self.edge(g, j + 1)),
+            (t[j], t[j + 1]),
+            (c[j], c[j + 1]),
+        )
     }
 
     /// `Σ_g` of the lower (`upper = false`) or upper bounds at `θ`, in a fixed order.
@@ -383,6 +353,31 @@ impl Sketch {
             .collect();
         chunks.iter().sum()
     }
+}
+
+/// Bounds on `μ(θ)` inside the bucket `[e0, e1]` that holds it, where `Θ(e0) = t0 ≥ θ ≥
+/// t1 = Θ(e1)` and `c0`, `c1` count the entries at or above each edge: `Θ` is convex, so it
+/// lies above its tangents at the two edges (slopes `−c0`, `−c1`), which bound `μ` from below,
+/// and below the chord, which bounds it from above.
+fn bucket_bounds(
+    theta: f64,
+    (e0, e1): (f64, f64),
+    (t0, t1): (f64, f64),
+    (c0, c1): (f64, f64),
+) -> (f64, f64) {
+    let mut low = e0;
+    if c0 > 0.0 {
+        low = low.max(e0 + (t0 - theta) / c0);
+    }
+    if c1 > 0.0 {
+        low = low.max(e1 - (theta - t1) / c1);
+    }
+    let high = if t0 > t1 {
+        e0 + (t0 - theta) / (t0 - t1) * (e1 - e0)
+    } else {
+        e1
+    };
+    (low.clamp(e0, e1), high.clamp(e0, e1))
 }
 
 /// One group of the first pass: its maximum and l1 norm (four lanes; `max` skips a NaN, but
@@ -966,21 +961,12 @@ impl Window {
             }
         }
         let j = lo;
-        let (e0, e1) = (self.edges[j], self.edges[j + 1]);
-        let (t0, t1) = (self.theta[j], self.theta[j + 1]);
-        let mut low = e0;
-        if self.count[j] > 0.0 {
-            low = low.max(e0 + (t0 - theta) / self.count[j]);
-        }
-        if self.count[j + 1] > 0.0 {
-            low = low.max(e1 - (theta - t1) / self.count[j + 1]);
-        }
-        let high = if t0 > t1 {
-            e0 + (t0 - theta) / (t0 - t1) * (e1 - e0)
-        } else {
-            e1
-        };
-        (low.clamp(e0, e1), high.clamp(e0, e1))
+        bucket_bounds(
+            theta,
+            (self.edges[j], self.edges[j + 1]),
+            (self.theta[j], self.theta[j + 1]),
+            (self.count[j], self.count[j + 1]),
+        )
     }
 }
 

@@ -115,12 +115,21 @@ pub(crate) fn resolve(
     Ok(radius)
 }
 
-/// The largest radius (in the aggregates' scale) that keeps exactly `k` top-level groups; see
-/// the module docs.
-fn keep(plan: &Plan, agg: &Aggregates, k: usize) -> Result<f64, DataError> {
-    let v = &agg.v[1];
-    let n = v.len();
-    let mut sorted = v.clone();
+/// Where keeping the `k` largest of `values` (the top-level groups' norms, or for the exact
+/// l1,∞ projection their l1 norms) puts a split: nowhere (`k = 0`), past every non-zero one, or
+/// between the k-th and the (k+1)-th — with the values sorted in decreasing order.
+pub(crate) enum Ranked {
+    None,
+    All,
+    Split(Vec<f64>),
+}
+
+/// Ranks `values` for keeping `k` of them (see [`Ranked`]), or says why no split keeps exactly
+/// `k`: more than are non-zero, or a tie across the k-th place (naming the counts that can be
+/// kept). `what` names the values in the message ("norm", "l1 norm"), `how` the projection.
+pub(crate) fn rank(values: &[f64], k: usize, what: &str, how: &str) -> Result<Ranked, DataError> {
+    let n = values.len();
+    let mut sorted = values.to_vec();
     sorted.sort_by(|a, b| b.total_cmp(a));
     let nonzero = sorted.iter().take_while(|&&x| x > 0.0).count();
     if k > nonzero {
@@ -130,23 +139,35 @@ fn keep(plan: &Plan, agg: &Aggregates, k: usize) -> Result<f64, DataError> {
         )));
     }
     if k == 0 {
-        return Ok(0.0);
+        return Ok(Ranked::None);
     }
     if k == nonzero {
-        // Every non-zero group survives at the norm itself: the identity.
-        return Ok(agg.v[0][0]);
+        return Ok(Ranked::All);
     }
     let (vk, vk1) = (sorted[k - 1], sorted[k]);
     if vk == vk1 {
         let first = sorted.iter().position(|&x| x == vk).unwrap_or(0);
         let last = first + sorted.iter().skip(first).take_while(|&&x| x == vk).count();
         return Err(DataError::BadTarget(format!(
-            "no radius keeps exactly {k} top-level groups: the groups ranked {} to {last} have \
-             the same norm ({vk:e}), so they survive or go together; {first} or {last} can be \
-             kept",
+            "no radius keeps exactly {k} top-level groups{how}: the groups ranked {} to {last} \
+             have the same {what} ({vk:e}), so they survive or go together; {first} or {last} \
+             can be kept",
             first + 1
         )));
     }
+    Ok(Ranked::Split(sorted))
+}
+
+/// The largest radius (in the aggregates' scale) that keeps exactly `k` top-level groups; see
+/// the module docs.
+fn keep(plan: &Plan, agg: &Aggregates, k: usize) -> Result<f64, DataError> {
+    let sorted = match rank(&agg.v[1], k, "norm", "")? {
+        Ranked::None => return Ok(0.0),
+        // Every non-zero group survives at the norm itself: the identity.
+        Ranked::All => return Ok(agg.v[0][0]),
+        Ranked::Split(sorted) => sorted,
+    };
+    let (vk, vk1) = (sorted[k - 1], sorted[k]);
     let sum: f64 = sorted[..k].iter().sum();
     let high = sum - k as f64 * vk1;
     let low = sum - k as f64 * vk;
