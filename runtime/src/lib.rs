@@ -4,6 +4,7 @@
 //! interpreter ([`interp`]) and the JIT ([`jit`]) — and the [`Executor`] that runs a
 //! [`multiproj_compiler::Plan`]'s steps with one of them.
 
+mod alloc;
 pub mod backend;
 pub mod balls;
 pub mod element;

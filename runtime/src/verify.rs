@@ -44,7 +44,10 @@ pub fn rtol(dtype: DType) -> f64 {
 /// [`try_alloc_output`] returns an error instead.
 pub fn alloc_output<T: Element>(plan: &Plan) -> Array<T, IxDyn> {
     let (permuted, inverse) = output_layout(plan);
-    Array::from_elem(IxDyn(&permuted), T::zero()).permuted_axes(IxDyn(&inverse))
+    let len = permuted.iter().product();
+    Array::from_shape_vec(IxDyn(&permuted), crate::alloc::zeroed(len))
+        .expect("a buffer of the shape's length")
+        .permuted_axes(IxDyn(&inverse))
 }
 
 /// [`alloc_output`], failing with [`DataError::VerifyOutOfMemory`] (which names the bytes) when
@@ -52,12 +55,9 @@ pub fn alloc_output<T: Element>(plan: &Plan) -> Array<T, IxDyn> {
 pub fn try_alloc_output<T: Element>(plan: &Plan) -> Result<Array<T, IxDyn>, DataError> {
     let (permuted, inverse) = output_layout(plan);
     let len = plan.tensor().shape.iter().product::<usize>();
-    let mut data = Vec::new();
-    data.try_reserve_exact(len)
-        .map_err(|_| DataError::VerifyOutOfMemory {
-            bytes: (len as u64).saturating_mul(size_of::<T>() as u64),
-        })?;
-    data.resize(len, T::zero());
+    let data = crate::alloc::try_zeroed(len).ok_or(DataError::VerifyOutOfMemory {
+        bytes: (len as u64).saturating_mul(size_of::<T>() as u64),
+    })?;
     let dense = Array::from_shape_vec(IxDyn(&permuted), data)
         .map_err(|e| DataError::Internal(format!("the layout of a --verify copy: {e}")))?;
     Ok(dense.permuted_axes(IxDyn(&inverse)))
