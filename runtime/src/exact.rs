@@ -37,7 +37,7 @@
 //! Everything per group runs in parallel; everything summed over groups is summed in a fixed
 //! order, so the result does not depend on the number of threads.
 
-use ndarray::{ArrayViewD, ArrayViewMutD, Axis, IxDyn, Slice, Zip};
+use ndarray::{ArrayViewD, ArrayViewMutD, Axis, Ix2, IxDyn, Slice, Zip};
 use rayon::prelude::*;
 
 use multiproj_compiler::Plan;
@@ -49,6 +49,12 @@ use crate::progress::Ticker;
 /// Elements per tile: groups are copied (as f64 magnitudes) a tile at a time, so that every
 /// per-group loop runs in cache.
 const TILE_ELEMENTS: usize = 1 << 15;
+
+/// Elements per tile when consecutive groups are adjacent in memory (groups as columns of
+/// C-order data): the copy then reads the tile along the memory, one run of the tile's groups
+/// per inner position, and a wider tile makes those runs longer (fewer pages and cache lines
+/// touched per element: a tile one cache line wide reads a new page every 8 entries).
+const TILE_ELEMENTS_ACROSS: usize = 1 << 17;
 
 /// Groups per chunk of the parallel sums over groups (a fixed size, so that the sums do not
 /// depend on the number of threads).
@@ -201,13 +207,18 @@ impl<'a, T: Element> Groups<'a, T> {
         let view = x.view().permuted_axes(IxDyn(&order));
         let last = view.shape()[outer - 1];
         let n = plan.group_len();
+        let tile = if across(&view, outer) {
+            TILE_ELEMENTS_ACROSS
+        } else {
+            TILE_ELEMENTS
+        };
         Ok(Groups {
             view,
             outer,
             groups: plan.groups(),
             n,
             last,
-            per_tile: (TILE_ELEMENTS / n.max(1)).max(1),
+            per_tile: (tile / n.max(1)).max(1),
         })
     }
 
@@ -256,6 +267,59 @@ impl<'a, T: Element> Groups<'a, T> {
         }
         buf.clear();
         buf.resize(tile.len * self.n, 0.0);
+        if v.ndim() > 1 && v.strides()[0].unsigned_abs() == 1 {
+            // Consecutive groups are adjacent in memory: read along the memory, a run of the
+            // tile's groups at each inner position (in the groups' element order), and scatter
+            // it into the group-major buffer, which the tile keeps in cache.
+            let n = self.n;
+            if let Ok(v2) = v.view().into_dimensionality::<Ix2>()
+                && v2.strides()[0] == 1
+            {
+                // Blocks of 8 inner positions: each group's 8 entries fill one cache line of
+                // the buffer at once.
+                const R: usize = 8;
+                let len = v2.shape()[0];
+                let mut r0 = 0;
+                while r0 + R <= n {
+                    let runs: [&[T]; R] =
+                        std::array::from_fn(|k| v2.column(r0 + k).to_slice().expect("unit stride"));
+                    for (c, dst) in buf[r0..].chunks_mut(n).take(len).enumerate() {
+                        for k in 0..R {
+                            dst[k] = runs[k][c].to_f64();
+                        }
+                    }
+                    r0 += R;
+                }
+                for r in r0..n {
+                    let run = v2.column(r).to_slice().expect("unit stride");
+                    for (d, y) in buf[r..].iter_mut().step_by(n).zip(run) {
+                        *d = y.to_f64();
+                    }
+                }
+            } else if let Ok(v2) = v.view().into_dimensionality::<Ix2>() {
+                for (r, lane) in v2.axis_iter(Axis(1)).enumerate() {
+                    match lane.as_slice() {
+                        Some(run) => {
+                            for (d, y) in buf[r..].iter_mut().step_by(n).zip(run) {
+                                *d = y.to_f64();
+                            }
+                        }
+                        None => {
+                            for (d, y) in buf[r..].iter_mut().step_by(n).zip(lane.iter()) {
+                                *d = y.to_f64();
+                            }
+                        }
+                    }
+                }
+            } else {
+                for (r, lane) in v.lanes(Axis(0)).into_iter().enumerate() {
+                    for (c, y) in lane.iter().enumerate() {
+                        buf[c * n + r] = y.to_f64();
+                    }
+                }
+            }
+            return f(buf);
+        }
         let shape = v.shape().to_vec();
         let mut dst = ArrayViewMutD::from_shape(IxDyn(&shape), &mut buf[..])
             .expect("the buffer holds the tile");
@@ -264,6 +328,12 @@ impl<'a, T: Element> Groups<'a, T> {
             .for_each(|d, &s| *d = s.to_f64());
         f(buf)
     }
+}
+
+/// Whether consecutive groups are adjacent in memory: the last outer axis of `view` (outer axes
+/// first, then the inner ones) has unit stride, and the groups have more than one entry.
+fn across<T>(view: &ArrayViewD<'_, T>, outer: usize) -> bool {
+    view.ndim() > outer && view.strides()[outer - 1].unsigned_abs() == 1
 }
 
 /// Splits `data` into consecutive pieces of `tile.len · per_group` entries, one per tile.
