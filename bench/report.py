@@ -540,6 +540,21 @@ def main():
             out.extend(line.rstrip("\n") for line in f)
         w("")
 
+    # The last run of the paper authors' timing protocol from Python against torch
+    # (bench/sae_timing.py writes it).
+    sae = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sae_timing.md")
+    if os.path.exists(sae):
+        w("## The authors' timing protocol: multiproj from Python against torch\n")
+        w("`bench/sae_timing.py` (not part of this script's run) times the four projections of "
+          "the paper authors' timing table (1000×m, m = 1000…8000, f64, uniform(0, 1), radius 1: "
+          "bi-level l1,∞, exact l1,∞, bi-level l1,1 and l1,2) from Python against vectorized "
+          "torch implementations written the obvious way, after checking that both give the same "
+          "projection (alternating rounds, medians; the ratio is torch / multiproj). Its last "
+          "record:\n")
+        with open(sae) as f:
+            out.extend(line.rstrip("\n") for line in f)
+        w("")
+
     w("## Commands\n")
     with open(os.path.join(res, "commands.txt")) as f:
         root = os.getcwd() + "/"

@@ -9,7 +9,8 @@
 #
 # Environment:
 #   MULTIPROJ_TORCH=1      also install torch from PyPI (several GB with its CUDA libraries; the
-#                          CPU is all the tests use) and run the torch tests, which skip without it
+#                          CPU is all the tests use), scikit-learn and matplotlib, and run the
+#                          torch tests and the SAE example's fast mode, which skip without them
 #   CARGO_TEST_ARGS        more arguments for cargo test and the extension's build (CI: --locked)
 #   PYTHON                 the interpreter the virtual environment is made from (default python3)
 #   MULTIPROJ_TIMING_TESTS=1  also run the speed-up test of python/tests/test_threads.py (off by
@@ -46,8 +47,8 @@ py="$venv/bin/python"
 "$py" -m pip install --quiet --upgrade pip
 "$py" -m pip install --quiet maturin pytest hypothesis numpy
 if [ "${MULTIPROJ_TORCH:-0}" = 1 ]; then
-  echo "== python: torch (MULTIPROJ_TORCH=1)"
-  "$py" -m pip install --quiet torch
+  echo "== python: torch, scikit-learn, matplotlib (MULTIPROJ_TORCH=1)"
+  "$py" -m pip install --quiet torch scikit-learn matplotlib
 fi
 
 echo "== python: pip install ./python"
