@@ -292,6 +292,63 @@ impl Projection {
         Ok(Executor::new(self.backend).project_in_place_to(&plan, &mut x, target)?)
     }
 
+    /// Projects this process's shard of a tensor split along `axis` across the processes of
+    /// `comm`, in place, together with them: every process calls this with its own shard (the
+    /// shards in rank order along `axis`, any extents, empty ones included; the other extents
+    /// equal). The radius — the spec's, or `target` — is the whole tensor's, and so is the
+    /// report. Only O(groups) numbers are communicated; see [`runtime::shard`] for the protocol
+    /// and what the result equals.
+    ///
+    /// ```
+    /// use multiproj::{Projection, RadiusTarget};
+    /// use multiproj::runtime::shard::Solo;
+    /// use ndarray::array;
+    ///
+    /// // One process: the ordinary projection.
+    /// let proj = Projection::compile("l1 over dim0 of linf over dim1")?;
+    /// let mut w = array![[3.0, -1.0], [0.1, 0.2], [-2.0, 2.5]];
+    /// let report = proj.project_shard_in_place(&Solo, &mut w, 0, Some(RadiusTarget::Radius(1.0)))?;
+    /// assert_eq!(report.norm_before, 3.0 + 0.2 + 2.5);
+    /// # Ok::<(), multiproj::Error>(())
+    /// ```
+    pub fn project_shard_in_place<T, S, D, C>(
+        &self,
+        comm: &C,
+        x: &mut ArrayBase<S, D>,
+        axis: usize,
+        target: Option<RadiusTarget>,
+    ) -> Result<Report, Error>
+    where
+        T: Element,
+        S: DataMut<Elem = T>,
+        D: Dimension,
+        C: runtime::shard::Communicator + ?Sized,
+    {
+        use runtime::shard::{ShardLayout, project_shard_in_place};
+        let target = match target {
+            Some(t) => self.per_call(t)?,
+            None => RadiusTarget::Radius(self.radius_or_err()?),
+        };
+        let mut x = x.view_mut().into_dyn();
+        let layout = ShardLayout::exchange(comm, x.shape(), T::DTYPE, axis)?;
+        // Every process plans the same whole tensor, so they all fail here alike or not at all.
+        let global = self.plan_for(&layout.global_info())?;
+        let local = if x.is_empty() {
+            None
+        } else {
+            Some(self.plan_for(&tensor_info(&x.view()))?)
+        };
+        Ok(project_shard_in_place(
+            &Executor::new(self.backend),
+            comm,
+            &layout,
+            &global,
+            local.as_deref(),
+            &mut x,
+            target,
+        )?)
+    }
+
     /// A radius or target given for one call: refused when the spec fixes the radius.
     fn per_call(&self, target: RadiusTarget) -> Result<RadiusTarget, Error> {
         match (target, self.spec.radius.as_ref()) {

@@ -236,6 +236,17 @@ pub enum DataError {
     #[diagnostic(code(multiproj::bad_aggregates))]
     BadAggregates(String),
 
+    /// The shards of a sharded projection do not fit together, or another process of it failed
+    /// (see [`crate::shard`]). Every process reports the same problem.
+    #[error("sharded projection: {0}")]
+    #[diagnostic(code(multiproj::shard))]
+    Shard(String),
+
+    /// A collective operation of a sharded projection failed (the communicator's own error).
+    #[error("sharded projection: the communicator failed: {0}")]
+    #[diagnostic(code(multiproj::comm))]
+    Comm(String),
+
     /// An invariant of the runtime does not hold.
     #[error("this is a bug in multiproj: {0}")]
     #[diagnostic(

@@ -18,6 +18,7 @@ pub mod npy;
 pub mod npy_header;
 pub mod progress;
 pub mod rng;
+pub mod shard;
 pub mod solve;
 pub mod stages;
 pub mod target;

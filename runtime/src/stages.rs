@@ -106,6 +106,15 @@ impl GroupNorms {
         Ok(norms)
     }
 
+    /// No groups: what an empty shard contributes to a sharded projection.
+    pub(crate) fn empty(norm: Norm) -> GroupNorms {
+        GroupNorms {
+            norm,
+            values: Vec::new(),
+            scale_exp: 0,
+        }
+    }
+
     /// The reduce stage's result: `inner` as a backend computed it, `aggregates` the complete
     /// aggregates made from it (finite).
     pub(crate) fn from_aggregates(plan: &Plan, aggregates: Aggregates) -> GroupNorms {
