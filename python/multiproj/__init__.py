@@ -217,6 +217,49 @@ class Projection:
             _bump_version(torch, x)
         return report
 
+    def project_shard_(
+        self,
+        x: Any,
+        axis: int,
+        comm: Any,
+        *,
+        radius: Optional[float] = None,
+        keep: Optional[int] = None,
+        sparsity: Optional[float] = None,
+        radius_frac: Optional[float] = None,
+    ) -> Report:
+        """Projects this process's shard ``x`` of a tensor split along ``axis`` across the
+        processes of ``comm``, in place, together with them.
+
+        Every process calls this with its own shard (the shards in rank order along ``axis``;
+        any extents, empty ones included; the other extents equal). Only O(groups) numbers are
+        communicated: the group norms, and for an innermost l1 norm split across processes a
+        sum and a count per shrinking group per Newton step. The result equals the
+        single-process projection of the whole tensor (bit for bit when the innermost norm is
+        linf, to rounding otherwise).
+
+        Args:
+            x: a writable NumPy array or CPU torch tensor, as for :meth:`project_`.
+            axis: the axis along which the tensor is split.
+            comm: the collectives: ``rank()``, ``size()``, ``all_gather(a)`` (every process's
+                float64 array, in rank order) and ``all_reduce(a, op)`` (``op`` ``"sum"`` or
+                ``"max"``; the same bits on every process) — for torch.distributed,
+                :class:`multiproj.distributed.TorchCommunicator`.
+            radius, keep, sparsity, radius_frac: the whole tensor's radius, or the target it
+                is chosen for.
+
+        Returns:
+            The whole tensor's :class:`Report` (global norms and counts), the same on every
+            process.
+        """
+        array, torch = _writable(x)
+        report = self._native.project_shard_(
+            array, axis, comm, radius=radius, keep=keep, sparsity=sparsity, radius_frac=radius_frac
+        )
+        if torch is not None:
+            _bump_version(torch, x)
+        return report
+
     @property
     def exact(self) -> bool:
         """True when the spec asks for the exact Euclidean projection (``exact l1 over ...``)

@@ -1,6 +1,6 @@
 """Stubs of the native module multiproj._multiproj (import ``multiproj`` instead)."""
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import numpy.typing as npt
@@ -91,6 +91,17 @@ class Projection:
     def project_(
         self,
         x: np.ndarray,
+        *,
+        radius: Optional[float] = None,
+        keep: Optional[int] = None,
+        sparsity: Optional[float] = None,
+        radius_frac: Optional[float] = None,
+    ) -> Report: ...
+    def project_shard_(
+        self,
+        x: np.ndarray,
+        axis: int,
+        comm: Any,
         *,
         radius: Optional[float] = None,
         keep: Optional[int] = None,

@@ -153,6 +153,35 @@ impl Projection {
         report_to_py(py, report)
     }
 
+    /// Projects this process's shard `x` (a writable ndarray) of a tensor split along `axis`
+    /// across the processes of `comm`, in place, together with them (each calls this with its
+    /// own shard, in rank order along `axis`), and returns the whole tensor's report. `comm`
+    /// provides `rank()`, `size()`, `all_gather(a)` (every process's float64 array, in rank
+    /// order) and `all_reduce(a, op)` (op "sum" or "max"; the same bits on every process):
+    /// `multiproj.distributed.TorchCommunicator` is one over torch.distributed.
+    #[pyo3(signature = (x, axis, comm, *, radius = None, keep = None, sparsity = None, radius_frac = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn project_shard_<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        axis: usize,
+        comm: &Bound<'py, PyAny>,
+        radius: Option<f64>,
+        keep: Option<usize>,
+        sparsity: Option<f64>,
+        radius_frac: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let target = chosen(radius, keep, sparsity, radius_frac)?;
+        let comm = PyComm::new(comm)?;
+        let proj = &self.inner;
+        let report = match Layout::of(x, Access::Write)? {
+            Typed::F32(a) => project_shard_typed(py, proj, a, axis, &comm, target)?,
+            Typed::F64(a) => project_shard_typed(py, proj, a, axis, &comm, target)?,
+        };
+        report_to_py(py, report)
+    }
+
     /// True when the spec asks for the exact Euclidean projection (a leading `exact`).
     #[getter]
     fn exact(&self) -> bool {
@@ -362,6 +391,126 @@ fn project_in_place_typed<T: Float>(
     } else {
         let mut view = borrowed.as_array_mut();
         detached(py, || run(&mut view))?
+    };
+    result.map_err(|e| errors::to_py(py, &e, &proj.spec().source, stage::<T>(&shape)))
+}
+
+/// A Python object's collectives as a [`multiproj::runtime::shard::Communicator`]: every call
+/// takes the GIL (the projection runs without it) and turns a Python exception into the error
+/// text.
+struct PyComm {
+    obj: Py<PyAny>,
+    rank: usize,
+    size: usize,
+}
+
+impl PyComm {
+    fn new(obj: &Bound<'_, PyAny>) -> PyResult<PyComm> {
+        let rank: usize = obj.call_method0("rank")?.extract()?;
+        let size: usize = obj.call_method0("size")?.extract()?;
+        if size == 0 || rank >= size {
+            return Err(PyValueError::new_err(format!(
+                "the communicator says rank {rank} of {size} processes"
+            )));
+        }
+        Ok(PyComm {
+            obj: obj.clone().unbind(),
+            rank,
+            size,
+        })
+    }
+}
+
+fn py_text(e: PyErr) -> String {
+    Python::attach(|py| {
+        let v = e.value(py);
+        format!(
+            "{}: {}",
+            v.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+            v
+        )
+    })
+}
+
+impl multiproj::runtime::shard::Communicator for PyComm {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+    fn size(&self) -> usize {
+        self.size
+    }
+    fn all_gather(&self, local: &[f64]) -> Result<Vec<Vec<f64>>, String> {
+        Python::attach(|py| -> PyResult<Vec<Vec<f64>>> {
+            let a = numpy::PyArray1::from_slice(py, local);
+            let parts = self.obj.bind(py).call_method1("all_gather", (a,))?;
+            let mut out = Vec::with_capacity(self.size);
+            for p in parts.try_iter()? {
+                let p = p?;
+                let v: numpy::PyReadonlyArray1<'_, f64> = p.extract()?;
+                out.push(v.as_array().to_vec());
+            }
+            if out.len() != self.size {
+                return Err(PyValueError::new_err(format!(
+                    "all_gather returned {} arrays for {} processes",
+                    out.len(),
+                    self.size
+                )));
+            }
+            Ok(out)
+        })
+        .map_err(py_text)
+    }
+    fn all_reduce(
+        &self,
+        buf: &mut [f64],
+        op: multiproj::runtime::shard::ReduceOp,
+    ) -> Result<(), String> {
+        use multiproj::runtime::shard::ReduceOp;
+        Python::attach(|py| -> PyResult<()> {
+            let a = numpy::PyArray1::from_slice(py, buf);
+            let op = match op {
+                ReduceOp::Sum => "sum",
+                ReduceOp::Max => "max",
+            };
+            let r = self.obj.bind(py).call_method1("all_reduce", (a, op))?;
+            let v: numpy::PyReadonlyArray1<'_, f64> = r.extract()?;
+            let v = v.as_array();
+            if v.len() != buf.len() {
+                return Err(PyValueError::new_err(format!(
+                    "all_reduce returned {} values for {}",
+                    v.len(),
+                    buf.len()
+                )));
+            }
+            for (b, x) in buf.iter_mut().zip(v.iter()) {
+                *b = *x;
+            }
+            Ok(())
+        })
+        .map_err(py_text)
+    }
+}
+
+fn project_shard_typed<T: Float>(
+    py: Python<'_>,
+    proj: &multiproj::Projection,
+    array: &Bound<'_, PyArrayDyn<T>>,
+    axis: usize,
+    comm: &PyComm,
+    target: Option<RadiusTarget>,
+) -> PyResult<Report> {
+    let shape = array.shape().to_vec();
+    let mut borrowed = array.try_readwrite().map_err(|e| borrow_error(e, array))?;
+    let result = if array.is_empty() {
+        proj.project_shard_in_place(comm, &mut empty::<T>(&shape)?, axis, target)
+    } else {
+        let mut view = borrowed.as_array_mut();
+        detached(py, || {
+            proj.project_shard_in_place(comm, &mut view, axis, target)
+        })?
     };
     result.map_err(|e| errors::to_py(py, &e, &proj.spec().source, stage::<T>(&shape)))
 }
