@@ -11,6 +11,10 @@
 #   MULTIPROJ_TORCH=1      also install torch from PyPI (several GB with its CUDA libraries; the
 #                          CPU is all the tests use), scikit-learn and matplotlib, and run the
 #                          torch tests and the SAE example's fast mode, which skip without them
+#   MULTIPROJ_MPI=1        also build the `mpi` feature and run the MPI tests (tests/mpi.rs: mpirun
+#                          with 2, 3 and 4 processes; needs an MPI library, its development files
+#                          and libclang; .ci/run installs them). MULTIPROJ_REQUIRE_MPI=1 makes a
+#                          missing mpirun a failure instead of a skip.
 #   CARGO_TEST_ARGS        more arguments for cargo test and the extension's build (CI: --locked)
 #   PYTHON                 the interpreter the virtual environment is made from (default python3)
 #   MULTIPROJ_TIMING_TESTS=1  also run the speed-up test of python/tests/test_threads.py (off by
@@ -35,8 +39,12 @@ done
 cargo_args=(${CARGO_TEST_ARGS:-})
 
 if [ "$run_cargo" = 1 ]; then
-  echo "== cargo test --workspace ${cargo_args[*]}"
-  cargo test --workspace "${cargo_args[@]}"
+  features=()
+  if [ "${MULTIPROJ_MPI:-0}" = 1 ]; then
+    features=(--features multiproj/mpi)
+  fi
+  echo "== cargo test --workspace ${cargo_args[*]} ${features[*]}"
+  cargo test --workspace "${cargo_args[@]}" "${features[@]}"
 fi
 
 echo "== python: virtual environment target/py-venv"

@@ -43,6 +43,9 @@ use std::sync::{Arc, Mutex};
 
 use ndarray::{Array, ArrayBase, Data, DataMut, Dimension};
 
+#[cfg(feature = "mpi")]
+pub mod mpi;
+
 pub use multiproj_compiler as compiler;
 pub use multiproj_grammar as grammar;
 pub use multiproj_runtime as runtime;
