@@ -41,7 +41,7 @@ cargo_args=(${CARGO_TEST_ARGS:-})
 if [ "$run_cargo" = 1 ]; then
   features=()
   if [ "${MULTIPROJ_MPI:-0}" = 1 ]; then
-    features=(--features multiproj/mpi)
+    features=(--features multiproj/mpi,multiproj-cli/mpi)
   fi
   echo "== cargo test --workspace ${cargo_args[*]} ${features[*]}"
   cargo test --workspace "${cargo_args[@]}" "${features[@]}"

@@ -1899,3 +1899,26 @@ fn exact_keep_keeps_k_rows() {
     );
     assert!(err.contains("only an l1 top level removes groups"), "{err}");
 }
+
+/// Without the `mpi` feature, `--shard-axis` says how to get it (exit 2, nothing written).
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn shard_axis_without_mpi_says_how_to_build_it() {
+    let dir = Dir::new();
+    dir.write("w.npy", &weights());
+    let out = dir.run(&[
+        "project",
+        "l1 over dim0 of linf over dim1",
+        "w.npy",
+        "--output",
+        "o.{rank}.npy",
+        "--shard-axis",
+        "0",
+        "--radius",
+        "1",
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("built without MPI"), "{}", out.stderr);
+    assert!(out.stderr.contains("--features multiproj-cli/mpi"), "{}", out.stderr);
+    assert!(!dir.path("o.{rank}.npy").exists());
+}

@@ -8,6 +8,7 @@ pub mod compare;
 pub mod explain;
 pub mod norm;
 pub mod project;
+pub mod shard;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -38,6 +38,9 @@ use crate::signals::{self, Deferred, Mapped};
 use crate::stats::Stats;
 
 pub fn run(args: &ProjectArgs) -> Result<(), CliError> {
+    if let Some(axis) = args.shard_axis {
+        return super::shard::run(args, axis);
+    }
     let backend = choose_backend(args.backend.as_deref())?;
     let proj = read_spec(&args.spec)?;
     let target = target_of(
