@@ -1919,6 +1919,10 @@ fn shard_axis_without_mpi_says_how_to_build_it() {
     ]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("built without MPI"), "{}", out.stderr);
-    assert!(out.stderr.contains("--features multiproj-cli/mpi"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--features multiproj-cli/mpi"),
+        "{}",
+        out.stderr
+    );
     assert!(!dir.path("o.{rank}.npy").exists());
 }
