@@ -555,6 +555,19 @@ def main():
             out.extend(line.rstrip("\n") for line in f)
         w("")
 
+    # The last run of the sharded (MPI) benchmark and its scaling model (bench/shard_bench.py
+    # writes it).
+    shard = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shard_bench.md")
+    if os.path.exists(shard):
+        w("## Sharded tensors over MPI: communication, phases, and a model to 1,024 processes\n")
+        w("`bench/shard_bench.py` (not part of this script's run) runs `examples/shard_mpi.rs` "
+          "under `mpirun` for P = 1, 2, 4: what each process sends and receives per projection, "
+          "the time of each phase, this machine's collectives, and a latency/bandwidth model "
+          "that extrapolates to P = 1,024. Its last record:\n")
+        with open(shard) as f:
+            out.extend(line.rstrip("\n") for line in f)
+        w("")
+
     w("## Commands\n")
     with open(os.path.join(res, "commands.txt")) as f:
         root = os.getcwd() + "/"

@@ -9,11 +9,16 @@
 //! mpirun -n 3 target/debug/examples/shard_mpi check      # every case; exit 1 on a mismatch
 //! mpirun -n 3 target/debug/examples/shard_mpi mismatch   # shards that do not fit: each rank prints its error
 //! mpirun -n 3 target/debug/examples/shard_mpi die        # rank 1 dies before projecting
+//! mpirun -n 2 target/release/examples/shard_mpi bench SPEC ROWS COLS AXIS REPEAT
+//!     # times the phases and counts the bytes each process sends and receives (bench/shard_bench.py)
 //! ```
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
 
 use multiproj::mpi::MpiComm;
 use multiproj::runtime::rng::SplitMix64;
-use multiproj::runtime::shard::Communicator as _;
+use multiproj::runtime::shard::{Communicator, ReduceOp};
 use multiproj::{Element, Projection, RadiusTarget};
 use ndarray::{ArrayD, Axis, IxDyn, Slice, concatenate};
 
@@ -138,6 +143,179 @@ fn run_case<T: Element>(
     Ok(())
 }
 
+/// A communicator that counts what goes through it: bytes this process sends and receives
+/// (an all-gather sends its values and receives everyone's; an all-reduce, done as a reduce and
+/// a broadcast, sends and receives its buffer once each way at most) and the time spent inside
+/// the collectives.
+struct Counting<'a, C: Communicator> {
+    inner: &'a C,
+    sent: Cell<usize>,
+    received: Cell<usize>,
+    calls: Cell<usize>,
+    time: Cell<Duration>,
+}
+
+impl<C: Communicator> Communicator for Counting<'_, C> {
+    fn rank(&self) -> usize {
+        self.inner.rank()
+    }
+    fn size(&self) -> usize {
+        self.inner.size()
+    }
+    fn all_gather(&self, local: &[f64]) -> Result<Vec<Vec<f64>>, String> {
+        let t = Instant::now();
+        let r = self.inner.all_gather(local)?;
+        self.time.set(self.time.get() + t.elapsed());
+        self.calls.set(self.calls.get() + 1);
+        self.sent.set(self.sent.get() + 8 * local.len() + 8);
+        let others: usize = r.iter().map(Vec::len).sum::<usize>() - local.len();
+        self.received
+            .set(self.received.get() + 8 * others + 8 * (self.size() - 1));
+        Ok(r)
+    }
+    fn all_reduce(&self, buf: &mut [f64], op: ReduceOp) -> Result<(), String> {
+        let t = Instant::now();
+        self.inner.all_reduce(buf, op)?;
+        self.time.set(self.time.get() + t.elapsed());
+        self.calls.set(self.calls.get() + 1);
+        self.sent.set(self.sent.get() + 8 * buf.len());
+        self.received.set(self.received.get() + 8 * buf.len());
+        Ok(())
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Times sharded projections of a ROWS × COLS f64 tensor of uniform(−1, 1) values split evenly
+/// along AXIS: every phase's median over REPEAT runs (after one untimed), the time inside the
+/// collectives, and the bytes sent and received per process and projection. Rank 0 prints one
+/// JSON line.
+fn bench(comm: &MpiComm<'_, mpi::topology::SimpleCommunicator>, args: &[String]) {
+    let spec = &args[0];
+    let (rows, cols, axis, repeat): (usize, usize, usize, usize) = (
+        args[1].parse().unwrap(),
+        args[2].parse().unwrap(),
+        args[3].parse().unwrap(),
+        args[4].parse().unwrap(),
+    );
+    let (rank, p) = (comm.rank(), comm.size());
+    let shape = [rows, cols];
+    let n = shape[axis];
+    let len = n / p + usize::from(rank < n % p);
+    let mut local_shape = shape.to_vec();
+    local_shape[axis] = len;
+    let mut rng = SplitMix64::new(1 + rank as u64);
+    let data = ArrayD::from_shape_fn(IxDyn(&local_shape), |_| rng.next_f64() * 2.0 - 1.0);
+    let proj = Projection::compile(spec).unwrap();
+    // The radius: a tenth of the whole tensor's norm (its norm from a first run at radius ∞).
+    let mut x = data.clone();
+    let norm = proj
+        .project_shard_in_place(comm, &mut x, axis, Some(RadiusTarget::Radius(f64::MAX)))
+        .unwrap()
+        .norm_before;
+    let target = Some(RadiusTarget::Radius(0.1 * norm));
+    let (mut totals, mut comm_times) = (Vec::new(), Vec::new());
+    let mut stage_times: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    let (mut sent, mut received, mut calls) = (0, 0, 0);
+    for i in 0..=repeat {
+        let mut x = data.clone();
+        let counting = Counting {
+            inner: comm,
+            sent: Cell::new(0),
+            received: Cell::new(0),
+            calls: Cell::new(0),
+            time: Cell::new(Duration::ZERO),
+        };
+        counting.all_reduce(&mut [0.0], ReduceOp::Max).unwrap(); // start together
+        let (s0, r0, c0, t0) = (
+            counting.sent.get(),
+            counting.received.get(),
+            counting.calls.get(),
+            counting.time.get(),
+        );
+        let t = Instant::now();
+        let report = proj
+            .project_shard_in_place(&counting, &mut x, axis, target)
+            .unwrap();
+        let total = t.elapsed().as_secs_f64();
+        if i == 0 {
+            continue;
+        }
+        totals.push(total);
+        comm_times.push((counting.time.get() - t0).as_secs_f64());
+        (sent, received, calls) = (
+            counting.sent.get() - s0,
+            counting.received.get() - r0,
+            counting.calls.get() - c0,
+        );
+        for (stage, d) in &report.stages {
+            stage_times
+                .entry(stage.name().to_string())
+                .or_default()
+                .push(d.as_secs_f64());
+        }
+    }
+    // The slowest process's numbers decide: gather every process's medians.
+    let mine = [
+        median(totals.clone()),
+        median(comm_times.clone()),
+        sent as f64,
+        received as f64,
+    ];
+    let all = comm.all_gather(&mine).unwrap();
+    if rank == 0 {
+        let stages: Vec<String> = stage_times
+            .iter()
+            .map(|(k, v)| format!("\"{k}\": {}", median(v.clone())))
+            .collect();
+        println!(
+            "{{\"spec\": \"{spec}\", \"rows\": {rows}, \"cols\": {cols}, \"axis\": {axis}, \
+             \"processes\": {p}, \"repeat\": {repeat}, \"total\": {}, \"comm\": {}, \
+             \"bytes_sent_max\": {}, \"bytes_received_max\": {}, \"collectives\": {calls}, \
+             \"tensor_bytes\": {}, \"stages_rank0\": {{{}}}}}",
+            all.iter().map(|v| v[0]).fold(0.0, f64::max),
+            all.iter().map(|v| v[1]).fold(0.0, f64::max),
+            all.iter().map(|v| v[2]).fold(0.0, f64::max),
+            all.iter().map(|v| v[3]).fold(0.0, f64::max),
+            rows * cols * 8,
+            stages.join(", ")
+        );
+    }
+}
+
+/// The latency and bandwidth of this MPI's collectives: the median time of an all-reduce (sum:
+/// a reduce and a broadcast) and of an all-gather of n doubles per process, for n = 1 … 2^20.
+/// Rank 0 prints one JSON line per size.
+fn collectives(comm: &MpiComm<'_, mpi::topology::SimpleCommunicator>) {
+    let p = comm.size();
+    for k in [0u32, 4, 8, 12, 16, 20] {
+        let n = 1usize << k;
+        let reps = if n > 1 << 16 { 10 } else { 50 };
+        let (mut reduce, mut gather) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            let mut buf = vec![1.0f64; n];
+            comm.all_reduce(&mut [0.0], ReduceOp::Max).unwrap();
+            let t = Instant::now();
+            comm.all_reduce(&mut buf, ReduceOp::Sum).unwrap();
+            reduce.push(t.elapsed().as_secs_f64());
+            comm.all_reduce(&mut [0.0], ReduceOp::Max).unwrap();
+            let t = Instant::now();
+            let _ = comm.all_gather(&buf).unwrap();
+            gather.push(t.elapsed().as_secs_f64());
+        }
+        if comm.rank() == 0 {
+            println!(
+                "{{\"processes\": {p}, \"doubles\": {n}, \"all_reduce_sum\": {}, \"all_gather\": {}}}",
+                median(reduce),
+                median(gather)
+            );
+        }
+    }
+}
+
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "check".into());
     let universe = mpi::initialize().expect("MPI initialized once");
@@ -187,6 +365,11 @@ fn main() {
                 Ok(_) => println!("rank {rank}: no error"),
                 Err(e) => println!("rank {rank}: {e}"),
             }
+        }
+        "collectives" => collectives(&comm),
+        "bench" => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            bench(&comm, &args);
         }
         "die" => {
             let proj = Projection::compile("l1 over dim0 of linf over dim1").unwrap();

@@ -38,7 +38,9 @@
 use ndarray::{ArrayViewD, ArrayViewMutD, Axis, IxDyn};
 use rayon::prelude::*;
 
-use multiproj_compiler::{DType, Norm, Plan, Step, TensorInfo};
+use std::time::{Duration, Instant};
+
+use multiproj_compiler::{DType, Norm, Plan, Stage, Step, TensorInfo};
 
 use crate::balls::{self, SoftThreshold};
 use crate::element::Element;
@@ -350,12 +352,23 @@ fn run<T: Element, C: Communicator + ?Sized>(
     }
     let split = layout.splits_groups(global);
 
+    // Stage times, as `Report::stages`: the local reduce; the combination of the norms (the
+    // communication) with the solve; the thresholds; the apply.
+    let mut stages: Vec<(Stage, Duration)> = Vec::new();
+    let mut clock = Instant::now();
+    let mut lap = |stage: Stage, stages: &mut Vec<(Stage, Duration)>| {
+        let now = Instant::now();
+        stages.push((stage, now - clock));
+        clock = now;
+    };
+
     // Reduce, locally.
     let mine = match local {
         Some(p) => exec.reduce(p, &data.input()),
         None => Ok(GroupNorms::empty(global.innermost().norm)),
     };
     let mine = agree(comm, mine, "reduce")?;
+    lap(Stage::Reduce, &mut stages);
 
     // Combine the norms into the whole tensor's.
     let norms = if split {
@@ -364,6 +377,7 @@ fn run<T: Element, C: Communicator + ?Sized>(
         combine_whole(comm, global, layout, &mine)?
     };
     let mut solution = Solution::for_target(global, &norms, target)?;
+    lap(Stage::Solve, &mut stages);
 
     // Thresholds, then apply, locally.
     let result = (|| -> Result<(), DataError> {
@@ -371,6 +385,7 @@ fn run<T: Element, C: Communicator + ?Sized>(
             if solution.needs_threshold() {
                 split_thresholds(comm, global, local, &data.input(), &mut solution)?;
             }
+            lap(Stage::Threshold, &mut stages);
             if let Some(p) = local {
                 let local_solution = Solution {
                     aggregates: solution.aggregates.clone(),
@@ -397,6 +412,7 @@ fn run<T: Element, C: Communicator + ?Sized>(
             if solution.needs_threshold() {
                 gather_thresholds(comm, layout, global, &local_solution, &mut solution)?;
             }
+            lap(Stage::Threshold, &mut stages);
             if let Some(p) = local {
                 apply(exec, p, &local_solution, &mut data)?;
             }
@@ -404,7 +420,10 @@ fn run<T: Element, C: Communicator + ?Sized>(
         }
     })();
     agree(comm, result, "apply")?;
-    Ok(solution.report(global, *exec.backend()))
+    lap(Stage::Apply, &mut stages);
+    let mut report = solution.report(global, *exec.backend());
+    report.stages = stages;
+    Ok(report)
 }
 
 fn apply<T: Element>(
@@ -627,6 +646,10 @@ impl<'a, T> GroupViews<'a, T> {
 /// no longer changes; each step is one all-reduce of a sum and a count per group. As in one
 /// process, the radius is first lowered by a rounding margin, and the threshold then raised
 /// until the stored results, summed in any order, fit the radius.
+///
+/// The shard's magnitudes of the groups that shrink are read once, into memory (at most the
+/// shard's size, as f64), and those that fall below the rising threshold are dropped after
+/// every step.
 fn split_thresholds<T: Element>(
     comm: &(impl Communicator + ?Sized),
     global: &Plan,
@@ -650,53 +673,83 @@ fn split_thresholds<T: Element>(
             _ => unreachable!("only groups that need a threshold"),
         })
         .collect();
-    let groups = local.map(|p| GroupViews::new(p, x));
-    // For every group that needs one, over this shard's part: `f(values)`.
-    let per_group =
-        |f: &(dyn Fn(&mut dyn Iterator<Item = f64>, usize) -> [f64; 2] + Sync)| -> Vec<f64> {
-            which
-                .par_iter()
-                .enumerate()
-                .flat_map_iter(|(i, &g)| {
-                    let r = match &groups {
-                        Some(gv) => {
-                            let v = gv.group(g);
-                            f(&mut v.iter().map(|y| y.to_f64().abs()), i)
-                        }
-                        None => f(&mut std::iter::empty(), i),
-                    };
-                    r.into_iter()
-                })
-                .collect()
-        };
-    // The largest magnitude of each group.
-    let mut base: Vec<f64> = per_group(&|it, _| [it.fold(0.0f64, f64::max), 0.0])
-        .chunks(2)
-        .map(|c| c[0])
-        .collect();
-    comm.all_reduce(&mut base, ReduceOp::Max)
-        .map_err(comm_err)?;
-
     let mut margin = 1.0 - (4.0 * n_global as f64 + 32.0) * (f64::EPSILON / 2.0);
     if dtype == DType::F32 {
         margin *= 1.0 - f64::from(f32::EPSILON) / 2.0;
     }
-    // Newton from τ = 0: offset = −base.
-    let mut offset: Vec<f64> = base.iter().map(|&b| -b).collect();
+    // Michelot's first step needs no pass over the data: with every entry active,
+    // τ₁ = (‖y_g‖₁ − r)/n, from the group's combined l1 norm; no magnitude at or below it is
+    // active (τ only rises). Kept a hair lower, against the rounding of that quotient.
+    let k = global.levels().len();
+    let up = 2f64.powi(solution.aggregates.scale_exp);
+    let floor: Vec<f64> = which
+        .iter()
+        .zip(&radii)
+        .map(|(&g, &r)| {
+            let s = solution.aggregates.v[k - 1][g] * up;
+            let t = (s - r * margin) / n_global as f64;
+            (t - 1e-12 * (s / n_global as f64)).max(0.0)
+        })
+        .collect();
+    // This shard's magnitudes above τ₁ of each group that needs a threshold — the candidates
+    // for the active set — read once, with the shard's largest magnitude of the group. Later
+    // steps drop the candidates the rising threshold leaves behind (Michelot's pruning).
+    let (mut cands, mut base): (Vec<Vec<f64>>, Vec<f64>) = match local {
+        Some(p) => {
+            let groups = GroupViews::new(p, x);
+            which
+                .par_iter()
+                .zip(&floor)
+                .map(|(&g, &t)| {
+                    let v = groups.group(g);
+                    let mut kept = vec![0.0f64; v.len()];
+                    let (mut n, mut top) = (0usize, 0.0f64);
+                    let mut take = |m: f64| {
+                        // Branch-free: written always, kept when above τ₁.
+                        kept[n] = m;
+                        n += usize::from(m > t);
+                        top = top.max(m);
+                    };
+                    match v.as_slice_memory_order() {
+                        Some(s) => s.iter().for_each(|y| take(y.to_f64().abs())),
+                        None => v.iter().for_each(|y| take(y.to_f64().abs())),
+                    }
+                    kept.truncate(n);
+                    kept.shrink_to_fit();
+                    (kept, top)
+                })
+                .unzip()
+        }
+        None => (vec![Vec::new(); which.len()], vec![0.0; which.len()]),
+    };
+    // The largest magnitude of each group.
+    comm.all_reduce(&mut base, ReduceOp::Max)
+        .map_err(comm_err)?;
+    // Newton (Michelot) from τ₁: the offset is τ − base.
+    let mut offset: Vec<f64> = floor.iter().zip(&base).map(|(&t, &b)| t - b).collect();
     let mut count = vec![f64::NAN; which.len()];
     for _ in 0..200 {
-        let mut sums = per_group(&|it, i| {
-            let (b, o) = (base[i], offset[i]);
-            let (mut d, mut c) = (0.0f64, 0.0f64);
-            for m in it {
-                let above = m - b;
-                if above - o > 0.0 {
-                    d += above;
-                    c += 1.0;
+        // One pass over the candidates: the sum of `|y| − base` and the count of the active
+        // ones, and the inactive ones dropped (branch-free).
+        let mut sums: Vec<f64> = cands
+            .par_iter_mut()
+            .enumerate()
+            .flat_map_iter(|(i, cand)| {
+                let (b, o) = (base[i], offset[i]);
+                let (mut d, mut c, mut n) = (0.0f64, 0.0f64, 0usize);
+                for j in 0..cand.len() {
+                    let m = cand[j];
+                    let above = m - b;
+                    let on = above - o > 0.0;
+                    d += if on { above } else { 0.0 };
+                    c += f64::from(u8::from(on));
+                    cand[n] = m;
+                    n += usize::from(on);
                 }
-            }
-            [d, c]
-        });
+                cand.truncate(n);
+                [d, c].into_iter()
+            })
+            .collect();
         comm.all_reduce(&mut sums, ReduceOp::Sum)
             .map_err(comm_err)?;
         let mut changed = false;
@@ -721,19 +774,23 @@ fn split_thresholds<T: Element>(
     let (mut boost, mut last) = (vec![1.0f64; which.len()], vec![f64::INFINITY; which.len()]);
     let mut done = vec![false; which.len()];
     for _ in 0..64 {
-        let mut sums = per_group(&|it, i| {
-            let t = SoftThreshold {
-                base: base[i],
-                offset: offset[i],
-            };
-            let (mut s, mut live) = (0.0f64, 0.0f64);
-            for m in it {
-                let y = stored(dtype, t.shrink(m));
-                s += y;
-                live += f64::from(u8::from(y > 0.0));
-            }
-            [s, live]
-        });
+        let mut sums: Vec<f64> = cands
+            .par_iter()
+            .enumerate()
+            .flat_map_iter(|(i, cand)| {
+                let t = SoftThreshold {
+                    base: base[i],
+                    offset: offset[i],
+                };
+                let (mut s, mut live) = (0.0f64, 0.0f64);
+                for &m in cand {
+                    let y = stored(dtype, t.shrink(m));
+                    s += y;
+                    live += f64::from(u8::from(y > 0.0));
+                }
+                [s, live].into_iter()
+            })
+            .collect();
         comm.all_reduce(&mut sums, ReduceOp::Sum)
             .map_err(comm_err)?;
         let mut all_fit = true;
