@@ -289,7 +289,8 @@ pub struct ProjectArgs {
     /// Project a tensor sharded across the processes of an MPI job (run under `mpirun -n P`)
     /// along this axis: `{rank}` in INPUT names each process's shard file, or, without it, every
     /// process takes its slice of the one INPUT; `{rank}` in --output names each process's
-    /// output. Needs a multiproj built with the `mpi` feature.
+    /// output (or --in-place replaces each process's shard file). Needs a multiproj built with
+    /// the `mpi` feature.
     #[arg(long, value_name = "AXIS")]
     pub shard_axis: Option<usize>,
 }

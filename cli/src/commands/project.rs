@@ -205,7 +205,7 @@ fn no_second_copy(input: &Path, e: DataError) -> DataError {
 }
 
 /// Replacing a file with other hard links would leave the other names with the old data.
-fn refuse_hard_links(input: &Path, meta: &fs::Metadata) -> Result<(), DataError> {
+pub(crate) fn refuse_hard_links(input: &Path, meta: &fs::Metadata) -> Result<(), DataError> {
     use std::os::unix::fs::MetadataExt;
     if meta.nlink() > 1 {
         return Err(DataError::InPlaceRefused {

@@ -7,7 +7,9 @@
 //! - No `{rank}` in INPUT: every process maps the one file and takes its slice along the axis
 //!   (the extent split as evenly as it goes, the first processes taking one more).
 //! - `{rank}` in OUT is required with more than one process: each process writes its own shard
-//!   of the result, in a temporary file beside it. The outputs are renamed into place only when
+//!   of the result, in a temporary file beside it. `--in-place` (with `{rank}` in INPUT)
+//!   replaces each process's shard file the same way; `--in-place=map` is refused, since
+//!   writing through the files could not be undone on the others when one process fails. The outputs are renamed into place only when
 //!   every process has projected successfully (an all-reduced flag); a process that fails makes
 //!   every process stop with an error, and none of them leaves an output. A process with an empty
 //!   slice writes no file.
@@ -50,8 +52,9 @@ mod imp {
     use ndarray::{ArrayViewD, ArrayViewMutD, Axis, Slice};
 
     use super::super::{choose_backend, plan_for, read_spec, target_of};
-    use crate::args::ProjectArgs;
+    use crate::args::{InPlaceMode, ProjectArgs};
     use crate::diagnostics::CliError;
+    use multiproj_runtime::files::Target;
 
     /// `path` with `{rank}` replaced by the rank.
     fn expand(path: &Path, rank: usize) -> Result<PathBuf, CliError> {
@@ -96,19 +99,24 @@ mod imp {
         let (rank, size) = (comm.rank(), comm.size());
         // Everything decided from the arguments alone is the same on every process: these
         // errors need no agreement.
-        if args.in_place.is_some() {
+        let in_place = args.output.is_none();
+        if args.in_place == Some(InPlaceMode::Map) {
             return Err(CliError::usage(
-                "--in-place is not supported with --shard-axis yet",
-                Some("write the result with --output OUT.{rank}.npy"),
+                "--in-place=map is not supported with --shard-axis: a process that fails while \
+                 the others write through their files would leave the job's shards half \
+                 projected",
+                Some("use --in-place (each shard file replaced once every process succeeded)"),
             ));
         }
-        let Some(output) = &args.output else {
+        if in_place && size > 1 && !has_rank(&args.input) {
             return Err(CliError::usage(
-                "--shard-axis needs --output",
-                Some("e.g. --output 'out.{rank}.npy': one file per process"),
+                "--in-place with --shard-axis under mpirun replaces each process's own shard \
+                 file: INPUT must contain `{rank}`",
+                Some("e.g. 'w.{rank}.npy', or write the result with --output 'out.{rank}.npy'"),
             ));
-        };
-        if output.as_os_str() == "-" || (size > 1 && !has_rank(output)) {
+        }
+        let output = args.output.clone().unwrap_or_else(|| args.input.clone());
+        if output.as_os_str() == "-" || (size > 1 && !has_rank(&output)) {
             return Err(CliError::usage(
                 "with --shard-axis under mpirun, every process writes its own shard of the \
                  result: --output must contain `{rank}`",
@@ -125,14 +133,19 @@ mod imp {
             args.radius_frac,
         )?;
         let input = expand(&args.input, rank)?;
-        let output = expand(output, rank)?;
+        let output = expand(&output, rank)?;
         let shared = !has_rank(&args.input);
 
-        let file = agree(
-            &comm,
-            NpyInput::open(&input).map_err(CliError::from),
-            "open its input",
-        )?;
+        // In place: the shard file itself is replaced (wherever a symbolic link to it points),
+        // locked meanwhile, and refused if another name shares it (a hard link).
+        let opened = if in_place {
+            open_to_replace(&input)
+        } else {
+            NpyInput::open(&input)
+                .map(|f| (f, None))
+                .map_err(CliError::from)
+        };
+        let (file, replaces) = agree(&comm, opened, "open its input")?;
         let info = file.info();
         // This process's part: the whole file, or its slice of the shared one.
         let (start, len) = if shared {
@@ -157,8 +170,16 @@ mod imp {
             *e = len;
         }
         let out = if len > 0 {
+            let target = match replaces {
+                Some((real, meta)) => Ok(Target::File {
+                    path: real,
+                    replaces: Some(meta),
+                }),
+                None => Target::resolve(&output),
+            };
             Some(
-                NpyOutput::create(&output, info.dtype, &shape, file.order())
+                target
+                    .and_then(|t| NpyOutput::create_at(t, info.dtype, &shape, file.order()))
                     .map_err(CliError::from),
             )
             .transpose()
@@ -242,7 +263,8 @@ mod imp {
             "read its input whole",
         )?;
         let committed = match out {
-            Some(o) => o.commit(args.sync).map_err(CliError::from),
+            // The only copy of a shard replaced in place: durable before the rename, always.
+            Some(o) => o.commit(args.sync || in_place).map_err(CliError::from),
             None => Ok(()),
         };
         agree(&comm, committed, "write its output")?;
@@ -250,6 +272,21 @@ mod imp {
             print_stats(&report, size, axis, args.json);
         }
         Ok(())
+    }
+
+    /// The shard file to project in place, locked, with its real path and metadata.
+    fn open_to_replace(
+        input: &Path,
+    ) -> Result<(NpyInput, Option<(PathBuf, std::fs::Metadata)>), CliError> {
+        let real = std::fs::canonicalize(input).map_err(|source| DataError::Io {
+            path: input.to_path_buf(),
+            action: "open",
+            source,
+        })?;
+        let file = NpyInput::open_locked(input)?;
+        let meta = file.metadata()?;
+        super::super::project::refuse_hard_links(input, &meta)?;
+        Ok((file, Some((real, meta))))
     }
 
     #[allow(clippy::too_many_arguments)]
