@@ -421,3 +421,26 @@ fn keep_k_is_global() {
     let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
     assert_eq!(concatenate(Axis(0), &views).unwrap(), want);
 }
+
+/// Norms that overflow f64 on the way (sums of squares of entries near 1e305; the whole norms
+/// stay finite): every process reduces at its own scale, the processes agree on a common one,
+/// and the result is still the single-process projection.
+#[test]
+fn norms_that_overflow_combine_across_processes() {
+    let mut rng = multiproj_runtime::rng::SplitMix64::new(3);
+    let values: Vec<f64> = (0..4 * 60)
+        .map(|_| (rng.next_f64() * 2.0 - 1.0) * 1.5e305)
+        .collect();
+    for spec in [
+        "l1 over dim0 of linf over dim1",
+        "l1 over dim0 of l1 over dim1",
+        "l1 over dim0 of l2 over dim1",
+        "l2 over dim0 of l1 over dim1",
+    ] {
+        for (axis, ext) in [(1usize, vec![20usize, 0, 40]), (0, vec![1, 3])] {
+            for frac in [0.01, 0.5] {
+                check::<f64>(spec, &[4, 60], &values, axis, &ext, frac, true).unwrap();
+            }
+        }
+    }
+}
