@@ -386,23 +386,17 @@ fn run<T: Element, C: Communicator + ?Sized>(
                 split_thresholds(comm, global, local, &data.input(), &mut solution)?;
             }
             lap(Stage::Threshold, &mut stages);
+            // Every shard holds part of every group: the global solution applies as it is.
             if let Some(p) = local {
-                let local_solution = Solution {
-                    aggregates: solution.aggregates.clone(),
-                    radius: solution.radius,
-                    solved: solution.solved.clone(),
-                    actions: solution.actions.clone(),
-                };
-                apply(exec, p, &local_solution, &mut data)?;
+                apply(exec, p, &solution, &mut data)?;
             }
             Ok(())
         } else {
             let map = global_groups(global, layout, layout.rank);
+            // This shard's groups' actions, in its own group order.
             let mut local_solution = Solution {
-                aggregates: solution.aggregates.clone(),
-                radius: solution.radius,
-                solved: solution.solved.clone(),
                 actions: map.iter().map(|&g| solution.actions[g]).collect(),
+                ..solution.clone()
             };
             let local_result = match local {
                 Some(p) => exec.threshold(p, &data.input(), &mut local_solution),

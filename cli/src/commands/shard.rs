@@ -203,8 +203,6 @@ mod imp {
                 start,
                 len,
             };
-            let empty32 = ndarray::ArrayD::<f32>::zeros(ndarray::IxDyn(&shape));
-            let empty64 = ndarray::ArrayD::<f64>::zeros(ndarray::IxDyn(&shape));
             match (file.view(), out.as_mut().map(|o| o.view_mut())) {
                 (TensorView::F32(x), Some(TensorViewMut::F32(mut o))) => shard::<f32>(
                     &exec,
@@ -226,26 +224,14 @@ mod imp {
                     axis,
                     target,
                 ),
-                (TensorView::F32(_), None) => shard::<f32>(
-                    &exec,
-                    &comm,
-                    &proj,
-                    &input,
-                    &empty32.view(),
-                    None,
-                    axis,
-                    target,
-                ),
-                (TensorView::F64(_), None) => shard::<f64>(
-                    &exec,
-                    &comm,
-                    &proj,
-                    &input,
-                    &empty64.view(),
-                    None,
-                    axis,
-                    target,
-                ),
+                // An empty slice (more processes than the axis has entries): no output, but
+                // its part, an empty view, in the collectives.
+                (TensorView::F32(x), None) => {
+                    shard::<f32>(&exec, &comm, &proj, &input, &part.of(x), None, axis, target)
+                }
+                (TensorView::F64(x), None) => {
+                    shard::<f64>(&exec, &comm, &proj, &input, &part.of(x), None, axis, target)
+                }
                 (x, _) => Err(CliError::from(DataError::DTypeMismatch {
                     expected: x.dtype(),
                     found: if x.dtype() == DType::F64 {
