@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use ndarray::{ArrayD, Axis, IxDyn, Slice, concatenate};
+use ndarray::{ArrayD, Axis, IxDyn, ShapeBuilder, Slice, concatenate};
 use ndarray_npy::{read_npy, write_npy};
 
 const BIN: &str = env!("CARGO_BIN_EXE_multiproj");
@@ -26,7 +26,9 @@ fn mpirun(p: usize, args: &[&str], dir: &Path) -> Option<Output> {
     if String::from_utf8_lossy(&version.stdout).contains("Open MPI") {
         cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
             .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-            .arg("--oversubscribe");
+            .arg("--oversubscribe")
+            // A job that hangs is a failure, not a CI run that never ends.
+            .args(["--timeout", "300"]);
     }
     cmd.current_dir(dir)
         .env("RAYON_NUM_THREADS", "1")
@@ -256,16 +258,129 @@ fn shards_that_do_not_fit_stop_every_process_and_write_nothing() {
     assert!(!dir.path().join("o.0.npy").exists() && !dir.path().join("o.1.npy").exists());
 }
 
+/// The names in `dir` of multiproj's temporary files (none may be left after a run).
+fn temporaries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".multiproj-"))
+        .collect()
+}
+
 #[test]
-fn several_processes_need_rank_in_the_output() {
+fn one_output_file_written_by_every_process() {
     let dir = tempfile::tempdir().unwrap();
-    write_npy(dir.path().join("w.npy"), &tensor(&[4, 4], 1)).unwrap();
+    let x = tensor(&[9, 5], 7);
+    let xf = {
+        let mut f = ArrayD::zeros(IxDyn(&[9, 5]).f());
+        f.assign(&x);
+        f
+    };
+    for (spec, exact) in [
+        ("l1 over dim0 of linf over dim1", true),
+        ("l1 over dim1 of l2 over dim0", false),
+    ] {
+        for fortran in [false, true] {
+            write_npy(dir.path().join("w.npy"), if fortran { &xf } else { &x }).unwrap();
+            let want = whole(dir.path(), spec, "1.5");
+            // 7 processes over 5 columns: two have nothing to write.
+            for (p, axis) in [(2usize, 0usize), (3, 1), (7, 1), (3, 0)] {
+                // An existing output is replaced.
+                std::fs::write(dir.path().join("o.npy"), b"old").unwrap();
+                let axis_text = axis.to_string();
+                let args = [
+                    "project",
+                    spec,
+                    "w.npy",
+                    "--output",
+                    "o.npy",
+                    "--shard-axis",
+                    &axis_text,
+                    "--radius",
+                    "1.5",
+                    "--sync",
+                ];
+                let Some(out) = mpirun(p, &args, dir.path()) else {
+                    return;
+                };
+                let what = format!("{spec}, {p} processes, axis {axis}, F {fortran}");
+                assert!(out.status.success(), "{what}: {}", text(&out));
+                let got: ArrayD<f64> = read_npy(dir.path().join("o.npy")).unwrap();
+                close(&got, &want, exact, &what);
+                let header = std::fs::read(dir.path().join("o.npy")).unwrap();
+                let fortran_order =
+                    String::from_utf8_lossy(&header[..128]).contains("'fortran_order': True");
+                assert_eq!(fortran_order, fortran, "{what}: the input's order is kept");
+                assert!(temporaries(dir.path()).is_empty(), "{what}");
+            }
+        }
+    }
+
+    // One shard file per process, one output.
+    for (r, (a, b)) in [(0usize, 2usize), (2, 7), (7, 9)].into_iter().enumerate() {
+        let part = x.slice_axis(Axis(0), Slice::from(a..b)).to_owned();
+        write_npy(dir.path().join(format!("w.{r}.npy")), &part).unwrap();
+    }
+    write_npy(dir.path().join("w.npy"), &x).unwrap();
+    let want = whole(dir.path(), "l1 over dim0 of linf over dim1", "1.5");
     let args = [
         "project",
         "l1 over dim0 of linf over dim1",
-        "w.npy",
+        "w.{rank}.npy",
         "--output",
         "o.npy",
+        "--shard-axis",
+        "0",
+        "--radius",
+        "1.5",
+    ];
+    let Some(out) = mpirun(3, &args, dir.path()) else {
+        return;
+    };
+    assert!(out.status.success(), "{}", text(&out));
+    close(
+        &read_npy(dir.path().join("o.npy")).unwrap(),
+        &want,
+        true,
+        "shard files, one output",
+    );
+}
+
+#[test]
+fn one_output_is_left_alone_when_a_process_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    write_npy(dir.path().join("w.0.npy"), &tensor(&[3, 4], 1)).unwrap();
+    write_npy(dir.path().join("w.2.npy"), &tensor(&[3, 4], 2)).unwrap();
+    std::fs::write(dir.path().join("o.npy"), b"old").unwrap();
+    let args = [
+        "project",
+        "l1 over dim0 of linf over dim1",
+        "w.{rank}.npy",
+        "--output",
+        "o.npy",
+        "--shard-axis",
+        "0",
+        "--radius",
+        "1",
+    ];
+    let Some(out) = mpirun(3, &args, dir.path()) else {
+        return;
+    };
+    assert!(!out.status.success(), "{}", text(&out));
+    assert_eq!(std::fs::read(dir.path().join("o.npy")).unwrap(), b"old");
+    assert!(
+        temporaries(dir.path()).is_empty(),
+        "{:?}",
+        temporaries(dir.path())
+    );
+
+    // Standard output cannot be written by several processes.
+    let args = [
+        "project",
+        "l1 over dim0 of linf over dim1",
+        "w.{rank}.npy",
+        "--output",
+        "-",
         "--shard-axis",
         "0",
         "--radius",
@@ -275,8 +390,119 @@ fn several_processes_need_rank_in_the_output() {
         return;
     };
     assert!(!out.status.success(), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("every process writes its own shard"));
-    assert!(!dir.path().join("o.npy").exists());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not to standard output"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// A process killed outright (SIGKILL) while the job runs: mpirun ends the others, the output
+/// is never partial — absent, or (had the kill come after every process finished writing)
+/// the whole result — and no temporary file is left.
+#[test]
+fn a_killed_process_leaves_no_partial_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = tensor(&[1200, 1000], 5);
+    write_npy(dir.path().join("w.npy"), &x).unwrap();
+    let spec = "l1 over dim0 of linf over dim1";
+    let want = whole(dir.path(), spec, "3");
+    // Rank 1 runs the command in the background and kills it in the middle of the job.
+    let script = dir.path().join("kill-rank-1.sh");
+    std::fs::write(
+        &script,
+        r#"#!/bin/sh
+rank="${OMPI_COMM_WORLD_RANK:-$PMI_RANK}"
+trigger="$1"
+shift
+if [ "$rank" != 1 ]; then exec "$@"; fi
+"$@" &
+pid=$!
+# Kill the command inside the job: once it has mapped its input ("mapped"), or once rank 0's
+# temporary output has a name ("temp": the one output, named from the start).
+# (Until it ends: a zombie, not yet waited for, counts as ended.)
+while [ -e /proc/$pid ] && ! grep -q ') Z' /proc/$pid/stat 2>/dev/null; do
+  if [ "$trigger" = mapped ]; then
+    grep -q 'w[.]npy' /proc/$pid/maps 2>/dev/null && hit=1
+  else
+    for f in .multiproj-*.npy.tmp; do [ -e "$f" ] && hit=1; done
+  fi
+  if [ -n "$hit" ]; then
+    kill -9 $pid
+    wait $pid
+    exit 137
+  fi
+done
+echo "kill-rank-1.sh: $trigger never happened" >&2
+wait $pid
+"#,
+    )
+    .unwrap();
+    for (output, kept, trigger) in [
+        ("o.npy", None, "temp"),
+        ("o.npy", None, "mapped"),
+        ("o.{rank}.npy", None, "mapped"),
+        ("o.npy", Some(b"old"), "temp"),
+    ] {
+        if let Some(old) = kept {
+            std::fs::write(dir.path().join("o.npy"), old).unwrap();
+        }
+        let Ok(version) = Command::new("mpirun").arg("--version").output() else {
+            assert!(std::env::var("MULTIPROJ_REQUIRE_MPI").as_deref() != Ok("1"));
+            return;
+        };
+        let mut cmd = Command::new("mpirun");
+        if String::from_utf8_lossy(&version.stdout).contains("Open MPI") {
+            cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+                .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+                .arg("--oversubscribe")
+                .args(["--timeout", "300"]);
+        }
+        let out = cmd
+            .current_dir(dir.path())
+            .env("RAYON_NUM_THREADS", "1")
+            .args(["-n", "2", "sh"])
+            .arg(&script)
+            .arg(trigger)
+            .args([BIN, "project", spec, "w.npy", "--output", output])
+            .args(["--shard-axis", "0", "--radius", "3"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{}", text(&out));
+        assert!(
+            temporaries(dir.path()).is_empty(),
+            "{:?}",
+            temporaries(dir.path())
+        );
+        if output == "o.npy" {
+            match std::fs::read(dir.path().join("o.npy")) {
+                Ok(bytes) if kept.is_some_and(|k| bytes == k) => {}
+                Ok(_) => close(
+                    &read_npy(dir.path().join("o.npy")).unwrap(),
+                    &want,
+                    true,
+                    "an output left by a killed job",
+                ),
+                Err(_) => assert!(kept.is_none(), "the old output was removed"),
+            }
+        } else {
+            // Each shard file is the whole of its shard or absent.
+            let mut start = 0;
+            for r in 0..2 {
+                let len = 600;
+                if let Ok(got) = read_npy::<_, ArrayD<f64>>(dir.path().join(format!("o.{r}.npy"))) {
+                    let part = want
+                        .slice_axis(Axis(0), Slice::from(start..start + len))
+                        .to_owned();
+                    close(&got, &part, true, "a shard left by a killed job");
+                }
+                start += len;
+            }
+        }
+        for f in ["o.npy", "o.0.npy", "o.1.npy"] {
+            let _ = std::fs::remove_file(dir.path().join(f));
+        }
+    }
 }
 
 #[test]

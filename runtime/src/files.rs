@@ -443,7 +443,6 @@ impl TempFile {
     }
 
     /// The file's name, if it has one before it is persisted.
-    #[cfg(test)]
     pub(crate) fn path(&self) -> Option<&Path> {
         self.named.as_deref()
     }

@@ -6,13 +6,23 @@
 //!   rank order along the axis and their other extents must agree.
 //! - No `{rank}` in INPUT: every process maps the one file and takes its slice along the axis
 //!   (the extent split as evenly as it goes, the first processes taking one more).
-//! - `{rank}` in OUT is required with more than one process: each process writes its own shard
-//!   of the result, in a temporary file beside it. `--in-place` (with `{rank}` in INPUT)
-//!   replaces each process's shard file the same way; `--in-place=map` is refused, since
-//!   writing through the files could not be undone on the others when one process fails. The outputs are renamed into place only when
-//!   every process has projected successfully (an all-reduced flag); a process that fails makes
-//!   every process stop with an error, and none of them leaves an output. A process with an empty
-//!   slice writes no file.
+//! - `{rank}` in OUT: each process writes its own shard of the result, in a temporary file
+//!   beside it. `--in-place` (with `{rank}` in INPUT) replaces each process's shard file the
+//!   same way; `--in-place=map` is refused, since writing through the files could not be
+//!   undone on the others when one process fails.
+//! - No `{rank}` in OUT: one output file that every process writes its slice of. The first
+//!   process creates it as a temporary file beside OUT and sends the others its name; they
+//!   open it only if it is that very file (see [`SharedOutput`](multiproj_runtime::npy::SharedOutput)) and write exactly their bytes
+//!   with positioned writes, not a shared memory map, so that processes on different hosts of
+//!   a network file system never write the same page. This works across hosts wherever OUT's
+//!   directory is one shared file system seen at the same path.
+//!
+//! Outputs are put in place (renamed) only when every process has projected and written
+//! successfully (an all-reduced flag after each step); a process that fails makes every process
+//! stop with an error, and no output is left. A process killed outright makes `mpirun` end the
+//! others (with SIGTERM, on which the command removes its temporary file; after SIGKILL, the
+//! next run in the directory on that host removes it). A process with an empty slice writes
+//! nothing.
 //!
 //! With `--stats` / `--json`, rank 0 prints the whole tensor's report.
 
@@ -45,11 +55,11 @@ mod imp {
     use std::path::{Path, PathBuf};
 
     use multiproj::mpi::MpiComm;
-    use multiproj_compiler::DType;
-    use multiproj_runtime::npy::{NpyInput, NpyOutput, TensorView, TensorViewMut};
+    use multiproj_compiler::{DType, Order};
+    use multiproj_runtime::npy::{NpyInput, NpyOutput, SharedOutput, TensorView, TensorViewMut};
     use multiproj_runtime::shard::{Communicator, ReduceOp, ShardLayout, project_shard};
     use multiproj_runtime::{DataError, Element, Executor, RadiusTarget, Report};
-    use ndarray::{ArrayViewD, ArrayViewMutD, Axis, Slice};
+    use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, Axis, IxDyn, ShapeBuilder, Slice};
 
     use super::super::{choose_backend, plan_for, read_spec, target_of};
     use crate::args::{InPlaceMode, ProjectArgs};
@@ -116,13 +126,16 @@ mod imp {
             ));
         }
         let output = args.output.clone().unwrap_or_else(|| args.input.clone());
-        if output.as_os_str() == "-" || (size > 1 && !has_rank(&output)) {
+        if output.as_os_str() == "-" {
             return Err(CliError::usage(
-                "with --shard-axis under mpirun, every process writes its own shard of the \
-                 result: --output must contain `{rank}`",
-                Some("e.g. --output 'out.{rank}.npy'"),
+                "with --shard-axis the result is written to files, not to standard output",
+                Some(
+                    "e.g. --output out.npy (one file) or --output 'out.{rank}.npy' (a shard each)",
+                ),
             ));
         }
+        // One output file that every process writes its slice of.
+        let one_output = size > 1 && !has_rank(&output);
         let backend = choose_backend(args.backend.as_deref())?;
         let proj = read_spec(&args.spec)?;
         let target = target_of(
@@ -169,24 +182,51 @@ mod imp {
         if let Some(e) = shape.get_mut(axis) {
             *e = len;
         }
-        let out = if len > 0 {
-            let target = match replaces {
-                Some((real, meta)) => Ok(Target::File {
-                    path: real,
-                    replaces: Some(meta),
-                }),
-                None => Target::resolve(&output),
-            };
-            Some(
-                target
-                    .and_then(|t| NpyOutput::create_at(t, info.dtype, &shape, file.order()))
-                    .map_err(CliError::from),
-            )
-            .transpose()
+        // Every process's shape: the same error everywhere if they do not fit together.
+        let layout = ShardLayout::exchange(&comm, &shape, info.dtype, axis)?;
+        let out = if one_output {
+            Out::One(open_one_output(
+                &world,
+                &comm,
+                &output,
+                &layout,
+                file.order(),
+                len,
+            )?)
         } else {
-            Ok(None)
+            let own = if len > 0 {
+                let target = match replaces {
+                    Some((real, meta)) => Ok(Target::File {
+                        path: real,
+                        replaces: Some(meta),
+                    }),
+                    None => Target::resolve(&output),
+                };
+                Some(
+                    target
+                        .and_then(|t| NpyOutput::create_at(t, info.dtype, &shape, file.order()))
+                        .map_err(CliError::from),
+                )
+                .transpose()
+            } else {
+                Ok(None)
+            };
+            Out::Own(agree(&comm, own, "create its output")?)
         };
-        let mut out = agree(&comm, out, "create its output")?;
+        let mut out = out;
+        // Results for the one output are built here, then written to their place in it.
+        let local = match (&out, len > 0) {
+            (Out::One(_), true) => Buffer::zeroed(info.dtype, &shape, file.order())
+                .map(Some)
+                .ok_or_else(|| {
+                    CliError::from(DataError::TooLarge {
+                        what: "this process's part of the result".into(),
+                        shape: shape.clone(),
+                    })
+                }),
+            _ => Ok(None),
+        };
+        let mut local = agree(&comm, local, "allocate its result")?;
 
         // MPI is called from this (the main) thread only: --threads sizes rayon's global pool,
         // which the passes use from here, instead of running the whole job inside a pool.
@@ -203,15 +243,20 @@ mod imp {
                 start,
                 len,
             };
-            match (file.view(), out.as_mut().map(|o| o.view_mut())) {
+            let written = match (&mut out, local.as_mut()) {
+                (Out::Own(Some(o)), _) => Some(o.view_mut()),
+                (_, Some(b)) => Some(b.view_mut()),
+                _ => None,
+            };
+            match (file.view(), written) {
                 (TensorView::F32(x), Some(TensorViewMut::F32(mut o))) => shard::<f32>(
                     &exec,
                     &comm,
                     &proj,
                     &input,
+                    &layout,
                     &part.of(x),
                     Some(&mut o),
-                    axis,
                     target,
                 ),
                 (TensorView::F64(x), Some(TensorViewMut::F64(mut o))) => shard::<f64>(
@@ -219,19 +264,33 @@ mod imp {
                     &comm,
                     &proj,
                     &input,
+                    &layout,
                     &part.of(x),
                     Some(&mut o),
-                    axis,
                     target,
                 ),
                 // An empty slice (more processes than the axis has entries): no output, but
                 // its part, an empty view, in the collectives.
-                (TensorView::F32(x), None) => {
-                    shard::<f32>(&exec, &comm, &proj, &input, &part.of(x), None, axis, target)
-                }
-                (TensorView::F64(x), None) => {
-                    shard::<f64>(&exec, &comm, &proj, &input, &part.of(x), None, axis, target)
-                }
+                (TensorView::F32(x), None) => shard::<f32>(
+                    &exec,
+                    &comm,
+                    &proj,
+                    &input,
+                    &layout,
+                    &part.of(x),
+                    None,
+                    target,
+                ),
+                (TensorView::F64(x), None) => shard::<f64>(
+                    &exec,
+                    &comm,
+                    &proj,
+                    &input,
+                    &layout,
+                    &part.of(x),
+                    None,
+                    target,
+                ),
                 (x, _) => Err(CliError::from(DataError::DTypeMismatch {
                     expected: x.dtype(),
                     found: if x.dtype() == DType::F64 {
@@ -248,16 +307,171 @@ mod imp {
             file.check_unchanged().map_err(CliError::from),
             "read its input whole",
         )?;
-        let committed = match out {
-            // The only copy of a shard replaced in place: durable before the rename, always.
-            Some(o) => o.commit(args.sync || in_place).map_err(CliError::from),
-            None => Ok(()),
-        };
-        agree(&comm, committed, "write its output")?;
+        let sync = args.sync || in_place;
+        match out {
+            Out::Own(own) => {
+                let committed = match own {
+                    // The only copy of a shard replaced in place: durable before the rename,
+                    // always.
+                    Some(o) => o.commit(sync).map_err(CliError::from),
+                    None => Ok(()),
+                };
+                agree(&comm, committed, "write its output")?;
+            }
+            Out::One(one) => {
+                // Each process writes its slice, and flushes it with --sync; once all have,
+                // the first renames the file into place.
+                let written = match (&one, &local) {
+                    (Some(o), Some(b)) => o
+                        .write_part(axis, layout.offsets[rank], &b.view())
+                        .map_err(CliError::from),
+                    _ => Ok(()),
+                };
+                drop(local);
+                let finished = written.and_then(|()| match one {
+                    Some(o) if rank != 0 => o.finish(sync).map(|()| None).map_err(CliError::from),
+                    other => Ok(other),
+                });
+                let first = agree(&comm, finished, "write its part of the output")?;
+                let committed = match first {
+                    Some(o) => {
+                        let _held = crate::signals::Deferred::begin();
+                        o.commit(sync).map_err(CliError::from)
+                    }
+                    None => Ok(()),
+                };
+                agree(&comm, committed, "put the output in place")?;
+            }
+        }
         if rank == 0 && (args.stats || args.json) {
             print_stats(&report, size, axis, args.json);
         }
         Ok(())
+    }
+
+    /// Where a process's result goes: its own file (none for an empty slice), or its slice of
+    /// the one output (the process that created it holds it to commit; a process with an empty
+    /// slice holds nothing).
+    enum Out {
+        Own(Option<NpyOutput>),
+        One(Option<SharedOutput>),
+    }
+
+    /// A process's part of the result, built in memory before it is written to the one output.
+    enum Buffer {
+        F32(ArrayD<f32>),
+        F64(ArrayD<f64>),
+    }
+
+    impl Buffer {
+        fn zeroed(dtype: DType, shape: &[usize], order: Order) -> Option<Buffer> {
+            let dim = IxDyn(shape).set_f(order == Order::F);
+            // Refuse a size that would not fit instead of aborting in the allocator.
+            let n = shape.iter().try_fold(1usize, |a, &e| a.checked_mul(e))?;
+            n.checked_mul(dtype.size())
+                .filter(|&b| b <= isize::MAX as usize)?;
+            Some(match dtype {
+                DType::F32 => Buffer::F32(ArrayD::zeros(dim)),
+                DType::F64 => Buffer::F64(ArrayD::zeros(dim)),
+            })
+        }
+
+        fn view(&self) -> TensorView<'_> {
+            match self {
+                Buffer::F32(a) => TensorView::F32(a.view()),
+                Buffer::F64(a) => TensorView::F64(a.view()),
+            }
+        }
+
+        fn view_mut(&mut self) -> TensorViewMut<'_> {
+            match self {
+                Buffer::F32(a) => TensorViewMut::F32(a.view_mut()),
+                Buffer::F64(a) => TensorViewMut::F64(a.view_mut()),
+            }
+        }
+    }
+
+    /// The one output every process writes its slice of: the first process creates it beside
+    /// `output` and sends the others its name, which they open only if it is that very file
+    /// (see [`SharedOutput::join`]). Agreed: every process fails alike.
+    fn open_one_output<C: mpi::traits::Communicator>(
+        world: &C,
+        comm: &MpiComm<'_, C>,
+        output: &Path,
+        layout: &ShardLayout,
+        order: Order,
+        len: usize,
+    ) -> Result<Option<SharedOutput>, CliError> {
+        use mpi::traits::Root;
+        use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+        let root = world.process_at_rank(0);
+        let host = mpi::environment::processor_name().unwrap_or_default();
+        let rank = comm.rank();
+        let created = if rank == 0 {
+            Target::resolve(output)
+                .and_then(|t| SharedOutput::create(t, layout.dtype, &layout.global_shape, order))
+                .and_then(|o| o.identity().map(|id| (o, id)))
+                .map(Some)
+                .map_err(CliError::from)
+        } else {
+            Ok(None)
+        };
+        let created = agree(comm, created, "create the output")?;
+        // The first process's file: its order, device, inode, host and name, as one message.
+        let mut message = match &created {
+            Some((o, (dev, ino))) => {
+                let order = if order == Order::F { "F" } else { "C" };
+                let mut m = format!("{order}\n{dev}\n{ino}\n{host}\n").into_bytes();
+                m.extend_from_slice(o.name().as_os_str().as_bytes());
+                m
+            }
+            None => Vec::new(),
+        };
+        let mut n = message.len() as u64;
+        root.broadcast_into(&mut n);
+        message.resize(n as usize, 0);
+        root.broadcast_into(&mut message[..]);
+        let joined = if let Some((o, _)) = created {
+            Ok(Some(o))
+        } else if len > 0 {
+            let mut fields = message.splitn(5, |&b| b == b'\n');
+            let mut text = || {
+                fields
+                    .next()
+                    .map(|f| String::from_utf8_lossy(f).into_owned())
+                    .unwrap_or_default()
+            };
+            let (first_order, dev, ino, first_host) = (text(), text(), text(), text());
+            let name = std::path::PathBuf::from(std::ffi::OsString::from_vec(
+                message
+                    .splitn(5, |&b| b == b'\n')
+                    .nth(4)
+                    .unwrap_or_default()
+                    .to_vec(),
+            ));
+            let order = if first_order == "F" {
+                Order::F
+            } else {
+                Order::C
+            };
+            let identity = (first_host == host)
+                .then(|| Some((dev.parse().ok()?, ino.parse().ok()?)))
+                .flatten();
+            SharedOutput::join(
+                &name,
+                output,
+                layout.dtype,
+                &layout.global_shape,
+                order,
+                identity,
+            )
+            .map(Some)
+            .map_err(CliError::from)
+        } else {
+            Ok(None)
+        };
+        agree(comm, joined, "open the output the first process created")
     }
 
     /// The shard file to project in place, locked, with its real path and metadata.
@@ -281,12 +495,11 @@ mod imp {
         comm: &impl Communicator,
         proj: &multiproj::Projection,
         input: &Path,
+        layout: &ShardLayout,
         x: &ArrayViewD<'_, T>,
         out: Option<&mut ArrayViewMutD<'_, T>>,
-        axis: usize,
         target: RadiusTarget,
     ) -> Result<Report, CliError> {
-        let layout = ShardLayout::exchange(comm, x.shape(), T::DTYPE, axis)?;
         // The same on every process: they fail here alike or not at all.
         let global = plan_for(proj, &layout.global_info(), input)?;
         let local = match &out {
@@ -295,7 +508,7 @@ mod imp {
         };
         let local = agree(comm, local, "plan its shard")?;
         let report = match out {
-            Some(o) => project_shard(exec, comm, &layout, &global, local.as_deref(), x, o, target),
+            Some(o) => project_shard(exec, comm, layout, &global, local.as_deref(), x, o, target),
             None => {
                 // An empty shard: nothing to read or write, but its part in the collectives.
                 let mut none =
@@ -303,7 +516,7 @@ mod imp {
                 project_shard(
                     exec,
                     comm,
-                    &layout,
+                    layout,
                     &global,
                     None,
                     x,

@@ -28,6 +28,7 @@ use crate::DataError;
 mod in_place;
 mod mapped;
 mod read;
+mod shared;
 mod stored;
 #[cfg(test)]
 mod tests;
@@ -36,6 +37,7 @@ mod write;
 pub use in_place::NpyInPlace;
 pub use mapped::MappedNpy;
 pub use read::NpyInput;
+pub use shared::SharedOutput;
 pub use write::{NpyOutput, write_npy_atomic};
 
 /// A read-only view of a tensor's data, in the file's memory order.

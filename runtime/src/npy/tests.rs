@@ -616,3 +616,177 @@ fn assign_checks_shape_and_dtype() {
         "the output has dtype f64, but the result has dtype f32"
     );
 }
+
+/// Writes `whole` through a shared output in `parts` slices along `axis` (as processes would,
+/// each joining the file the first created), commits, and returns what the target holds.
+fn through_shared(whole: &ArrayD<f64>, axis: usize, parts: usize, fortran: bool) -> ArrayD<f64> {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("out.npy");
+    let order = if fortran { Order::F } else { Order::C };
+    let shape = whole.shape().to_vec();
+    let first = SharedOutput::create(
+        files::Target::resolve(&target).unwrap(),
+        DType::F64,
+        &shape,
+        order,
+    )
+    .unwrap();
+    let id = first.identity().unwrap();
+    let n = shape[axis];
+    let mut start = 0;
+    for p in 0..parts {
+        let len = n / parts + usize::from(p < n % parts);
+        let part = whole.slice_axis(
+            ndarray::Axis(axis),
+            ndarray::Slice::from(start..start + len),
+        );
+        if p == 0 {
+            first
+                .write_part(axis, start, &TensorView::F64(part))
+                .unwrap();
+        } else {
+            let other =
+                SharedOutput::join(first.name(), &target, DType::F64, &shape, order, Some(id))
+                    .unwrap();
+            other
+                .write_part(axis, start, &TensorView::F64(part))
+                .unwrap();
+            other.finish(p % 2 == 0).unwrap();
+        }
+        start += len;
+    }
+    // Nothing at the target until the commit.
+    assert!(!target.exists());
+    first.commit(true).unwrap();
+    assert_eq!(
+        fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "only the target is left"
+    );
+    let input = NpyInput::open(&target).unwrap();
+    assert_eq!(input.order(), order);
+    let TensorView::F64(v) = input.view() else {
+        panic!("dtype")
+    };
+    v.to_owned()
+}
+
+#[test]
+fn a_shared_output_is_written_slice_by_slice_along_any_axis() {
+    for shape in [&[7][..], &[5, 6], &[3, 4, 5], &[2, 1, 3, 4]] {
+        for fortran in [false, true] {
+            let whole = sample(shape, fortran);
+            for axis in 0..shape.len() {
+                for parts in [1, 2, 3, shape[axis] + 1] {
+                    let got = through_shared(&whole, axis, parts, fortran);
+                    assert_eq!(
+                        got, whole,
+                        "{shape:?} axis {axis}, {parts} parts, F {fortran}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_shared_output_writes_long_runs_in_pieces() {
+    // More than CHUNK_BYTES in one run: the slice along axis 0 of a C-order tensor.
+    let whole = sample(&[4, 300_000], false);
+    assert_eq!(through_shared(&whole, 0, 2, false), whole);
+    let whole32 = whole.mapv(|x| x as f32);
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("o.npy");
+    let out = SharedOutput::create(
+        files::Target::resolve(&target).unwrap(),
+        DType::F32,
+        &[4, 300_000],
+        Order::C,
+    )
+    .unwrap();
+    out.write_part(0, 0, &TensorView::F32(whole32.view()))
+        .unwrap();
+    out.commit(false).unwrap();
+    let back: ArrayD<f32> = read_npy(&target).unwrap();
+    assert_eq!(back, whole32);
+}
+
+#[test]
+fn a_shared_output_refuses_what_is_not_the_file_made_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("out.npy");
+    let shape = [3usize, 4];
+    let out = SharedOutput::create(
+        files::Target::resolve(&target).unwrap(),
+        DType::F64,
+        &shape,
+        Order::C,
+    )
+    .unwrap();
+    let id = out.identity().unwrap();
+    let join = |name: &Path, dtype, shape: &[usize], order, id| {
+        SharedOutput::join(name, &target, dtype, shape, order, id)
+            .unwrap_err()
+            .to_string()
+    };
+    // Another dtype, shape or order: another header (or length).
+    assert!(join(out.name(), DType::F32, &shape, Order::C, Some(id)).contains("bytes"));
+    assert!(join(out.name(), DType::F64, &[4, 3], Order::C, Some(id)).contains("header"));
+    assert!(join(out.name(), DType::F64, &shape, Order::F, Some(id)).contains("header"));
+    // Another file under the name (as if it had been replaced on this host).
+    let elsewhere = (id.0, id.1 + 1);
+    assert!(
+        join(out.name(), DType::F64, &shape, Order::C, Some(elsewhere)).contains("not the file")
+    );
+    // A symbolic link to it is not followed.
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(out.name(), &link).unwrap();
+    assert!(join(&link, DType::F64, &shape, Order::C, None).contains("open"));
+    // A second name (a hard link someone made to read the result).
+    let hard = dir.path().join("hard");
+    fs::hard_link(out.name(), &hard).unwrap();
+    assert!(join(out.name(), DType::F64, &shape, Order::C, Some(id)).contains("2 names"));
+    fs::remove_file(&hard).unwrap();
+    // A FIFO under the name: refused without blocking.
+    let fifo = dir.path().join("fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    assert!(join(&fifo, DType::F64, &shape, Order::C, None).contains("not a regular file"));
+    // A part that does not fit.
+    let part = ArrayD::<f64>::zeros(IxDyn(&[2, 5]));
+    assert!(
+        out.write_part(0, 0, &TensorView::F64(part.view()))
+            .unwrap_err()
+            .to_string()
+            .contains("does not fit")
+    );
+    let part = ArrayD::<f64>::zeros(IxDyn(&[2, 4]));
+    assert!(out.write_part(0, 2, &TensorView::F64(part.view())).is_err());
+    assert!(out.write_part(0, 1, &TensorView::F64(part.view())).is_ok());
+    // Only the creator commits; dropped, its temporary file is gone and the target untouched.
+    let other =
+        SharedOutput::join(out.name(), &target, DType::F64, &shape, Order::C, Some(id)).unwrap();
+    assert!(other.commit(false).is_err());
+    let name = out.name().to_path_buf();
+    drop(out);
+    assert!(!name.exists());
+    assert!(!target.exists());
+}
+
+#[test]
+fn a_shared_output_is_never_a_stream() {
+    let err = SharedOutput::create(
+        files::Target::resolve(Path::new("/dev/null")).unwrap(),
+        DType::F64,
+        &[2],
+        Order::C,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("regular file"), "{err}");
+}
