@@ -487,6 +487,25 @@ impl TempFile {
         Ok(())
     }
 
+    /// Puts the complete file in place of `target` (see [`persist`](Self::persist)), once its
+    /// data is written (and flushed, with `sync`): if `target` is still replaceable (a file of
+    /// another kind put there meanwhile is left alone), with the permissions and, where
+    /// permitted, the owner of the file it `replaces`.
+    pub(crate) fn replace(
+        self,
+        target: &Path,
+        replaces: Option<&Metadata>,
+        sync: bool,
+    ) -> Result<(), DataError> {
+        check_still_replaceable(target)?;
+        if let Some(old) = replaces {
+            self.copy_identity(old)
+                .map_err(io_error(target, "set the permissions of"))?;
+        }
+        self.persist(target, sync)
+            .map_err(io_error(target, "rename a temporary file onto"))
+    }
+
     /// Gives an unnamed file a temporary name in its directory.
     fn link(&mut self) -> io::Result<()> {
         loop {

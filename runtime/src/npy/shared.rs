@@ -324,12 +324,6 @@ impl SharedOutput {
             file.sync_all().map_err(io_error(&target, "write"))?;
         }
         drop(file);
-        files::check_still_replaceable(&target)?;
-        if let Some(old) = &replaces {
-            temp.copy_identity(old)
-                .map_err(io_error(&target, "set the permissions of"))?;
-        }
-        temp.persist(&target, sync)
-            .map_err(io_error(&target, "rename a temporary file onto"))
+        temp.replace(&target, replaces.as_deref(), sync)
     }
 }

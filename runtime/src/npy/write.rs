@@ -159,15 +159,7 @@ impl NpyOutput {
                     map.flush().map_err(io_error(&target, "write"))?;
                 }
                 drop(map);
-                // What was judged replaceable at the start must still be: a file of another
-                // kind put there meanwhile is left alone.
-                files::check_still_replaceable(&target)?;
-                if let Some(old) = &replaces {
-                    temp.copy_identity(old)
-                        .map_err(io_error(&target, "set the permissions of"))?;
-                }
-                temp.persist(&target, sync)
-                    .map_err(io_error(&target, "rename a temporary file onto"))
+                temp.replace(&target, replaces.as_deref(), sync)
             }
             Sink::Stream(mut file) => files::write_stream(&mut file, &target, &map),
         }
