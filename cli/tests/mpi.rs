@@ -418,14 +418,14 @@ shift
 if [ "$rank" != 1 ]; then exec "$@"; fi
 "$@" &
 pid=$!
-# Kill the command inside the job: once it has mapped its input ("mapped"), or once rank 0's
-# temporary output has a name ("temp": the one output, named from the start).
+# Kill the command inside the job: once it has mapped its input ("mapped"), or once it has
+# opened the one output rank 0 created ("joined": an unnamed file, shown as deleted).
 # (Until it ends: a zombie, not yet waited for, counts as ended.)
 while [ -e /proc/$pid ] && ! grep -q ') Z' /proc/$pid/stat 2>/dev/null; do
   if [ "$trigger" = mapped ]; then
     grep -q 'w[.]npy' /proc/$pid/maps 2>/dev/null && hit=1
   else
-    for f in .multiproj-*.npy.tmp; do [ -e "$f" ] && hit=1; done
+    ls -l /proc/$pid/fd 2>/dev/null | grep -q '(deleted)' && hit=1
   fi
   if [ -n "$hit" ]; then
     kill -9 $pid
@@ -439,10 +439,10 @@ wait $pid
     )
     .unwrap();
     for (output, kept, trigger) in [
-        ("o.npy", None, "temp"),
+        ("o.npy", None, "joined"),
         ("o.npy", None, "mapped"),
         ("o.{rank}.npy", None, "mapped"),
-        ("o.npy", Some(b"old"), "temp"),
+        ("o.npy", Some(b"old"), "joined"),
     ] {
         if let Some(old) = kept {
             std::fs::write(dir.path().join("o.npy"), old).unwrap();

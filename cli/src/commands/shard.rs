@@ -11,8 +11,9 @@
 //!   same way; `--in-place=map` is refused, since writing through the files could not be
 //!   undone on the others when one process fails.
 //! - No `{rank}` in OUT: one output file that every process writes its slice of. The first
-//!   process creates it as a temporary file beside OUT and sends the others its name; they
-//!   open it only if it is that very file (see [`SharedOutput`](multiproj_runtime::npy::SharedOutput)) and write exactly their bytes
+//!   process creates it as a temporary file beside OUT — unnamed when every process runs on
+//!   its host, the others opening it through its descriptor in `/proc`; named otherwise — and
+//!   sends the others where it is; they open it only if it is that very file (see [`SharedOutput`](multiproj_runtime::npy::SharedOutput)) and write exactly their bytes
 //!   with positioned writes, not a shared memory map, so that processes on different hosts of
 //!   a network file system never write the same page. This works across hosts wherever OUT's
 //!   directory is one shared file system seen at the same path.
@@ -20,8 +21,9 @@
 //! Outputs are put in place (renamed) only when every process has projected and written
 //! successfully (an all-reduced flag after each step); a process that fails makes every process
 //! stop with an error, and no output is left. A process killed outright makes `mpirun` end the
-//! others (with SIGTERM, on which the command removes its temporary file; after SIGKILL, the
-//! next run in the directory on that host removes it). A process with an empty slice writes
+//! others (OpenMPI with SIGTERM, MPICH's Hydra with SIGKILL): unnamed temporary files vanish
+//! with them; a named one (processes on several hosts) is removed on SIGTERM, or after SIGKILL
+//! by the next run in its directory on that host. A process with an empty slice writes
 //! nothing.
 //!
 //! With `--stats` / `--json`, rank 0 prints the whole tensor's report.
@@ -408,9 +410,23 @@ mod imp {
         let root = world.process_at_rank(0);
         let host = mpi::environment::processor_name().unwrap_or_default();
         let rank = comm.rank();
+        // Whether every process runs on this host: then the file needs no name (nothing is
+        // left behind however the job ends); otherwise the others open it by its name.
+        let tag = {
+            use std::hash::{DefaultHasher, Hash, Hasher};
+            let mut h = DefaultHasher::new();
+            host.hash(&mut h);
+            (h.finish() >> 11) as f64
+        };
+        let hosts = comm
+            .all_gather(&[tag])
+            .map_err(|e| CliError::from(DataError::Comm(e)))?;
+        let one_host = hosts.iter().all(|h| h.first() == hosts[0].first());
         let created = if rank == 0 {
             Target::resolve(output)
-                .and_then(|t| SharedOutput::create(t, layout.dtype, &layout.global_shape, order))
+                .and_then(|t| {
+                    SharedOutput::create(t, layout.dtype, &layout.global_shape, order, !one_host)
+                })
                 .and_then(|o| o.identity().map(|id| (o, id)))
                 .map(Some)
                 .map_err(CliError::from)

@@ -1,6 +1,7 @@
 //! [`SharedOutput`]: one `.npy` output written by several processes, each its own slice.
 
 use std::fs::{File, Metadata, OpenOptions};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -21,14 +22,17 @@ const CHUNK_BYTES: usize = 4 << 20;
 /// each its own slice along one axis, and put in place whole by one of them once all are done.
 ///
 /// The protocol, driven by the caller (which owns the communication):
-/// 1. One process [`create`](SharedOutput::create)s it: a temporary file with a fresh name
-///    (`O_EXCL`) beside the target, its space reserved and its header written. The name says
-///    which host and process made it, so a later run can remove it if that process is killed
+/// 1. One process [`create`](SharedOutput::create)s it beside the target, its space reserved
+///    and its header written. When every process runs on its host, the file has no name
+///    (`O_TMPFILE`): nothing is left whatever kills the job, and the others open it through
+///    `/proc/<pid>/fd/<fd>`. Otherwise it has a fresh name (`O_EXCL`) that says which host and
+///    process made it, so a later run in the directory removes it if that process is killed
 ///    (see [`files`](crate::files)), and the command's signal handling removes it on SIGTERM.
 /// 2. The caller sends the others its [`name`](SharedOutput::name) and
 ///    [`identity`](SharedOutput::identity); each [`join`](SharedOutput::join)s it, which opens
-///    the name without following a symbolic link and refuses anything but the file just made:
-///    a regular file of this user, of exactly the expected length and header, with one link,
+///    the name (without following a symbolic link, unless it is the creator's descriptor)
+///    and refuses anything but the file just made: a regular file of this user, of exactly
+///    the expected length and header, with one link (none when unnamed),
 ///    and — for a process on the same host — the same device and inode. (On another host the
 ///    device number of a network file system differs, so only the rest is checked there.)
 /// 3. Each process writes its slice with [`write_part`](SharedOutput::write_part): positioned
@@ -58,11 +62,17 @@ impl SharedOutput {
     /// Creates the file for a tensor of `dtype`, `shape` and `order` (`Strided` is written in C
     /// order) that will replace `target`, which must be a regular file or a free name: a
     /// stream cannot be written by several processes.
+    ///
+    /// With `named` false (every process on this host), the file has no name until the commit
+    /// (`O_TMPFILE`, where the file system can), so even SIGKILL leaves nothing behind; the
+    /// others open it through `/proc/<pid>/fd/<fd>` of this process. With `named`, it is named
+    /// from the start, for processes on other hosts.
     pub fn create(
         target: files::Target,
         dtype: DType,
         shape: &[usize],
         order: Order,
+        named: bool,
     ) -> Result<Self, DataError> {
         let (path, replaces) = match target {
             files::Target::File { path, replaces } => (path, replaces),
@@ -82,19 +92,29 @@ impl SharedOutput {
         let mode = replaces
             .as_ref()
             .map_or(0o666, |m| MetadataExt::mode(m) & 0o666);
-        // Named from the start: the other processes open it by its name.
-        let temp = files::TempFile::create_named(dir, mode)
-            .map_err(io_error(dir, "create a temporary file in"))?;
+        let temp = if named {
+            // Named from the start: the other processes open it by its name. (Files that
+            // processes of this host left when they were killed go first.)
+            files::sweep_stale(dir);
+            files::TempFile::create_named(dir, mode)
+        } else {
+            files::TempFile::create_in(dir, mode)
+        }
+        .map_err(io_error(dir, "create a temporary file in"))?;
         let file = temp.file().try_clone().map_err(io_error(&path, "open"))?;
         file.set_len(total)
             .map_err(io_error(&path, "allocate space for"))?;
         files::reserve(&file, total).map_err(io_error(&path, "allocate space for"))?;
         file.write_all_at(&header, 0)
             .map_err(io_error(&path, "write the header of"))?;
-        let name = temp
-            .path()
-            .expect("a file created named has a name")
-            .to_path_buf();
+        let name = match temp.path() {
+            Some(p) => p.to_path_buf(),
+            None => PathBuf::from(format!(
+                "/proc/{}/fd/{}",
+                std::process::id(),
+                temp.file().as_raw_fd()
+            )),
+        };
         Ok(SharedOutput {
             file,
             temp: Some(temp),
@@ -126,10 +146,17 @@ impl SharedOutput {
             help: "another user may be interfering with the job's directory; write the output \
                    to a directory only you can write to",
         };
+        // An unnamed file is reached through the creator's descriptor, a link that must be
+        // followed (and that only the creator's user can follow); a name is not followed.
+        let unnamed = name.starts_with("/proc/");
+        let mut flags = OFlags::NONBLOCK | OFlags::NOCTTY;
+        if !unnamed {
+            flags |= OFlags::NOFOLLOW;
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(true)
-            .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY).bits() as i32)
+            .custom_flags(flags.bits() as i32)
             .open(name)
             .map_err(io_error(name, "open the job's shared output"))?;
         let meta = file
@@ -145,8 +172,12 @@ impl SharedOutput {
                 meta.uid()
             )));
         }
-        if meta.nlink() != 1 {
-            return Err(refused(format!("it has {} names", meta.nlink())));
+        let links = u64::from(!unnamed);
+        if meta.nlink() != links {
+            return Err(refused(format!(
+                "it has {} names, not {links}",
+                meta.nlink()
+            )));
         }
         if let Some((dev, ino)) = identity
             && (meta.dev(), meta.ino()) != (dev, ino)

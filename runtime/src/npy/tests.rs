@@ -619,7 +619,13 @@ fn assign_checks_shape_and_dtype() {
 
 /// Writes `whole` through a shared output in `parts` slices along `axis` (as processes would,
 /// each joining the file the first created), commits, and returns what the target holds.
-fn through_shared(whole: &ArrayD<f64>, axis: usize, parts: usize, fortran: bool) -> ArrayD<f64> {
+fn through_shared(
+    whole: &ArrayD<f64>,
+    axis: usize,
+    parts: usize,
+    fortran: bool,
+    named: bool,
+) -> ArrayD<f64> {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("out.npy");
     let order = if fortran { Order::F } else { Order::C };
@@ -629,9 +635,17 @@ fn through_shared(whole: &ArrayD<f64>, axis: usize, parts: usize, fortran: bool)
         DType::F64,
         &shape,
         order,
+        named,
     )
     .unwrap();
     let id = first.identity().unwrap();
+    // Unnamed, the file is reached through this process's descriptor, and the directory
+    // holds nothing until the commit.
+    assert_eq!(first.name().starts_with("/proc/"), !named);
+    assert_eq!(
+        fs::read_dir(dir.path()).unwrap().count(),
+        usize::from(named)
+    );
     let n = shape[axis];
     let mut start = 0;
     for p in 0..parts {
@@ -678,11 +692,13 @@ fn a_shared_output_is_written_slice_by_slice_along_any_axis() {
             let whole = sample(shape, fortran);
             for axis in 0..shape.len() {
                 for parts in [1, 2, 3, shape[axis] + 1] {
-                    let got = through_shared(&whole, axis, parts, fortran);
-                    assert_eq!(
-                        got, whole,
-                        "{shape:?} axis {axis}, {parts} parts, F {fortran}"
-                    );
+                    for named in [false, true] {
+                        let got = through_shared(&whole, axis, parts, fortran, named);
+                        assert_eq!(
+                            got, whole,
+                            "{shape:?} axis {axis}, {parts} parts, F {fortran}, named {named}"
+                        );
+                    }
                 }
             }
         }
@@ -693,7 +709,7 @@ fn a_shared_output_is_written_slice_by_slice_along_any_axis() {
 fn a_shared_output_writes_long_runs_in_pieces() {
     // More than CHUNK_BYTES in one run: the slice along axis 0 of a C-order tensor.
     let whole = sample(&[4, 300_000], false);
-    assert_eq!(through_shared(&whole, 0, 2, false), whole);
+    assert_eq!(through_shared(&whole, 0, 2, false, false), whole);
     let whole32 = whole.mapv(|x| x as f32);
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("o.npy");
@@ -702,6 +718,7 @@ fn a_shared_output_writes_long_runs_in_pieces() {
         DType::F32,
         &[4, 300_000],
         Order::C,
+        false,
     )
     .unwrap();
     out.write_part(0, 0, &TensorView::F32(whole32.view()))
@@ -721,6 +738,7 @@ fn a_shared_output_refuses_what_is_not_the_file_made_for_it() {
         DType::F64,
         &shape,
         Order::C,
+        true,
     )
     .unwrap();
     let id = out.identity().unwrap();
@@ -745,7 +763,7 @@ fn a_shared_output_refuses_what_is_not_the_file_made_for_it() {
     // A second name (a hard link someone made to read the result).
     let hard = dir.path().join("hard");
     fs::hard_link(out.name(), &hard).unwrap();
-    assert!(join(out.name(), DType::F64, &shape, Order::C, Some(id)).contains("2 names"));
+    assert!(join(out.name(), DType::F64, &shape, Order::C, Some(id)).contains("2 names, not 1"));
     fs::remove_file(&hard).unwrap();
     // A FIFO under the name: refused without blocking.
     let fifo = dir.path().join("fifo");
@@ -777,6 +795,30 @@ fn a_shared_output_refuses_what_is_not_the_file_made_for_it() {
     drop(out);
     assert!(!name.exists());
     assert!(!target.exists());
+
+    // Unnamed: reached through the creator's descriptor, with no link; another file there (a
+    // descriptor reused) is refused by its identity.
+    let out = SharedOutput::create(
+        files::Target::resolve(&target).unwrap(),
+        DType::F64,
+        &shape,
+        Order::C,
+        false,
+    )
+    .unwrap();
+    let id = out.identity().unwrap();
+    assert!(
+        SharedOutput::join(out.name(), &target, DType::F64, &shape, Order::C, Some(id)).is_ok()
+    );
+    let elsewhere = (id.0, id.1 + 1);
+    assert!(
+        join(out.name(), DType::F64, &shape, Order::C, Some(elsewhere)).contains("not the file")
+    );
+    let name = out.name().to_path_buf();
+    drop(out);
+    assert!(join(&name, DType::F64, &shape, Order::C, Some(id)).contains("open"));
+    // Only the symbolic link and the FIFO made above: the unnamed file left nothing.
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
 }
 
 #[test]
@@ -786,6 +828,7 @@ fn a_shared_output_is_never_a_stream() {
         DType::F64,
         &[2],
         Order::C,
+        false,
     )
     .unwrap_err();
     assert!(err.to_string().contains("regular file"), "{err}");
