@@ -246,12 +246,18 @@ fn run_apply(
         table.keep.as_ptr().wrapping_offset(g) as usize,
         table.live.as_ptr().wrapping_offset(g) as usize,
     );
+    let (param32, live32) = (
+        table.param32.as_ptr().wrapping_offset(g) as usize,
+        table.live32.as_ptr().wrapping_offset(g) as usize,
+    );
     let run = |(begin, end): (usize, usize)| {
         let groups = GroupParams {
             param: param as *const f64,
             offset: offset as *const f64,
             keep: keep as *const u64,
             live: live as *const u64,
+            param32: param32 as *const f32,
+            live32: live32 as *const u32,
         };
         // SAFETY: the input (and, out of place, the output) views have the layouts of
         // `plan.tensor()` and `plan.output()` (checked by the callers), so for loop-0 indices in
@@ -278,6 +284,10 @@ struct GroupTable {
     offset: Vec<f64>,
     keep: Vec<u64>,
     live: Vec<u64>,
+    /// `param` rounded to f32 (to nearest) and `live` as 32-bit masks, for the f32
+    /// column-wise clip.
+    param32: Vec<f32>,
+    live32: Vec<u32>,
 }
 
 impl GroupTable {
@@ -295,6 +305,8 @@ impl GroupTable {
             offset: Vec::with_capacity(actions.len()),
             keep: Vec::with_capacity(actions.len()),
             live: Vec::with_capacity(actions.len()),
+            param32: Vec::with_capacity(actions.len()),
+            live32: Vec::with_capacity(actions.len()),
         };
         for &a in actions {
             let (param, offset, keep, live) = match (a, op) {
@@ -326,6 +338,8 @@ impl GroupTable {
             t.offset.push(offset);
             t.keep.push(keep);
             t.live.push(live);
+            t.param32.push(param as f32);
+            t.live32.push(live as u32);
         }
         Ok(t)
     }

@@ -36,8 +36,11 @@
 //!   scale factor, or threshold base) and `offset[g]` (threshold offset: the soft threshold is
 //!   `(|y| - param) - offset`); a group with neither is zero-filled. For clip and scale, a kept
 //!   group must also have `live` all ones and the identity parameter (radius +inf, factor 1):
-//!   column-wise kernels compute `op(y) & live` for it. The in-place kernel ignores
-//!   `dst` and the output strides, and never stores to an element of a kept group.
+//!   column-wise kernels compute `op(y) & live` for it. `param32[g]` and `live32[g]` are
+//!   `param[g]` rounded to f32 and `live[g]` as a 32-bit mask: the column-wise clip of f32 data
+//!   out of place runs on four f32 lanes with them (bit-identical to the clip in f64, rounded).
+//!   The in-place kernel ignores `dst` and the output strides, and never stores to an element
+//!   of a kept group.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -353,8 +356,9 @@ impl Kernel<GatherFn> {
 }
 
 /// Per-group inputs of an apply kernel, as raw pointers already offset to the group of the
-/// nest's first element (see the module docs for their meaning). The kernel reads the four
-/// pointers in this order.
+/// nest's first element (see the module docs for their meaning). The kernel reads the
+/// pointers in this order. `param32` and `live32` are `param` rounded to f32 and `live` as
+/// 32-bit masks, for the f32 column-wise clip, which runs four lanes of f32.
 #[derive(Clone, Copy, Debug)]
 #[repr(C)]
 pub struct GroupParams {
@@ -362,6 +366,8 @@ pub struct GroupParams {
     pub(crate) offset: *const f64,
     pub(crate) keep: *const u64,
     pub(crate) live: *const u64,
+    pub(crate) param32: *const f32,
+    pub(crate) live32: *const u32,
 }
 
 impl Kernel<ApplyFn> {

@@ -3,7 +3,7 @@
 //! pair (`op`), and the max/min selects the reduce pass shares (`pick_if_less`, …).
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::types::{F32, F32X4, F64, F64X2, I64, I64X2};
+use cranelift_codegen::ir::types::{F32, F32X4, F64, F64X2, I32, I64, I64X2};
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value};
 use multiproj_compiler::DType;
 
@@ -137,6 +137,9 @@ impl Translator<'_> {
     /// is stored. A zero-filled lane's data is loaded with its neighbour's but masked out, so
     /// whatever it holds (even NaN) never reaches the output.
     pub(super) fn apply_cols(&mut self, op: ApplyKind, in_place: bool, g: Groups, run: Run) {
+        if op == ApplyKind::Clip && !in_place && self.native_f32() {
+            return self.clip_cols_f32(g, run);
+        }
         let vector = self.key.inner_contiguous;
         let keep = self.elem_addr(g.keep, run.at.group, Stride::Const(8));
         let live = self.elem_addr(g.live, run.at.group, Stride::Const(8));
@@ -276,6 +279,51 @@ impl Translator<'_> {
                 t.b.ins().jump(next, &[]);
             }
             t.b.switch_to_block(next);
+        });
+    }
+
+    /// [`Self::apply_cols`] for the clip of contiguous f32 data out of place: four lanes of
+    /// f32 against the radii rounded to f32 (`param32`), masked with `live32` — bit for bit the
+    /// clip in f64 rounded once, by the argument in [`Self::apply_rows`]. A kept group has the
+    /// radius +∞ and `live` set, a zeroed one `live` clear.
+    fn clip_cols_f32(&mut self, g: Groups, run: Run) {
+        let param = self.elem_addr(g.param32, run.at.group, Stride::Const(4));
+        let live = self.elem_addr(g.live32, run.at.group, Stride::Const(4));
+        let (stride, out_stride) = (self.data_stride(run), self.out_stride(run));
+        // A jammed run loads each group's radius and mask once for JAM_ROWS rows.
+        let data_rows = self.row_offsets(run, false);
+        let out_rows = self.row_offsets(run, true);
+        let ptrs = [
+            (run.at.data, stride),
+            (param, Stride::Const(4)),
+            (live, Stride::Const(4)),
+            (run.at.out, out_stride),
+        ];
+        self.strip_ptrs(run.n, true, 4, vec![], &ptrs, &mut |t, c, st| {
+            let (data, param, live, out) = (st[0], st[1], st[2], st[3]);
+            let (ty, mask_ty, off) = if c.pair {
+                (F32X4, F32X4, (c.off * 4) as i32)
+            } else {
+                (F32, F32, 0)
+            };
+            let p = t.b.ins().load(ty, t.data, param, off);
+            let l = t.b.ins().load(mask_ty, t.data, live, off);
+            for (&d, &o) in data_rows.iter().zip(&out_rows) {
+                let src = t.offset_ptr(data, d);
+                let y = t.b.ins().load(ty, t.data, src, off);
+                let r = t.op(ApplyKind::Clip, y, p, p, c.pair);
+                let r = if c.pair {
+                    t.b.ins().band(r, l)
+                } else {
+                    // Scalar floats are masked through their bits.
+                    let bits = t.b.ins().bitcast(I32, MemFlagsData::new(), r);
+                    let lb = t.b.ins().bitcast(I32, MemFlagsData::new(), l);
+                    let m = t.b.ins().band(bits, lb);
+                    t.b.ins().bitcast(F32, MemFlagsData::new(), m)
+                };
+                let dst = t.offset_ptr(out, o);
+                t.b.ins().store(t.data, r, dst, off);
+            }
         });
     }
 

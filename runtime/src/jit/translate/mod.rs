@@ -155,6 +155,8 @@ struct Groups {
     offset: Value,
     keep: Value,
     live: Value,
+    param32: Value,
+    live32: Value,
 }
 
 type RunFn<'f> = dyn FnMut(&mut Translator<'_>, Run) + 'f;
@@ -227,6 +229,8 @@ impl Translator<'_> {
             offset: field(1),
             keep: field(2),
             live: field(3),
+            param32: field(4),
+            live32: field(5),
         };
         let rows = self.key.inner_reduced;
         self.nest(0, &descs, begin, end, at, &mut |t, run| {
