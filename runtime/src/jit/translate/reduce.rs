@@ -220,13 +220,44 @@ impl Translator<'_> {
         if l2 {
             ptrs.push((aux_base, gstride));
         }
+        // f32 maxima: four lanes of f32 through the jammed rows (a maximum of f32 values is
+        // exact in f32), widened once per run of rows to meet the f64 accumulators.
+        let native_linf = norm == Norm::Linf && self.native_f32();
+        let abs32 = native_linf.then(|| self.abs_mask(F32X4));
         let st = self.strip_ptrs(
             run.n,
             vector,
-            LANES,
+            if native_linf { 4 } else { LANES },
             vec![zv, zs],
             &ptrs,
             &mut |t, c, st| {
+                if let (true, Some(abs32)) = (c.pair, abs32) {
+                    let (mut m, mut bad) = (None, None);
+                    for &row in &row_offsets {
+                        let at = t.offset_ptr(st[2], row);
+                        let x = t.load_f32x4_at(at, c.off);
+                        let abs = t.b.ins().band(x, abs32);
+                        m = Some(match m {
+                            None => abs,
+                            Some(mm) => t.pick_if_less(abs, mm, true),
+                        });
+                        let d = t.b.ins().fsub(x, x);
+                        bad = Some(bad.map_or(d, |b| t.b.ins().bor(b, d)));
+                    }
+                    let (m, bad) = (m.expect("a run has rows"), bad.expect("a run has rows"));
+                    let (m_lo, m_hi) = t.widen_f32x4(m);
+                    let (bad_lo, bad_hi) = t.widen_f32x4(bad);
+                    for (half, m, bad) in [(0, m_lo, bad_lo), (1, m_hi, bad_hi)] {
+                        let off = (c.off * 8 + 16 * half) as i32;
+                        let a = t.b.ins().load(F64X2, t.data, st[3], off);
+                        let a = t.pick_if_less(m, a, true);
+                        // The NaN detector, as below.
+                        let a = t.b.ins().bor(a, bad);
+                        t.b.ins().store(t.data, a, st[3], off);
+                        st[0] = t.detect(st[0], a);
+                    }
+                    return;
+                }
                 let (ty, off) = if c.pair {
                     (F64X2, (c.off * 8) as i32)
                 } else {
@@ -275,6 +306,17 @@ impl Translator<'_> {
             det = self.b.ins().bor(d, det);
         }
         self.check_finite(det, run);
+    }
+
+    /// The four lanes of an f32x4 as two f64x2 (lanes 0 and 1, then 2 and 3), exactly.
+    fn widen_f32x4(&mut self, v: Value) -> (Value, Value) {
+        let little = MemFlagsData::new().with_endianness(Endianness::Little);
+        let lo = self.b.ins().fvpromote_low(v);
+        let wide = self.b.ins().bitcast(F64X2, little, v);
+        let two = self.b.ins().extractlane(wide, 1);
+        let high = self.b.ins().scalar_to_vector(F64X2, two);
+        let high = self.b.ins().bitcast(F32X4, little, high);
+        (lo, self.b.ins().fvpromote_low(high))
     }
 
     /// The byte offsets of the rows of a jammed run from its first row (`[None]`, no offset,
