@@ -155,6 +155,7 @@ struct Groups {
     offset: Value,
     keep: Value,
     live: Value,
+    /// Read only by the f32 column-wise clip (the same values as `param`, `live` elsewhere).
     param32: Value,
     live32: Value,
 }
@@ -222,17 +223,25 @@ impl Translator<'_> {
         let [src, dst, loops, groups, begin, end] = self.entry::<6>();
         let descs = self.load_loops(loops, in_place);
         let at = self.start(src, if in_place { src } else { dst });
+        let rows = self.key.inner_reduced;
+        // The f32 arrays only where they are read (see `apply_cols`).
+        let f32_clip = op == ApplyKind::Clip && !in_place && !rows && self.native_f32();
         let flags = MemFlagsData::trusted().with_readonly();
         let mut field = |i: i32| self.b.ins().load(I64, flags, groups, 8 * i);
-        let groups = Groups {
-            param: field(0),
-            offset: field(1),
-            keep: field(2),
-            live: field(3),
-            param32: field(4),
-            live32: field(5),
+        let (param, offset, keep, live) = (field(0), field(1), field(2), field(3));
+        let (param32, live32) = if f32_clip {
+            (field(4), field(5))
+        } else {
+            (param, live)
         };
-        let rows = self.key.inner_reduced;
+        let groups = Groups {
+            param,
+            offset,
+            keep,
+            live,
+            param32,
+            live32,
+        };
         self.nest(0, &descs, begin, end, at, &mut |t, run| {
             if rows {
                 t.apply_rows(op, in_place, groups, run)
