@@ -451,27 +451,20 @@ mod imp {
         let joined = if let Some((o, _)) = created {
             Ok(Some(o))
         } else if len > 0 {
-            let mut fields = message.splitn(5, |&b| b == b'\n');
-            let mut text = || {
-                fields
-                    .next()
-                    .map(|f| String::from_utf8_lossy(f).into_owned())
-                    .unwrap_or_default()
-            };
-            let (first_order, dev, ino, first_host) = (text(), text(), text(), text());
+            // Order, device, inode and host are text; the name (the rest) is raw bytes.
+            let fields: Vec<&[u8]> = message.splitn(5, |&b| b == b'\n').collect();
+            let text =
+                |i: usize| String::from_utf8_lossy(fields.get(i).copied().unwrap_or_default());
+            let (first_order, dev, ino, first_host) = (text(0), text(1), text(2), text(3));
             let name = std::path::PathBuf::from(std::ffi::OsString::from_vec(
-                message
-                    .splitn(5, |&b| b == b'\n')
-                    .nth(4)
-                    .unwrap_or_default()
-                    .to_vec(),
+                fields.get(4).copied().unwrap_or_default().to_vec(),
             ));
             let order = if first_order == "F" {
                 Order::F
             } else {
                 Order::C
             };
-            let identity = (first_host == host)
+            let identity = (first_host == host.as_str())
                 .then(|| Some((dev.parse().ok()?, ino.parse().ok()?)))
                 .flatten();
             SharedOutput::join(
