@@ -38,15 +38,8 @@ done
 # shellcheck disable=SC2206
 cargo_args=(${CARGO_TEST_ARGS:-})
 
-if [ "$run_cargo" = 1 ]; then
-  features=()
-  if [ "${MULTIPROJ_MPI:-0}" = 1 ]; then
-    features=(--features multiproj/mpi,multiproj-cli/mpi)
-  fi
-  echo "== cargo test --workspace ${cargo_args[*]} ${features[*]}"
-  cargo test --workspace "${cargo_args[@]}" "${features[@]}"
-fi
-
+# The Python environment comes first: torch's wheels take several GB while pip unpacks them, and
+# that peak is better reached before the Rust builds fill target/ (a CI machine's disk ran out).
 echo "== python: virtual environment target/py-venv"
 if [ ! -x "$venv/bin/python" ]; then
   "${PYTHON:-python3}" -m venv "$venv"
@@ -57,6 +50,15 @@ py="$venv/bin/python"
 if [ "${MULTIPROJ_TORCH:-0}" = 1 ]; then
   echo "== python: torch, scikit-learn, matplotlib (MULTIPROJ_TORCH=1)"
   "$py" -m pip install --quiet torch scikit-learn matplotlib
+fi
+
+if [ "$run_cargo" = 1 ]; then
+  features=()
+  if [ "${MULTIPROJ_MPI:-0}" = 1 ]; then
+    features=(--features multiproj/mpi,multiproj-cli/mpi)
+  fi
+  echo "== cargo test --workspace ${cargo_args[*]} ${features[*]}"
+  cargo test --workspace "${cargo_args[@]}" "${features[@]}"
 fi
 
 echo "== python: pip install ./python"
