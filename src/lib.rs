@@ -49,6 +49,8 @@ pub mod mpi;
 pub use multiproj_compiler as compiler;
 pub use multiproj_grammar as grammar;
 pub use multiproj_runtime as runtime;
+/// The 16-bit float types (`half::f16`, `half::bf16`) tensors may hold.
+pub use multiproj_runtime::half;
 
 pub use multiproj_compiler::{CheckError, DType, Norm, Order, Plan, RankReq, TensorInfo};
 pub use multiproj_grammar::{ParseError, Spec};

@@ -1,6 +1,6 @@
 //! Property tests of the semantics (`docs/SEMANTICS.md`) on random specs: 1–4 levels with random norms and
 //! axis sets over random shapes of rank 1–4 (extents 1–7), spelled in every syntax form, on C-
-//! and F-order, f32 and f64 data, with radii inside and outside the ball.
+//! and F-order, f64, f32, f16 and bf16 data, with radii inside and outside the ball.
 //!
 //! Reference results are computed here, independently of `multiproj-runtime`'s ball code: a
 //! sort-based l1 projection, the exact group-lasso projection, clipping and l2 scaling.
@@ -9,11 +9,12 @@
 //! - `slack = n·ε·(max|Y| + ‖Y‖)` (ε = f64::EPSILON): the absolute error of summing `n` terms
 //!   of size at most `max|Y|` (innermost) or `‖Y‖` (aggregates). Thresholds are differences of
 //!   such sums, so a tiny radius on large data is only accurate to this much.
-//! - In the ball: `‖X‖ ≤ R·(1 + 1e-12) + slack` for f64, `‖X‖ ≤ R·(1 + 1e-6) + slack` for f32
-//!   (rounding each entry to f32 scales it by at most 1 + 2⁻²⁴, and every multi-level norm is
-//!   monotone in the magnitudes).
+//! - In the ball: `‖X‖ ≤ R·(1 + 1e-12) + slack` for f64, `‖X‖ ≤ R·(1 + rtol) + slack` for the
+//!   narrower types, `rtol` a few of their ulps (1e-6 for f32, 2e-3 for f16, 1.6e-2 for bf16:
+//!   rounding each entry scales it by at most `1 + u`, and every multi-level norm is monotone in
+//!   the magnitudes). The exact test (`in_the_ball_exactly`) has no tolerance at all.
 //! - "Equal within 1e-12": `|got − expected| ≤ 1e-12·|expected| + slack` element-wise (1e-6
-//!   relative for f32, whose results are rounded once from f64; plus an f32 ulp of `max|Y|`,
+//!   relative for f32, and so on, whose results are rounded once from f64; plus an ulp of `max|Y|`,
 //!   by which fitting the rounded results into the ball may move a soft threshold).
 
 mod common;
@@ -21,8 +22,9 @@ mod common;
 use std::fmt::Write as _;
 use std::ops::RangeInclusive;
 
+use multiproj::runtime::float16;
 use multiproj::runtime::rng::SplitMix64;
-use multiproj::{Backend, Norm, Projection};
+use multiproj::{Backend, DType, Norm, Projection, half};
 use ndarray::{ArrayBase, ArrayD, ArrayViewD, IxDyn, RawData, ShapeBuilder, Slice};
 use proptest::prelude::*;
 use proptest::sample::subsequence;
@@ -40,7 +42,7 @@ struct Case {
     /// Values in logical row-major order.
     data: Vec<f64>,
     fortran: bool,
-    f32: bool,
+    dtype: DType,
     /// The radius is `frac · ‖Y‖`: 0, inside (≥ 1) or outside (< 1) the ball.
     frac: f64,
     /// Chooses among the spellings of axis clauses and white space.
@@ -90,6 +92,15 @@ fn value() -> impl Strategy<Value = f64> {
         8 => -10.0f64..10.0,
         1 => Just(0.0),
         1 => prop::sample::select(vec![-2.5, 2.5, 4.0]),
+    ]
+}
+
+fn dtype() -> impl Strategy<Value = DType> {
+    prop_oneof![
+        3 => Just(DType::F64),
+        3 => Just(DType::F32),
+        1 => Just(DType::F16),
+        1 => Just(DType::BF16),
     ]
 }
 
@@ -145,17 +156,17 @@ fn cases(
                 partition(rank, levels.clone()),
                 prop::collection::vec(value(), n),
                 any::<bool>(),
-                any::<bool>(),
+                dtype(),
                 radius_fraction(),
                 any::<u64>(),
             )
         })
-        .prop_map(|(shape, parts, data, fortran, f32, frac, style)| Case {
+        .prop_map(|(shape, parts, data, fortran, dtype, frac, style)| Case {
             shape,
             parts,
             data,
             fortran,
-            f32,
+            dtype,
             frac,
             style,
         })
@@ -213,9 +224,18 @@ fn spell(levels: &[(Norm, &[usize])], rank: usize, style: u64) -> String {
     out
 }
 
-/// The case's data as an array of `T`, in the case's memory order.
+/// The case's data as an array of `T`, in the case's memory order. For f16, whose largest
+/// value is 65504, larger magnitudes are clamped to it instead of becoming ±∞.
 fn build<T: Float>(c: &Case) -> ArrayD<T> {
-    let values: Vec<T> = c.data.iter().map(|&v| T::from_f64(v)).collect();
+    let max = match T::DTYPE {
+        DType::F16 => 65504.0,
+        _ => f64::MAX,
+    };
+    let values: Vec<T> = c
+        .data
+        .iter()
+        .map(|&v| T::from_f64(v.clamp(-max, max)))
+        .collect();
     let shape = IxDyn(&c.shape);
     let x = if c.fortran {
         ArrayD::from_shape_vec(shape.f(), values)
@@ -275,18 +295,19 @@ impl<T: Float> Setup<T> {
 
     fn slack(&self) -> f64 {
         let max = max_abs(&self.x.view());
-        // f32: an l1 threshold is raised until the results rounded to f32 fit the ball, which
-        // moves every entry by up to about an f32 ulp of the largest one.
-        let f32_ulp = if T::NAME == "f32" {
-            f64::from(f32::EPSILON) * max
-        } else {
+        // f32 and narrower: an l1 threshold is raised until the rounded results fit the ball,
+        // which moves every entry by up to about an ulp of the largest one.
+        let ulp = if T::DTYPE == DType::F64 {
             0.0
+        } else {
+            2.0 * T::DTYPE.unit_roundoff() * max
         };
-        self.x.len() as f64 * f64::EPSILON * (max + self.norm) + f32_ulp
+        self.x.len() as f64 * f64::EPSILON * (max + self.norm) + ulp
     }
 
+    /// A few ulps of the type: results are rounded once from f64.
     fn rtol(&self) -> f64 {
-        if T::NAME == "f32" { 1e-6 } else { 1e-12 }
+        multiproj::runtime::verify::rtol(T::DTYPE)
     }
 }
 
@@ -568,11 +589,14 @@ fn linf_of_linf_is_one_linf<T: Float>(c: &Case) -> Result<(), TestCaseError> {
     let r = two.radius;
     // The bound is the radius rounded toward zero to the element type, so that the clipped
     // values stay inside the ball.
-    let bound = if T::NAME == "f32" {
-        let b = r as f32;
-        f64::from(if f64::from(b) > r { b.next_down() } else { b })
-    } else {
-        r
+    let bound = match T::DTYPE {
+        DType::F64 => r,
+        DType::F32 => {
+            let b = r as f32;
+            f64::from(if f64::from(b) > r { b.next_down() } else { b })
+        }
+        DType::F16 => float16::F16.toward_zero(r),
+        DType::BF16 => float16::BF16.toward_zero(r),
     };
     // Radius 0 zero-fills (+0.0), where clamping would keep the sign of negative entries.
     let clipped = two.x.mapv(|v| {
@@ -801,14 +825,7 @@ fn radius_for<T: Float>(kind: RadiusKind, norm: f64) -> f64 {
             }
             r
         }
-        RadiusKind::Subnormal(k) => {
-            let unit = if T::NAME == "f32" {
-                f64::from(f32::from_bits(1))
-            } else {
-                f64::from_bits(1)
-            };
-            f64::from(k) * unit
-        }
+        RadiusKind::Subnormal(k) => f64::from(k) * T::DTYPE.min_positive_subnormal(),
         RadiusKind::Tiny(e) => norm * 2f64.powi(-e),
     };
     r.max(0.0)
@@ -884,10 +901,15 @@ fn in_the_ball_exactly<T: Float>(
     )
 }
 
-/// Runs `$f::<f32>` or `$f::<f64>` as the case asks.
+/// Runs `$f::<T>` with the case's element type `T`.
 macro_rules! typed {
     ($case:expr, $f:ident ( $($arg:expr),* )) => {
-        if $case.f32 { $f::<f32>($($arg),*) } else { $f::<f64>($($arg),*) }
+        match $case.dtype {
+            DType::F64 => $f::<f64>($($arg),*),
+            DType::F32 => $f::<f32>($($arg),*),
+            DType::F16 => $f::<half::f16>($($arg),*),
+            DType::BF16 => $f::<half::bf16>($($arg),*),
+        }
     };
 }
 

@@ -848,7 +848,8 @@ fn unsupported_dtype_int64() {
     insta::assert_snapshot!(d.fails(&project_args("w.npy", &["-r", "1"]), 1), @r"
         multiproj::npy::unsupported_dtype
 
-          × 'w.npy' has dtype '<i8'; multiproj reads little-endian float64 ('<f8') and float32 ('<f4')
+          × 'w.npy' has dtype '<i8'; multiproj reads little-endian float64 ('<f8'), float32 ('<f4') and
+          │ float16 ('<f2')
           help: convert it with NumPy first, e.g. np.save(path, arr.astype('<f8'))
         ");
 }
@@ -860,8 +861,8 @@ fn unsupported_dtype_big_endian() {
     insta::assert_snapshot!(d.fails(&project_args("w.npy", &["-r", "1"]), 1), @r"
         multiproj::npy::unsupported_dtype
 
-          × 'w.npy' has dtype '>f8', which is big-endian; multiproj reads little-endian float64 ('<f8')
-          │ and float32 ('<f4')
+          × 'w.npy' has dtype '>f8', which is big-endian; multiproj reads little-endian float64 ('<f8'),
+          │ float32 ('<f4') and float16 ('<f2')
           help: convert it with NumPy first, e.g. np.save(path, arr.astype('<f8'))
         ");
     d.fails(&["project", BILEVEL, "w.npy", "--in-place", "-r", "1"], 1);
@@ -874,7 +875,8 @@ fn unsupported_dtype_object() {
     insta::assert_snapshot!(d.fails(&project_args("w.npy", &["-r", "1"]), 1), @r"
         multiproj::npy::unsupported_dtype
 
-          × 'w.npy' has dtype '|O'; multiproj reads little-endian float64 ('<f8') and float32 ('<f4')
+          × 'w.npy' has dtype '|O'; multiproj reads little-endian float64 ('<f8'), float32 ('<f4') and
+          │ float16 ('<f2')
           help: convert it with NumPy first, e.g. np.save(path, arr.astype('<f8'))
         ");
 }
@@ -1925,4 +1927,42 @@ fn shard_axis_without_mpi_says_how_to_build_it() {
         out.stderr
     );
     assert!(!dir.path("o.{rank}.npy").exists());
+}
+
+/// float16 files (`<f2`): projected out of place and in place to the library's bits (computed
+/// in f64, rounded once), the output an `<f2` file too, and the norm read the same way.
+#[test]
+fn float16_files_project_like_the_library() {
+    use multiproj::half::f16;
+    let d = Dir::new();
+    let w = weights();
+    let x: ArrayD<f16> = w.mapv(f16::from_f64).into_dyn();
+    let mut bytes = raw_npy("<f2", &[4, 3], 0);
+    for v in x.iter() {
+        bytes.extend(v.to_bits().to_le_bytes());
+    }
+    d.write_bytes("w16.npy", &bytes);
+    let proj = Projection::compile(BILEVEL)
+        .unwrap()
+        .with_radius(2.0)
+        .unwrap();
+    let want = proj.project(&x).unwrap();
+    let want_bytes: Vec<u8> = want
+        .iter()
+        .flat_map(|v| v.to_bits().to_le_bytes())
+        .collect();
+
+    d.ok(&project_args("w16.npy", &["-r", "2"]));
+    let out = d.read("out.npy");
+    assert!(header(&out).contains("'descr': '<f2'"), "{}", header(&out));
+    assert_eq!(data(&out), want_bytes.as_slice());
+    assert_ne!(data(&out), data(&bytes), "the radius is inside the norm");
+
+    d.ok(&["project", BILEVEL, "w16.npy", "-r", "2", "--in-place"]);
+    assert_eq!(data(&d.read("w16.npy")), want_bytes.as_slice());
+
+    d.write_bytes("w16.npy", &bytes);
+    let norm = json(&d.ok(&["norm", BILEVEL, "w16.npy", "--json"]));
+    assert_eq!(norm["dtype"], "f16");
+    assert_eq!(norm["norm"].as_f64(), Some(proj.norm(&x).unwrap()));
 }

@@ -19,7 +19,7 @@ use multiproj::{Backend, Projection};
 use ndarray::ArrayD;
 use serde_json::Value;
 
-use common::{Float, compare_bits, compare_close, has_order, layout_name};
+use common::{NpyFloat as Float, compare_bits, compare_close, has_order, layout_name};
 
 fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")

@@ -2,9 +2,14 @@
 
 use std::fmt;
 
-/// Element type of the tensor. Aggregates are always computed in f64.
+/// Element type of the tensor. Aggregates are always computed in f64; results are rounded to
+/// the element type once, to nearest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DType {
+    /// IEEE 754 binary16 (NumPy `float16`, torch `float16`).
+    F16,
+    /// bfloat16: the upper half of an f32 (torch `bfloat16`, `ml_dtypes.bfloat16`).
+    BF16,
     F32,
     F64,
 }
@@ -12,15 +17,44 @@ pub enum DType {
 impl DType {
     pub fn size(self) -> usize {
         match self {
+            DType::F16 | DType::BF16 => 2,
             DType::F32 => 4,
             DType::F64 => 8,
         }
+    }
+
+    /// The unit roundoff `u`: storing a result rounds it by a factor in `[1 − u, 1 + u]` (in the
+    /// normal range). 2^-53, 2^-24, 2^-11 and 2^-8.
+    pub fn unit_roundoff(self) -> f64 {
+        match self {
+            DType::F64 => f64::EPSILON / 2.0,
+            DType::F32 => f64::from(f32::EPSILON) / 2.0,
+            DType::F16 => 2f64.powi(-11),
+            DType::BF16 => 2f64.powi(-8),
+        }
+    }
+
+    /// The smallest positive (subnormal) value. 2^-1074, 2^-149, 2^-24 and 2^-133.
+    pub fn min_positive_subnormal(self) -> f64 {
+        match self {
+            DType::F64 => f64::from_bits(1),
+            DType::F32 => f64::from(f32::from_bits(1)),
+            DType::F16 => 2f64.powi(-24),
+            DType::BF16 => 2f64.powi(-133),
+        }
+    }
+
+    /// Whether the type is one of the 16-bit formats.
+    pub fn is_half(self) -> bool {
+        matches!(self, DType::F16 | DType::BF16)
     }
 }
 
 impl fmt::Display for DType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            DType::F16 => "f16",
+            DType::BF16 => "bf16",
             DType::F32 => "f32",
             DType::F64 => "f64",
         })

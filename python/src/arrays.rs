@@ -28,9 +28,12 @@ pub enum Access {
     Write,
 }
 
-/// An ndarray of float32 or float64 whose layout a view can describe, typed.
+/// An ndarray of float16, bfloat16 (`ml_dtypes`), float32 or float64 whose layout a view can
+/// describe, typed.
 #[derive(Debug)]
 pub enum Typed<'a, 'py> {
+    F16(&'a Bound<'py, PyArrayDyn<half::f16>>),
+    BF16(&'a Bound<'py, PyArrayDyn<half::bf16>>),
     F32(&'a Bound<'py, PyArrayDyn<f32>>),
     F64(&'a Bound<'py, PyArrayDyn<f64>>),
 }
@@ -59,6 +62,8 @@ impl Layout {
         // The dtype was checked just above, so these casts (which compare dtypes the same way)
         // cannot fail for another reason.
         Ok(match dtype {
+            DType::F16 => Typed::F16(checked(array.cast::<PyArrayDyn<half::f16>>()?, access)?),
+            DType::BF16 => Typed::BF16(checked(array.cast::<PyArrayDyn<half::bf16>>()?, access)?),
             DType::F32 => Typed::F32(checked(array.cast::<PyArrayDyn<f32>>()?, access)?),
             DType::F64 => Typed::F64(checked(array.cast::<PyArrayDyn<f64>>()?, access)?),
         })
@@ -89,30 +94,32 @@ pub fn type_name(x: &Bound<'_, PyAny>) -> String {
     }
 }
 
-/// Only native-endian float32 and float64 are computed on; anything else is a `TypeError` that
-/// names the dtype and the conversion to make.
+/// Native-endian float16, float32 and float64, and `ml_dtypes`' bfloat16 (a 2-byte NumPy
+/// dtype named `bfloat16`), are computed on; anything else is a `TypeError` that names the
+/// dtype and the conversion to make.
 fn dtype_of(array: &Bound<'_, PyUntypedArray>) -> PyResult<DType> {
     let descr = array.dtype();
     let shown = descr
         .str()
         .map_or_else(|_| "?".to_owned(), |s| s.to_string());
     let native = descr.is_native_byteorder() != Some(false);
+    let plain = !descr.has_fields() && !descr.has_subarray();
+    if plain && descr.itemsize() == 2 && shown == "bfloat16" {
+        return Ok(DType::BF16);
+    }
     match (descr.kind(), descr.itemsize(), native) {
+        (b'f', 2, true) if plain => Ok(DType::F16),
         (b'f', 4, true) if !descr.has_fields() && !descr.has_subarray() => Ok(DType::F32),
         (b'f', 8, true) if !descr.has_fields() && !descr.has_subarray() => Ok(DType::F64),
-        (b'f', 4 | 8, false) => Err(PyTypeError::new_err(format!(
+        (b'f', 2 | 4 | 8, false) => Err(PyTypeError::new_err(format!(
             "the array has dtype '{}' (byte-swapped: not this machine's byte order); multiproj \
-             computes on native float32 and float64: convert it with \
+             computes on native float16, float32 and float64: convert it with \
              x.astype(x.dtype.newbyteorder('='))",
             descr_str(&descr)
         ))),
-        (b'f', 2, _) => Err(PyTypeError::new_err(format!(
-            "the array has dtype {shown}; multiproj computes on float32 and float64: convert \
-             it first with x.astype(np.float32)"
-        ))),
         _ => Err(PyTypeError::new_err(format!(
-            "the array has dtype {shown}; multiproj computes on float32 and float64: convert \
-             it first, e.g. x.astype(np.float32) or x.astype(np.float64)"
+            "the array has dtype {shown}; multiproj computes on float16, bfloat16, float32 and \
+             float64: convert it first, e.g. x.astype(np.float32) or x.astype(np.float64)"
         ))),
     }
 }
@@ -202,6 +209,8 @@ fn check_no_overlap(array: &Bound<'_, PyUntypedArray>) -> PyResult<()> {
 /// NumPy's name of the dtype.
 pub fn numpy_name(dtype: DType) -> &'static str {
     match dtype {
+        DType::F16 => "float16",
+        DType::BF16 => "bfloat16",
         DType::F32 => "float32",
         DType::F64 => "float64",
     }
@@ -209,5 +218,7 @@ pub fn numpy_name(dtype: DType) -> &'static str {
 
 /// An element type the bindings compute on: multiproj's and NumPy's.
 pub trait Float: Element + numpy::Element {}
+impl Float for half::f16 {}
+impl Float for half::bf16 {}
 impl Float for f32 {}
 impl Float for f64 {}

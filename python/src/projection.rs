@@ -127,6 +127,8 @@ impl Projection {
         let target = chosen(radius, keep, sparsity, radius_frac)?;
         let proj = &self.inner;
         let (out, report) = match Layout::of(x, Access::Read)? {
+            Typed::F16(a) => project_typed(py, proj, a, target)?,
+            Typed::BF16(a) => project_typed(py, proj, a, target)?,
             Typed::F32(a) => project_typed(py, proj, a, target)?,
             Typed::F64(a) => project_typed(py, proj, a, target)?,
         };
@@ -147,6 +149,8 @@ impl Projection {
         let target = chosen(radius, keep, sparsity, radius_frac)?;
         let proj = &self.inner;
         let report = match Layout::of(x, Access::Write)? {
+            Typed::F16(a) => project_in_place_typed(py, proj, a, target)?,
+            Typed::BF16(a) => project_in_place_typed(py, proj, a, target)?,
             Typed::F32(a) => project_in_place_typed(py, proj, a, target)?,
             Typed::F64(a) => project_in_place_typed(py, proj, a, target)?,
         };
@@ -176,6 +180,8 @@ impl Projection {
         let comm = PyComm::new(comm)?;
         let proj = &self.inner;
         let report = match Layout::of(x, Access::Write)? {
+            Typed::F16(a) => project_shard_typed(py, proj, a, axis, &comm, target)?,
+            Typed::BF16(a) => project_shard_typed(py, proj, a, axis, &comm, target)?,
             Typed::F32(a) => project_shard_typed(py, proj, a, axis, &comm, target)?,
             Typed::F64(a) => project_shard_typed(py, proj, a, axis, &comm, target)?,
         };
@@ -204,6 +210,8 @@ impl Projection {
         let target = chosen(radius, keep, sparsity, radius_frac)?;
         let proj = &self.inner;
         let c = match Layout::of(x, Access::Read)? {
+            Typed::F16(a) => compare_typed(py, proj, a, target)?,
+            Typed::BF16(a) => compare_typed(py, proj, a, target)?,
             Typed::F32(a) => compare_typed(py, proj, a, target)?,
             Typed::F64(a) => compare_typed(py, proj, a, target)?,
         };
@@ -226,6 +234,8 @@ impl Projection {
     /// The multi-level norm of the ndarray `x`.
     fn norm(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<f64> {
         match Layout::of(x, Access::Read)? {
+            Typed::F16(a) => norm_typed(py, &self.inner, a),
+            Typed::BF16(a) => norm_typed(py, &self.inner, a),
             Typed::F32(a) => norm_typed(py, &self.inner, a),
             Typed::F64(a) => norm_typed(py, &self.inner, a),
         }
@@ -244,11 +254,13 @@ impl Projection {
         strides: Option<Vec<isize>>,
     ) -> PyResult<String> {
         let dtype = match dtype {
+            "float16" | "f16" | "half" => DType::F16,
+            "bfloat16" | "bf16" => DType::BF16,
             "float32" | "f32" => DType::F32,
             "float64" | "f64" => DType::F64,
             other => {
                 return Err(PyTypeError::new_err(format!(
-                    "multiproj computes on float32 and float64, not {other}"
+                    "multiproj computes on float16, bfloat16, float32 and float64, not {other}"
                 )));
             }
         };

@@ -1,9 +1,11 @@
 //! The element types a tensor may hold. Aggregates and per-group parameters are always f64;
-//! results are rounded to the element type once, at the end.
+//! results are rounded to the element type once, at the end, to nearest.
 
 use multiproj_compiler::DType;
 
-/// f32 or f64.
+use crate::float16;
+
+/// f64, f32, or one of the 16-bit formats (`half::f16`, `half::bf16`).
 pub trait Element: Copy + Send + Sync + PartialEq + std::fmt::Debug + 'static {
     const DTYPE: DType;
     fn to_f64(self) -> f64;
@@ -44,6 +46,44 @@ impl Element for f32 {
     }
     fn zero() -> Self {
         0.0
+    }
+    fn as_f64_slice(_: &[Self]) -> Option<&[f64]> {
+        None
+    }
+}
+
+impl Element for half::f16 {
+    const DTYPE: DType = DType::F16;
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        float16::F16.widen(self.to_bits())
+    }
+    /// Rounded once, to nearest even (not `half`'s `from_f64`: see [`float16`]).
+    #[inline(always)]
+    fn from_f64(v: f64) -> Self {
+        half::f16::from_bits(float16::F16.round(v))
+    }
+    fn zero() -> Self {
+        half::f16::ZERO
+    }
+    fn as_f64_slice(_: &[Self]) -> Option<&[f64]> {
+        None
+    }
+}
+
+impl Element for half::bf16 {
+    const DTYPE: DType = DType::BF16;
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        float16::BF16.widen(self.to_bits())
+    }
+    /// Rounded once, to nearest even (not `half`'s `from_f64`: see [`float16`]).
+    #[inline(always)]
+    fn from_f64(v: f64) -> Self {
+        half::bf16::from_bits(float16::BF16.round(v))
+    }
+    fn zero() -> Self {
+        half::bf16::ZERO
     }
     fn as_f64_slice(_: &[Self]) -> Option<&[f64]> {
         None

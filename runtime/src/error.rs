@@ -64,7 +64,7 @@ pub enum DataError {
 
     /// The element type is not one multiproj computes on.
     #[error(
-        "'{}' has dtype '{descr}'{}; multiproj reads little-endian float64 ('<f8') and float32 ('<f4')",
+        "'{}' has dtype '{descr}'{}; multiproj reads little-endian float64 ('<f8'), float32 ('<f4') and float16 ('<f2')",
         .path.display(),
         endianness_note(.descr)
     )]
@@ -78,6 +78,14 @@ pub enum DataError {
         /// structured types).
         descr: String,
     },
+
+    /// A bfloat16 tensor cannot be written as an `.npy` file: NumPy's format has no type for it.
+    #[error("'{}' cannot hold bfloat16 data: the .npy format has no bfloat16 type", .path.display())]
+    #[diagnostic(
+        code(multiproj::npy::bf16),
+        help("write it as float32 (exact), or keep bfloat16 tensors in memory (torch, ml_dtypes)")
+    )]
+    Bf16NotInNpy { path: PathBuf },
 
     /// The data does not start at a multiple of the element size, so it cannot be viewed in
     /// place. `numpy.save` always pads the header so that this cannot happen.
@@ -286,7 +294,7 @@ mod tests {
         };
         assert_eq!(
             e.to_string(),
-            "'w.npy' has dtype '<i8'; multiproj reads little-endian float64 ('<f8') and float32 ('<f4')"
+            "'w.npy' has dtype '<i8'; multiproj reads little-endian float64 ('<f8'), float32 ('<f4') and float16 ('<f2')"
         );
         let e = DataError::UnsupportedDtype {
             path: "w.npy".into(),
@@ -294,7 +302,7 @@ mod tests {
         };
         assert_eq!(
             e.to_string(),
-            "'w.npy' has dtype '>f8', which is big-endian; multiproj reads little-endian float64 ('<f8') and float32 ('<f4')"
+            "'w.npy' has dtype '>f8', which is big-endian; multiproj reads little-endian float64 ('<f8'), float32 ('<f4') and float16 ('<f2')"
         );
         let e = DataError::NonFinite {
             index: vec![3, 7],

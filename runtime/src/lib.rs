@@ -12,6 +12,7 @@ pub mod error;
 pub mod exact;
 pub mod exec;
 pub mod files;
+pub mod float16;
 pub mod interp;
 pub mod jit;
 pub mod npy;
@@ -23,6 +24,9 @@ pub mod solve;
 pub mod stages;
 pub mod target;
 pub mod verify;
+
+/// The 16-bit float types (`half::f16`, `half::bf16`) tensors may hold.
+pub use half;
 
 pub use backend::{Backend, BackendError, Interpreter, Passes};
 pub use element::Element;

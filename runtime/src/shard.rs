@@ -123,6 +123,8 @@ impl ShardLayout {
         let dcode = match dtype {
             DType::F64 => 0.0,
             DType::F32 => 1.0,
+            DType::F16 => 2.0,
+            DType::BF16 => 3.0,
         };
         let mut mine = vec![axis as f64, dcode, local_shape.len() as f64];
         mine.extend(local_shape.iter().map(|&e| e as f64));
@@ -134,7 +136,12 @@ impl ShardLayout {
                 .iter()
                 .map(|e| format!("{e}"))
                 .collect();
-            let dtype = if v.get(1) == Some(&0.0) { "f64" } else { "f32" };
+            let dtype = match v.get(1) {
+                Some(&c) if c == 0.0 => "f64",
+                Some(&c) if c == 1.0 => "f32",
+                Some(&c) if c == 2.0 => "f16",
+                _ => "bf16",
+            };
             format!("({}) {dtype}, shard axis {}", dims.join(", "), v[0])
         };
         let listing = || -> String {
@@ -668,8 +675,8 @@ fn split_thresholds<T: Element>(
         })
         .collect();
     let mut margin = 1.0 - (4.0 * n_global as f64 + 32.0) * (f64::EPSILON / 2.0);
-    if dtype == DType::F32 {
-        margin *= 1.0 - f64::from(f32::EPSILON) / 2.0;
+    if dtype != DType::F64 {
+        margin *= 1.0 - dtype.unit_roundoff();
     }
     // Michelot's first step needs no pass over the data: with every entry active,
     // τ₁ = (‖y_g‖₁ − r)/n, from the group's combined l1 norm; no magnitude at or below it is

@@ -16,6 +16,7 @@
 use multiproj_compiler::{DType, Norm, Plan};
 
 use crate::balls::{self, SoftThreshold};
+use crate::float16;
 
 /// What the apply pass does to one innermost group.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -262,8 +263,9 @@ const U: f64 = f64::EPSILON / 2.0;
 /// With `ũ = (1 + u)`: the computed norm of `n` numbers is within a factor `ũ^(n/2+4)` of the
 /// exact one, both for the input (so `‖y‖ ≤ norm·ũ^(n/2+4)`) and for the output; each product
 /// `y·f` rounds up by at most a factor `ũ` plus half a subnormal unit, and storing to f32 (to
-/// nearest) by at most a factor `1 + 2^-24` plus half an f32 subnormal unit. So
-/// `(radius − abs) / norm · (1 − (n + 16)·u)`, times `1 − 2^-24` for f32, is safe: the `n + 9`
+/// nearest) by at most a factor `1 + 2^-24` plus half an f32 subnormal unit (f16: `1 + 2^-11`,
+/// bf16: `1 + 2^-8`, and their subnormal units). So `(radius − abs) / norm · (1 − (n + 16)·u)`,
+/// times `1 − u'` for a narrower type of unit roundoff `u'`, is safe: the `n + 9`
 /// relative roundings above, four more for computing the factor itself, and room; the absolute
 /// margin `abs` is `(√n + 2)` subnormal units of the element type, in the aggregates' scale
 /// (`down`). For f64 data this lowers results by about `n·1.1e-16` relative, for f32 by at most
@@ -271,12 +273,10 @@ const U: f64 = f64::EPSILON / 2.0;
 /// own roundings cannot raise it above the exact factor.
 pub(crate) fn scale_factor(dtype: DType, radius: f64, norm: f64, n: usize, down: f64) -> f64 {
     let n = n as f64;
-    let (unit, store) = match dtype {
-        DType::F64 => (f64::from_bits(1), 1.0),
-        DType::F32 => (
-            f64::from(f32::from_bits(1)),
-            1.0 - f64::from(f32::EPSILON) / 2.0,
-        ),
+    let unit = dtype.min_positive_subnormal();
+    let store = match dtype {
+        DType::F64 => 1.0,
+        _ => 1.0 - dtype.unit_roundoff(),
     };
     let abs = (n.sqrt() + 2.0) * unit * down;
     let r = radius - abs;
@@ -313,12 +313,14 @@ pub fn stored(dtype: DType, v: f64) -> f64 {
     match dtype {
         DType::F64 => v,
         DType::F32 => f64::from(v as f32),
+        DType::F16 => float16::F16.stored(v),
+        DType::BF16 => float16::BF16.stored(v),
     }
 }
 
 /// `v` rounded toward zero to the element type: the largest value of `dtype` whose magnitude
-/// is at most `|v|` (finite `v`; beyond `f32::MAX` gives `±f32::MAX`). Clip bounds are rounded
-/// so, then clipping never rounds.
+/// is at most `|v|` (finite `v`; beyond the type's largest finite value gives ± that value).
+/// Clip bounds are rounded so, then clipping never rounds.
 pub(crate) fn toward_zero(dtype: DType, v: f64) -> f64 {
     match dtype {
         DType::F64 => v,
@@ -331,6 +333,8 @@ pub(crate) fn toward_zero(dtype: DType, v: f64) -> f64 {
                 f64::from(r)
             }
         }
+        DType::F16 => float16::F16.toward_zero(v),
+        DType::BF16 => float16::BF16.toward_zero(v),
     }
 }
 

@@ -4,8 +4,8 @@
 //! clipped entries; sums (l1 and l2 norms, hence scaling factors and soft thresholds) may be
 //! accumulated in a different order, so they agree to rounding. The tolerance is therefore
 //! relative to the largest magnitude in the input: `|a - b| ≤ rtol · max|x|`, with
-//! `rtol = 1e-12` for f64 and `1e-6` for f32 (a few f32 ulps, since both results are rounded
-//! from f64).
+//! `rtol = 1e-12` for f64, `1e-6` for f32, `2e-3` for f16 and `1.6e-2` for bf16 (a few ulps of
+//! the type, since both results are rounded from f64).
 //!
 //! Memory: the other backend's result is a second copy of the tensor, in memory (and in place,
 //! the primary's result before the file is touched is a third). Its allocation is fallible: a
@@ -36,6 +36,9 @@ pub fn rtol(dtype: DType) -> f64 {
     match dtype {
         DType::F64 => 1e-12,
         DType::F32 => 1e-6,
+        // A few ulps: 2^-11 ≈ 4.9e-4, 2^-8 ≈ 3.9e-3.
+        DType::F16 => 2e-3,
+        DType::BF16 => 1.6e-2,
     }
 }
 

@@ -8,13 +8,13 @@
 use ndarray::{Array, ArrayD, ArrayViewD, ArrayViewMutD, Dimension, IxDyn, ShapeBuilder, Slice};
 use proptest::prelude::*;
 
-use multiproj_compiler::{Norm, Plan, TensorInfo};
+use multiproj_compiler::{DType, Norm, Plan, TensorInfo};
 use multiproj_runtime::backend::Work;
 use multiproj_runtime::balls::SoftThreshold;
 use multiproj_runtime::jit::Jit;
 use multiproj_runtime::progress::Ticker;
 use multiproj_runtime::solve::{Aggregates, GroupAction};
-use multiproj_runtime::{DataError, Element, interp};
+use multiproj_runtime::{DataError, Element, half, interp};
 
 mod support;
 /// The JIT's passes: the global JIT, one of its own, and its helpers.
@@ -435,7 +435,19 @@ struct Case {
     strided: Vec<bool>,
     flipped: Vec<bool>,
     frac: f64,
-    f32: bool,
+    dtype: DType,
+}
+
+/// Runs `$f::<T>($args)` with `T` the element type of `$dtype`.
+macro_rules! typed {
+    ($dtype:expr, $f:ident($($arg:expr),*)) => {
+        match $dtype {
+            DType::F64 => $f::<f64>($($arg),*),
+            DType::F32 => $f::<f32>($($arg),*),
+            DType::F16 => $f::<half::f16>($($arg),*),
+            DType::BF16 => $f::<half::bf16>($($arg),*),
+        }
+    };
 }
 
 fn cases() -> impl Strategy<Value = Case> {
@@ -448,18 +460,25 @@ fn cases() -> impl Strategy<Value = Case> {
                 prop::collection::vec(prop::bool::weighted(0.2), rank),
                 prop::collection::vec(prop::bool::weighted(0.2), rank),
                 prop_oneof![Just(0.0), Just(2.0), 0.01f64..1.0],
-                any::<bool>(),
+                prop_oneof![
+                    3 => Just(DType::F64),
+                    3 => Just(DType::F32),
+                    2 => Just(DType::F16),
+                    2 => Just(DType::BF16)
+                ],
             )
         })
-        .prop_map(|(seed, shape, fortran, strided, flipped, frac, f32)| Case {
-            seed,
-            shape,
-            fortran,
-            strided,
-            flipped,
-            frac,
-            f32,
-        })
+        .prop_map(
+            |(seed, shape, fortran, strided, flipped, frac, dtype)| Case {
+                seed,
+                shape,
+                fortran,
+                strided,
+                flipped,
+                frac,
+                dtype,
+            },
+        )
 }
 
 fn shared_jit() -> &'static Jit {
@@ -476,11 +495,11 @@ fn check_random_case(case: &Case, spec_of: fn(&mut Rng, usize) -> String) {
         strided: &case.strided,
         flipped: &case.flipped,
     };
-    if case.f32 {
-        check_case::<f32>(shared_jit(), &mut rng, &spec, &layout, case.frac);
-    } else {
-        check_case::<f64>(shared_jit(), &mut rng, &spec, &layout, case.frac);
-    }
+    let jit_ = shared_jit();
+    typed!(
+        case.dtype,
+        check_case(jit_, &mut rng, &spec, &layout, case.frac)
+    );
 }
 
 proptest! {
@@ -502,11 +521,7 @@ proptest! {
         bad in prop_oneof![Just(f64::NAN), Just(f64::INFINITY), Just(f64::NEG_INFINITY)],
         count in 1usize..3,
     ) {
-        if case.f32 {
-            check_non_finite::<f32>(&case, bad, count);
-        } else {
-            check_non_finite::<f64>(&case, bad, count);
-        }
+        typed!(case.dtype, check_non_finite(&case, bad, count));
     }
 }
 
@@ -1005,6 +1020,87 @@ fn timing_threshold_4096() {
                 run::<f64>(spec, frac, threads);
             }
             run::<f32>(spec, 0.5, threads);
+        }
+    }
+}
+
+/// The 16-bit formats round once, to nearest even, in every kernel path (pairs and single
+/// elements, rows and columns, in and out of place): scaling by 3/4 puts every value
+/// `1 + k·ulp` with odd `k` exactly halfway between two neighbours, and halving the odd
+/// subnormals does too. The JIT, the interpreter and `Format::round` of the exact product agree.
+#[test]
+fn half_precision_ties_round_to_even_in_the_kernels() {
+    use multiproj_runtime::float16::{self, Format};
+    fn check<T: Element>(f: Format, bits: &[u16], factor: f64, spec: &str, fortran: bool) {
+        let jit_ = shared_jit();
+        let len = bits.len();
+        // 7 groups of odd length: vector pairs and scalar tails.
+        let cols = 7;
+        let rows = len.div_ceil(cols);
+        let values: Vec<T> = (0..rows * cols)
+            .map(|i| T::from_f64(f.widen(bits[i % len])))
+            .collect();
+        let shape = IxDyn(&[rows, cols]);
+        let x = if fortran {
+            Array::from_shape_vec(shape.f(), values).unwrap()
+        } else {
+            Array::from_shape_vec(shape, values).unwrap()
+        };
+        let plan = plan_for(spec, info_of(&x.view()));
+        let actions = vec![GroupAction::Scale(factor); plan.groups()];
+        let mut by_jit = output_for::<T>(&plan);
+        let mut by_interp = output_for::<T>(&plan);
+        jit::apply_with(
+            jit_,
+            &plan,
+            &actions,
+            &x.view(),
+            &mut by_jit.view_mut(),
+            &Ticker::none(),
+        )
+        .unwrap();
+        interp::apply(&plan, &actions, &x.view(), &mut by_interp.view_mut()).unwrap();
+        let mut in_place = x.clone();
+        jit::apply_in_place_with(
+            jit_,
+            &plan,
+            &actions,
+            &mut in_place.view_mut(),
+            &Ticker::none(),
+        )
+        .unwrap();
+        let ctx = format!("{spec}, {} ({})", plan.tensor(), T::DTYPE);
+        assert_bitwise(&ctx, &by_jit.view(), &by_interp.view());
+        assert_bitwise(&ctx, &in_place.view(), &by_interp.view());
+        for (y, r) in x.iter().zip(by_jit.iter()) {
+            let want = f.widen(f.round(y.to_f64() * factor));
+            assert_eq!(
+                r.to_f64().to_bits(),
+                want.to_bits(),
+                "{ctx}: {y:?} × {factor}"
+            );
+        }
+    }
+    for f in [float16::F16, float16::BF16] {
+        let m = f.mant;
+        let one = f.round(1.0);
+        // [1, 4/3): 1 + k·2^-m; × 3/4 lands on ties for odd k.
+        let near_one: Vec<u16> = (0..(1u16 << m) / 3).map(|k| one + k).collect();
+        // Subnormals and the smallest normals: × 1/2 lands on ties for odd patterns.
+        let tiny: Vec<u16> = (1..(1u16 << (m + 1))).collect();
+        for spec in [
+            "l1 over dim0 of l2 over dim1",
+            "l1 over dim1 of l2 over dim0",
+        ] {
+            for fortran in [false, true] {
+                for (bits, factor) in [(&near_one, 0.75), (&tiny, 0.5)] {
+                    if f == float16::F16 {
+                        check::<half::f16>(f, bits, factor, spec, fortran);
+                    } else {
+                        check::<half::bf16>(f, bits, factor, spec, fortran);
+                    }
+                }
+            }
         }
     }
 }

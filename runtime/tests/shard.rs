@@ -224,10 +224,7 @@ fn check<T: Element>(
     let layout_split = whole.innermost().axes.contains(&axis);
     let exact = whole.innermost().norm == multiproj_compiler::Norm::Linf || !layout_split;
     let max = x.iter().fold(0.0f64, |m, v| m.max(v.to_f64().abs()));
-    let tol = match T::DTYPE {
-        DType::F64 => 1e-12,
-        DType::F32 => 1e-6,
-    } * max;
+    let tol = multiproj_runtime::verify::rtol(T::DTYPE) * max;
     for (i, (a, b)) in got.iter().zip(want.iter()).enumerate() {
         let (a, b) = (a.to_f64(), b.to_f64());
         if exact && whole.innermost().norm == multiproj_compiler::Norm::Linf {

@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests: element access that does not care whether a tensor
-//! is f32 or f64, comparisons that name the worst element instead of just failing, and layout
+//! is f64, f32, f16 or bf16, comparisons that name the worst element instead of just failing, and layout
 //! checks. Each test crate uses a different subset, hence the `allow(dead_code)`.
 #![allow(dead_code)]
 
@@ -8,15 +8,18 @@ use std::fmt::Write as _;
 use multiproj::Element;
 use ndarray::{ArrayViewD, Dimension};
 
-/// An element type the tests read, write and compare bit for bit.
-pub trait Float:
-    Element + ndarray_npy::ReadableElement + ndarray_npy::WritableElement + std::fmt::LowerExp
-{
+/// An element type the tests build, project and compare bit for bit.
+pub trait Float: Element + std::fmt::LowerExp {
     /// The NumPy-style name, as in the fixture manifest.
     const NAME: &'static str;
     /// The bit pattern, widened to 64 bits.
     fn bits(self) -> u64;
 }
+
+/// An element type the tests also read from and write to `.npy` files with `ndarray-npy`
+/// (f64 and f32: it has no 16-bit types).
+pub trait NpyFloat: Float + ndarray_npy::ReadableElement + ndarray_npy::WritableElement {}
+impl<T: Float + ndarray_npy::ReadableElement + ndarray_npy::WritableElement> NpyFloat for T {}
 
 impl Float for f64 {
     const NAME: &'static str = "f64";
@@ -27,6 +30,20 @@ impl Float for f64 {
 
 impl Float for f32 {
     const NAME: &'static str = "f32";
+    fn bits(self) -> u64 {
+        u64::from(self.to_bits())
+    }
+}
+
+impl Float for multiproj::half::f16 {
+    const NAME: &'static str = "f16";
+    fn bits(self) -> u64 {
+        u64::from(self.to_bits())
+    }
+}
+
+impl Float for multiproj::half::bf16 {
+    const NAME: &'static str = "bf16";
     fn bits(self) -> u64 {
         u64::from(self.to_bits())
     }

@@ -172,6 +172,8 @@ impl<'a> Setup<'a> {
             .probe_floor
             .then(|| probe::measure(self.args.size_mib, 5));
         match self.plan.tensor().dtype {
+            DType::F16 => self.run_typed::<multiproj_runtime::half::f16>(floor),
+            DType::BF16 => self.run_typed::<multiproj_runtime::half::bf16>(floor),
             DType::F32 => self.run_typed::<f32>(floor),
             DType::F64 => self.run_typed::<f64>(floor),
         }
@@ -265,6 +267,8 @@ fn from_file<T: Element>(path: &std::path::Path, plan: &Plan) -> Result<ArrayD<T
     let file = NpyInput::open(path)?;
     let mut x = multiproj_runtime::verify::alloc_output::<T>(plan);
     match file.view() {
+        TensorView::F16(v) => x.zip_mut_with(&v, |o, &i| *o = T::from_f64(f64::from(i))),
+        TensorView::BF16(v) => x.zip_mut_with(&v, |o, &i| *o = T::from_f64(f64::from(i))),
         TensorView::F32(v) => x.zip_mut_with(&v, |o, &i| *o = T::from_f64(f64::from(i))),
         TensorView::F64(v) => x.zip_mut_with(&v, |o, &i| *o = T::from_f64(i)),
     }

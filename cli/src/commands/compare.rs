@@ -39,6 +39,8 @@ pub fn run(args: &CompareArgs) -> Result<(), CliError> {
     );
     let tensor = input.info();
     let compared = with_threads(args.threads, || match input.view() {
+        TensorView::F16(x) => proj.compare(&x, target),
+        TensorView::BF16(x) => proj.compare(&x, target),
         TensorView::F32(x) => proj.compare(&x, target),
         TensorView::F64(x) => proj.compare(&x, target),
     })??;

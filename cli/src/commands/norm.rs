@@ -29,6 +29,8 @@ pub fn run(args: &NormArgs) -> Result<(), CliError> {
             exec = exec.with_progress(bar);
         }
         with_threads(args.threads, || match input.view() {
+            TensorView::F16(x) => exec.norm(&plan, &x),
+            TensorView::BF16(x) => exec.norm(&plan, &x),
             TensorView::F32(x) => exec.norm(&plan, &x),
             TensorView::F64(x) => exec.norm(&plan, &x),
         })?

@@ -323,6 +323,8 @@ impl Job<'_> {
                     );
                     let hook = self.hook(true);
                     let outcome = match file.view_mut() {
+                        TensorViewMut::F16(mut x) => self.in_place(&hook, &plan, &mut x),
+                        TensorViewMut::BF16(mut x) => self.in_place(&hook, &plan, &mut x),
                         TensorViewMut::F32(mut x) => self.in_place(&hook, &plan, &mut x),
                         TensorViewMut::F64(mut x) => self.in_place(&hook, &plan, &mut x),
                     }
@@ -398,6 +400,12 @@ impl Job<'_> {
         }
         let hook = self.hook(false);
         let outcome = match (file.view(), out.view_mut()) {
+            (TensorView::F16(x), TensorViewMut::F16(mut o)) => {
+                self.out_of_place(&hook, plan, &x, &mut o)
+            }
+            (TensorView::BF16(x), TensorViewMut::BF16(mut o)) => {
+                self.out_of_place(&hook, plan, &x, &mut o)
+            }
             (TensorView::F32(x), TensorViewMut::F32(mut o)) => {
                 self.out_of_place(&hook, plan, &x, &mut o)
             }

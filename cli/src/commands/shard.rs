@@ -250,56 +250,43 @@ mod imp {
                 (_, Some(b)) => Some(b.view_mut()),
                 _ => None,
             };
+            // One arm per dtype, with and without a written part (an empty slice — more
+            // processes than the axis has entries — has no output, but its part, an empty
+            // view, in the collectives).
+            macro_rules! run {
+                ($t:ty, $x:expr, $o:expr) => {
+                    shard::<$t>(
+                        &exec,
+                        &comm,
+                        &proj,
+                        &input,
+                        &layout,
+                        &part.of($x),
+                        $o,
+                        target,
+                    )
+                };
+            }
             match (file.view(), written) {
-                (TensorView::F32(x), Some(TensorViewMut::F32(mut o))) => shard::<f32>(
-                    &exec,
-                    &comm,
-                    &proj,
-                    &input,
-                    &layout,
-                    &part.of(x),
-                    Some(&mut o),
-                    target,
-                ),
-                (TensorView::F64(x), Some(TensorViewMut::F64(mut o))) => shard::<f64>(
-                    &exec,
-                    &comm,
-                    &proj,
-                    &input,
-                    &layout,
-                    &part.of(x),
-                    Some(&mut o),
-                    target,
-                ),
-                // An empty slice (more processes than the axis has entries): no output, but
-                // its part, an empty view, in the collectives.
-                (TensorView::F32(x), None) => shard::<f32>(
-                    &exec,
-                    &comm,
-                    &proj,
-                    &input,
-                    &layout,
-                    &part.of(x),
-                    None,
-                    target,
-                ),
-                (TensorView::F64(x), None) => shard::<f64>(
-                    &exec,
-                    &comm,
-                    &proj,
-                    &input,
-                    &layout,
-                    &part.of(x),
-                    None,
-                    target,
-                ),
-                (x, _) => Err(CliError::from(DataError::DTypeMismatch {
+                (TensorView::F16(x), Some(TensorViewMut::F16(mut o))) => {
+                    run!(multiproj_runtime::half::f16, x, Some(&mut o))
+                }
+                (TensorView::BF16(x), Some(TensorViewMut::BF16(mut o))) => {
+                    run!(multiproj_runtime::half::bf16, x, Some(&mut o))
+                }
+                (TensorView::F32(x), Some(TensorViewMut::F32(mut o))) => {
+                    run!(f32, x, Some(&mut o))
+                }
+                (TensorView::F64(x), Some(TensorViewMut::F64(mut o))) => {
+                    run!(f64, x, Some(&mut o))
+                }
+                (TensorView::F16(x), None) => run!(multiproj_runtime::half::f16, x, None),
+                (TensorView::BF16(x), None) => run!(multiproj_runtime::half::bf16, x, None),
+                (TensorView::F32(x), None) => run!(f32, x, None),
+                (TensorView::F64(x), None) => run!(f64, x, None),
+                (x, Some(o)) => Err(CliError::from(DataError::DTypeMismatch {
                     expected: x.dtype(),
-                    found: if x.dtype() == DType::F64 {
-                        DType::F32
-                    } else {
-                        DType::F64
-                    },
+                    found: o.dtype(),
                 })),
             }
         }?;
@@ -361,6 +348,8 @@ mod imp {
 
     /// A process's part of the result, built in memory before it is written to the one output.
     enum Buffer {
+        F16(ArrayD<multiproj_runtime::half::f16>),
+        BF16(ArrayD<multiproj_runtime::half::bf16>),
         F32(ArrayD<f32>),
         F64(ArrayD<f64>),
     }
@@ -373,6 +362,12 @@ mod imp {
             n.checked_mul(dtype.size())
                 .filter(|&b| b <= isize::MAX as usize)?;
             Some(match dtype {
+                DType::F16 => {
+                    Buffer::F16(ArrayD::from_elem(dim, multiproj_runtime::half::f16::ZERO))
+                }
+                DType::BF16 => {
+                    Buffer::BF16(ArrayD::from_elem(dim, multiproj_runtime::half::bf16::ZERO))
+                }
                 DType::F32 => Buffer::F32(ArrayD::zeros(dim)),
                 DType::F64 => Buffer::F64(ArrayD::zeros(dim)),
             })
@@ -380,6 +375,8 @@ mod imp {
 
         fn view(&self) -> TensorView<'_> {
             match self {
+                Buffer::F16(a) => TensorView::F16(a.view()),
+                Buffer::BF16(a) => TensorView::BF16(a.view()),
                 Buffer::F32(a) => TensorView::F32(a.view()),
                 Buffer::F64(a) => TensorView::F64(a.view()),
             }
@@ -387,6 +384,8 @@ mod imp {
 
         fn view_mut(&mut self) -> TensorViewMut<'_> {
             match self {
+                Buffer::F16(a) => TensorViewMut::F16(a.view_mut()),
+                Buffer::BF16(a) => TensorViewMut::BF16(a.view_mut()),
                 Buffer::F32(a) => TensorViewMut::F32(a.view_mut()),
                 Buffer::F64(a) => TensorViewMut::F64(a.view_mut()),
             }

@@ -1,11 +1,12 @@
 //! Tensors in `.npy` files, memory-mapped: [`NpyInput`] (read-only), [`NpyInPlace`]
 //! (read-write, for `--in-place`) and [`NpyOutput`] (a new file written atomically), all
 //! exposing the data as ndarray views ([`TensorView`], [`TensorViewMut`]) in the file's own
-//! memory order, C or Fortran, `f64` or `f32`.
+//! memory order, C or Fortran, `f64`, `f32` or `f16` (`bf16` views come from memory: NumPy's
+//! `.npy` format has no bfloat16 type).
 //!
 //! Headers are parsed by multiproj's own parser ([`crate::npy_header`]: linear time, bounded
 //! stack, NumPy's rules) and written by `ndarray-npy`; this module decides what multiproj accepts
-//! (little-endian `<f8`/`<f4`, exact file length, non-empty) and turns every refusal into a
+//! (little-endian `<f8`/`<f4`/`<f2`, exact file length, non-empty) and turns every refusal into a
 //! [`DataError`] that names the file. Zero-rank (scalar) arrays open fine; whether a spec can be
 //! applied to one is the checker's call.
 //!
@@ -43,6 +44,8 @@ pub use write::{NpyOutput, write_npy_atomic};
 /// A read-only view of a tensor's data, in the file's memory order.
 #[derive(Clone, Debug)]
 pub enum TensorView<'a> {
+    F16(ArrayViewD<'a, half::f16>),
+    BF16(ArrayViewD<'a, half::bf16>),
     F32(ArrayViewD<'a, f32>),
     F64(ArrayViewD<'a, f64>),
 }
@@ -50,6 +53,8 @@ pub enum TensorView<'a> {
 /// A writable view of a tensor's data, in the file's memory order.
 #[derive(Debug)]
 pub enum TensorViewMut<'a> {
+    F16(ArrayViewMutD<'a, half::f16>),
+    BF16(ArrayViewMutD<'a, half::bf16>),
     F32(ArrayViewMutD<'a, f32>),
     F64(ArrayViewMutD<'a, f64>),
 }
@@ -58,6 +63,8 @@ impl TensorView<'_> {
     /// Shape, strides (in elements, as ndarray reports them) and dtype.
     pub fn info(&self) -> TensorInfo {
         match self {
+            TensorView::F16(a) => info_of(a.shape(), a.strides(), DType::F16),
+            TensorView::BF16(a) => info_of(a.shape(), a.strides(), DType::BF16),
             TensorView::F32(a) => info_of(a.shape(), a.strides(), DType::F32),
             TensorView::F64(a) => info_of(a.shape(), a.strides(), DType::F64),
         }
@@ -65,6 +72,8 @@ impl TensorView<'_> {
 
     pub fn dtype(&self) -> DType {
         match self {
+            TensorView::F16(_) => DType::F16,
+            TensorView::BF16(_) => DType::BF16,
             TensorView::F32(_) => DType::F32,
             TensorView::F64(_) => DType::F64,
         }
@@ -72,6 +81,8 @@ impl TensorView<'_> {
 
     pub fn shape(&self) -> &[usize] {
         match self {
+            TensorView::F16(a) => a.shape(),
+            TensorView::BF16(a) => a.shape(),
             TensorView::F32(a) => a.shape(),
             TensorView::F64(a) => a.shape(),
         }
@@ -83,6 +94,8 @@ impl TensorView<'_> {
     /// in index order, so that the reported index does not depend on the file's layout.
     pub fn check_finite(&self) -> Result<(), DataError> {
         match self {
+            TensorView::F16(a) => first_non_finite(a),
+            TensorView::BF16(a) => first_non_finite(a),
             TensorView::F32(a) => first_non_finite(a),
             TensorView::F64(a) => first_non_finite(a),
         }
@@ -96,6 +109,8 @@ impl TensorViewMut<'_> {
 
     pub fn dtype(&self) -> DType {
         match self {
+            TensorViewMut::F16(_) => DType::F16,
+            TensorViewMut::BF16(_) => DType::BF16,
             TensorViewMut::F32(_) => DType::F32,
             TensorViewMut::F64(_) => DType::F64,
         }
@@ -103,6 +118,8 @@ impl TensorViewMut<'_> {
 
     pub fn shape(&self) -> &[usize] {
         match self {
+            TensorViewMut::F16(a) => a.shape(),
+            TensorViewMut::BF16(a) => a.shape(),
             TensorViewMut::F32(a) => a.shape(),
             TensorViewMut::F64(a) => a.shape(),
         }
@@ -111,6 +128,8 @@ impl TensorViewMut<'_> {
     /// A read-only view of the same data.
     pub fn view(&self) -> TensorView<'_> {
         match self {
+            TensorViewMut::F16(a) => TensorView::F16(a.view()),
+            TensorViewMut::BF16(a) => TensorView::BF16(a.view()),
             TensorViewMut::F32(a) => TensorView::F32(a.view()),
             TensorViewMut::F64(a) => TensorView::F64(a.view()),
         }
@@ -126,6 +145,8 @@ impl TensorViewMut<'_> {
             });
         }
         match (self, src) {
+            (TensorViewMut::F16(d), TensorView::F16(s)) => d.assign(s),
+            (TensorViewMut::BF16(d), TensorView::BF16(s)) => d.assign(s),
             (TensorViewMut::F32(d), TensorView::F32(s)) => d.assign(s),
             (TensorViewMut::F64(d), TensorView::F64(s)) => d.assign(s),
             (d, s) => {

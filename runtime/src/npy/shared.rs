@@ -270,6 +270,12 @@ impl SharedOutput {
         match part {
             TensorView::F64(v) => self.write_runs(v, axis, start, |x: f64| x.to_le_bytes()),
             TensorView::F32(v) => self.write_runs(v, axis, start, |x: f32| x.to_le_bytes()),
+            TensorView::F16(v) => {
+                self.write_runs(v, axis, start, |x: half::f16| x.to_bits().to_le_bytes())
+            }
+            TensorView::BF16(v) => {
+                self.write_runs(v, axis, start, |x: half::bf16| x.to_bits().to_le_bytes())
+            }
         }
     }
 

@@ -12,12 +12,32 @@ use super::{TensorView, TensorViewMut};
 use crate::DataError;
 use crate::npy_header::{self, Literal, MAGIC};
 
+/// The header's type descriptor of `dtype` (bf16 has none; it never gets this far).
+fn descriptor(dtype: DType) -> py_literal::Value {
+    match dtype {
+        DType::F64 => f64::type_descriptor(),
+        DType::F32 => f32::type_descriptor(),
+        DType::F16 | DType::BF16 => py_literal::Value::String("<f2".into()),
+    }
+}
+
+/// The descriptor of the Rust element type the data is viewed as (see `Stored::view_descr`).
+fn view_descriptor(dtype: DType) -> py_literal::Value {
+    match dtype {
+        DType::F16 | DType::BF16 => u16::type_descriptor(),
+        other => descriptor(other),
+    }
+}
+
 /// What the header says, checked against the bytes: enough to rebuild a view without
 /// re-parsing.
 #[derive(Clone, Debug)]
 pub(super) struct Stored {
     /// Kept whole because `ViewElement` wants the header's type descriptor.
     header: Header,
+    /// The descriptor `ViewElement` checks: the header's, except for f16, whose bytes are
+    /// viewed as `u16` (ndarray-npy has no f16) and then cast (`bytemuck`, same layout).
+    view_descr: py_literal::Value,
     pub(super) dtype: DType,
     data_offset: usize,
     len: usize,
@@ -49,6 +69,7 @@ impl Stored {
         let dtype = match &parsed.descr {
             Literal::Str(s) if s == "<f8" => DType::F64,
             Literal::Str(s) if s == "<f4" => DType::F32,
+            Literal::Str(s) if s == "<f2" => DType::F16,
             other => {
                 return Err(DataError::UnsupportedDtype {
                     path: path.to_path_buf(),
@@ -62,10 +83,7 @@ impl Stored {
         };
         // `ViewElement` wants `ndarray-npy`'s header; build it from what was checked.
         let header = Header {
-            type_descriptor: match dtype {
-                DType::F64 => f64::type_descriptor(),
-                DType::F32 => f32::type_descriptor(),
-            },
+            type_descriptor: descriptor(dtype),
             layout: if parsed.fortran_order {
                 Layout::Fortran
             } else {
@@ -101,6 +119,7 @@ impl Stored {
             });
         }
         Ok(Stored {
+            view_descr: view_descriptor(dtype),
             header,
             dtype,
             data_offset,
@@ -115,11 +134,13 @@ impl Stored {
         shape: &[usize],
         order: Order,
     ) -> Result<(Self, Vec<u8>), DataError> {
+        if dtype == DType::BF16 {
+            return Err(DataError::Bf16NotInNpy {
+                path: target.to_path_buf(),
+            });
+        }
         let header = Header {
-            type_descriptor: match dtype {
-                DType::F64 => f64::type_descriptor(),
-                DType::F32 => f32::type_descriptor(),
-            },
+            type_descriptor: descriptor(dtype),
             layout: match order {
                 Order::F => Layout::Fortran,
                 Order::C | Order::Strided => Layout::Standard,
@@ -141,6 +162,7 @@ impl Stored {
             .checked_add(len * dtype.size())
             .ok_or_else(too_large)?;
         let stored = Stored {
+            view_descr: view_descriptor(dtype),
             header,
             dtype,
             data_offset: bytes.len(),
@@ -174,7 +196,7 @@ impl Stored {
         bytes: &'a [u8],
     ) -> Result<TensorView<'a>, DataError> {
         let data = &bytes[self.data_offset..];
-        let descr = &self.header.type_descriptor;
+        let descr = &self.view_descr;
         let err = |e| self.view_error(path, e);
         Ok(match self.dtype {
             DType::F64 => TensorView::F64(
@@ -191,6 +213,14 @@ impl Stored {
                 )
                 .map_err(|e| DataError::Internal(format!("npy view: {e}")))?,
             ),
+            DType::F16 => TensorView::F16(
+                ArrayViewD::from_shape(
+                    self.dim(),
+                    bytemuck::cast_slice(u16::bytes_as_slice(data, descr, self.len).map_err(err)?),
+                )
+                .map_err(|e| DataError::Internal(format!("npy view: {e}")))?,
+            ),
+            DType::BF16 => return Err(DataError::Internal("a bf16 .npy header".into())),
         })
     }
 
@@ -200,7 +230,7 @@ impl Stored {
         bytes: &'a mut [u8],
     ) -> Result<TensorViewMut<'a>, DataError> {
         let data = &mut bytes[self.data_offset..];
-        let descr = &self.header.type_descriptor;
+        let descr = &self.view_descr;
         let err = |e| self.view_error(path, e);
         Ok(match self.dtype {
             DType::F64 => TensorViewMut::F64(
@@ -217,6 +247,16 @@ impl Stored {
                 )
                 .map_err(|e| DataError::Internal(format!("npy view: {e}")))?,
             ),
+            DType::F16 => TensorViewMut::F16(
+                ArrayViewMutD::from_shape(
+                    self.dim(),
+                    bytemuck::cast_slice_mut(
+                        u16::bytes_as_mut_slice(data, descr, self.len).map_err(err)?,
+                    ),
+                )
+                .map_err(|e| DataError::Internal(format!("npy view: {e}")))?,
+            ),
+            DType::BF16 => return Err(DataError::Internal("a bf16 .npy header".into())),
         })
     }
 

@@ -238,20 +238,35 @@ fn output_round_trip_in_both_orders() {
         for order in [Order::C, Order::F] {
             let a = sample(shape, order == Order::F);
             let target = dir.path().join("out.npy");
-            for dtype in [DType::F64, DType::F32] {
+            for dtype in [DType::F64, DType::F32, DType::F16] {
                 let mut out = NpyOutput::create(&target, dtype, shape, order).unwrap();
                 assert_eq!(out.target(), target);
                 assert_eq!(out.info(), TensorInfo::with_order(shape, dtype, order));
                 let a32 = a.mapv(|x| x as f32);
+                let a16 = a.mapv(half::f16::from_f64);
                 let src = match dtype {
                     DType::F64 => TensorView::F64(a.view()),
                     DType::F32 => TensorView::F32(a32.view()),
+                    DType::F16 => TensorView::F16(a16.view()),
+                    DType::BF16 => unreachable!(),
                 };
                 out.view_mut().assign(&src).unwrap();
                 out.commit(true).unwrap();
                 match dtype {
                     DType::F64 => assert_eq!(read_npy::<_, ArrayD<f64>>(&target).unwrap(), a),
                     DType::F32 => assert_eq!(read_npy::<_, ArrayD<f32>>(&target).unwrap(), a32),
+                    // ndarray-npy has no f16: the header says '<f2', the data is the bits.
+                    DType::F16 => {
+                        let bytes = fs::read(&target).unwrap();
+                        let text = String::from_utf8_lossy(&bytes[..128]);
+                        assert!(text.contains("'descr': '<f2'"), "{text}");
+                        let back = NpyInput::open(&target).unwrap();
+                        let TensorView::F16(v) = back.view() else {
+                            panic!("dtype")
+                        };
+                        assert_eq!(v, a16);
+                    }
+                    DType::BF16 => unreachable!(),
                 }
                 let back = NpyInput::open(&target).unwrap();
                 assert_eq!(back.order(), order);
@@ -261,6 +276,16 @@ fn output_round_trip_in_both_orders() {
     }
     // Only the target is left: no temporary files.
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn bfloat16_has_no_npy_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("out.npy");
+    let e = NpyOutput::create(&target, DType::BF16, &[2, 2], Order::C).unwrap_err();
+    assert!(matches!(e, DataError::Bf16NotInNpy { .. }), "{e:?}");
+    assert!(e.to_string().contains("no bfloat16 type"), "{e}");
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
 #[test]
@@ -464,7 +489,7 @@ fn unsupported_dtypes() {
     assert_eq!(
         e.to_string(),
         format!(
-            "'{}' has dtype '<i8'; multiproj reads little-endian float64 ('<f8') and float32 ('<f4')",
+            "'{}' has dtype '<i8'; multiproj reads little-endian float64 ('<f8'), float32 ('<f4') and float16 ('<f2')",
             path.display()
         )
     );

@@ -5,7 +5,6 @@
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::types::{F32, F32X4, F64, F64X2, I32, I64, I64X2};
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value};
-use multiproj_compiler::DType;
 
 use super::{ApplyKind, Groups, LANES, Run, Stride, Translator};
 
@@ -69,15 +68,13 @@ impl Translator<'_> {
                 } else if t.raw_pair_type() == F64X2 {
                     t.splat(0.0)
                 } else {
-                    t.b.ins().iconst(I64, 0)
+                    let ty = t.raw_pair_type();
+                    t.b.ins().iconst(ty, 0)
                 };
                 t.b.ins()
                     .store(t.data, zero, st[0], (c.off * t.esize) as i32);
             } else {
-                let zero = match t.key.dtype {
-                    DType::F64 => t.b.ins().f64const(0.0),
-                    DType::F32 => t.b.ins().f32const(0.0),
-                };
+                let zero = t.elem_zero();
                 t.b.ins().store(t.data, zero, st[0], 0);
             }
         });

@@ -1,18 +1,27 @@
 //! Memory: the element type and the strides of a run, addresses, loads and stores of single
 //! elements, of pairs (f64x2, widened from and rounded to f32 for f32 data) and of f32x4
 //! vectors, and vector constants (zeros, the `|x|` and `-x` masks) and lanes.
+//!
+//! The 16-bit formats are loaded as integers and widened to f64 exactly, and rounded from f64
+//! once, to nearest even, by the method of [`crate::float16`] written out in instructions
+//! (scalar, and two lanes at a time for pairs), so the JIT stores the same bits as the
+//! interpreter.
 
-use cranelift_codegen::ir::types::{F32, F32X4, F64, F64X2, I32, I32X4, I64, I64X2};
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::types::{F32, F32X4, F64, F64X2, I16, I16X8, I32, I32X4, I64, I64X2};
 use cranelift_codegen::ir::{Endianness, InstBuilder, MemFlagsData, Type, Value};
 use multiproj_compiler::DType;
 
 use super::{Run, Stride, Translator};
+use crate::float16::{self, Format};
 
 impl Translator<'_> {
+    /// The type an element is loaded and stored as (the 16-bit formats as their bits).
     pub(super) fn elem_type(&self) -> Type {
         match self.key.dtype {
             DType::F64 => F64,
             DType::F32 => F32,
+            DType::F16 | DType::BF16 => I16,
         }
     }
 
@@ -21,7 +30,192 @@ impl Translator<'_> {
         match self.key.dtype {
             DType::F64 => F64X2,
             DType::F32 => I64,
+            DType::F16 | DType::BF16 => I32,
         }
+    }
+
+    /// A zero of [`elem_type`](Self::elem_type).
+    pub(super) fn elem_zero(&mut self) -> Value {
+        match self.key.dtype {
+            DType::F64 => self.b.ins().f64const(0.0),
+            DType::F32 => self.b.ins().f32const(0.0),
+            DType::F16 | DType::BF16 => self.b.ins().iconst(I16, 0),
+        }
+    }
+
+    /// An element as loaded ([`elem_type`](Self::elem_type)), as f64 (exact).
+    fn widen_one(&mut self, x: Value) -> Value {
+        match self.key.dtype {
+            DType::F64 => x,
+            DType::F32 => self.b.ins().fpromote(F64, x),
+            DType::F16 => self.widen_f16(x),
+            DType::BF16 => {
+                let w = self.b.ins().uextend(I32, x);
+                let w = self.b.ins().ishl_imm_u(w, 16);
+                let w = self.b.ins().bitcast(F32, MemFlagsData::new(), w);
+                self.b.ins().fpromote(F64, w)
+            }
+        }
+    }
+
+    /// An f64 rounded once to the element type, as stored ([`elem_type`](Self::elem_type)).
+    fn narrow_one(&mut self, v: Value) -> Value {
+        match self.key.dtype {
+            DType::F64 => v,
+            DType::F32 => self.b.ins().fdemote(F32, v),
+            DType::F16 => self.round_half(float16::F16, v),
+            DType::BF16 => self.round_half(float16::BF16, v),
+        }
+    }
+
+    /// f16 bits (i16) to f64: the bits moved into an f64 and scaled by `2^(1023 − 15)`, exact
+    /// for normal and subnormal values; ∞ and NaN patterns are moved under f64's all-ones
+    /// exponent instead.
+    fn widen_f16(&mut self, h: Value) -> Value {
+        let f = float16::F16;
+        let x = self.b.ins().uextend(I64, h);
+        let a = self.b.ins().band_imm_s(x, 0x7fff);
+        let sign = self.b.ins().band_imm_s(x, 0x8000);
+        let sign = self.b.ins().ishl_imm_u(sign, 48);
+        let moved = self.b.ins().ishl_imm_u(a, i64::from(f.shift()));
+        let fin = self.b.ins().bitcast(F64, MemFlagsData::new(), moved);
+        let scale = self.b.ins().f64const(2f64.powi((1023 - f.bias) as i32));
+        let fin = self.b.ins().fmul(fin, scale);
+        let fin = self.b.ins().bitcast(I64, MemFlagsData::new(), fin);
+        let special = self.b.ins().bor_imm_s(moved, 0x7ff << 52);
+        let is_special = self.b.ins().icmp_imm_s(
+            IntCC::UnsignedGreaterThanOrEqual,
+            a,
+            i64::from(f.inf_bits()),
+        );
+        let bits = self.b.ins().select(is_special, special, fin);
+        let bits = self.b.ins().bor(bits, sign);
+        self.b.ins().bitcast(F64, MemFlagsData::new(), bits)
+    }
+
+    /// An f64 rounded to nearest even in the 16-bit format `f`, as i16 bits (see
+    /// [`Format::round`], which this follows step by step).
+    fn round_half(&mut self, f: Format, v: Value) -> Value {
+        let flags = MemFlagsData::new();
+        let b = self.b.ins().bitcast(I64, flags, v);
+        let sign = self.b.ins().ushr_imm_u(b, 48);
+        let sign = self.b.ins().band_imm_s(sign, 0x8000);
+        let a = self.b.ins().band_imm_s(b, i64::MAX);
+        // Normal range: rebias, round to nearest even, clamp to ∞.
+        let lsb = self.b.ins().ushr_imm_u(a, i64::from(f.shift()));
+        let lsb = self.b.ins().band_imm_s(lsb, 1);
+        let r = self.b.ins().iadd_imm_s(a, f.normal_add() as i64);
+        let r = self.b.ins().iadd(r, lsb);
+        let r = self.b.ins().ushr_imm_u(r, i64::from(f.shift()));
+        let inf = self.b.ins().iconst(I64, i64::from(f.inf_bits()));
+        let r = self.b.ins().umin(r, inf);
+        // Subnormal range: one f64 addition rounds at the format's subnormal unit.
+        let c = f.subnormal_magic();
+        let af = self.b.ins().bitcast(F64, flags, a);
+        let cv = self.b.ins().f64const(c);
+        let sum = self.b.ins().fadd(af, cv);
+        let sum = self.b.ins().bitcast(I64, flags, sum);
+        let sub = self
+            .b
+            .ins()
+            .iadd_imm_s(sum, (c.to_bits() as i64).wrapping_neg());
+        let normal = self.b.ins().icmp_imm_s(
+            IntCC::UnsignedGreaterThanOrEqual,
+            a,
+            f.min_normal_bits() as i64,
+        );
+        let h = self.b.ins().select(normal, r, sub);
+        let nan = self.b.ins().iconst(I64, i64::from(f.nan_bits()));
+        let is_nan = self.b.ins().fcmp(FloatCC::Unordered, v, v);
+        let h = self.b.ins().select(is_nan, nan, h);
+        let h = self.b.ins().bor(h, sign);
+        self.b.ins().ireduce(I16, h)
+    }
+
+    /// Two 16-bit elements (an i32 as loaded) to an f64x2, exactly.
+    fn widen_half_pair(&mut self, raw: Value) -> Value {
+        let little = MemFlagsData::new().with_endianness(Endianness::Little);
+        let v = self.b.ins().scalar_to_vector(I32X4, raw);
+        let v = self.b.ins().bitcast(I16X8, little, v);
+        let w = self.b.ins().uwiden_low(v);
+        if self.key.dtype == DType::BF16 {
+            let w = self.b.ins().ishl_imm_u(w, 16);
+            let w = self.b.ins().bitcast(F32X4, little, w);
+            return self.b.ins().fvpromote_low(w);
+        }
+        let f = float16::F16;
+        let x = self.b.ins().uwiden_low(w);
+        let a = self.splat_i64(0x7fff);
+        let a = self.b.ins().band(x, a);
+        let sign = self.splat_i64(0x8000);
+        let sign = self.b.ins().band(x, sign);
+        let sign = self.b.ins().ishl_imm_u(sign, 48);
+        let moved = self.b.ins().ishl_imm_u(a, i64::from(f.shift()));
+        let fin = self.b.ins().bitcast(F64X2, little, moved);
+        let scale = self.splat(2f64.powi((1023 - f.bias) as i32));
+        let fin = self.b.ins().fmul(fin, scale);
+        // ∞ and NaN patterns scale to at least 2^16, above every finite f16 (max 65504).
+        let big = self.splat(65536.0);
+        let is_special = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, fin, big);
+        let fin = self.b.ins().bitcast(I64X2, little, fin);
+        let ones = self.splat_i64(0x7ff << 52);
+        let special = self.b.ins().bor(moved, ones);
+        let bits = self.b.ins().bitselect(is_special, special, fin);
+        let bits = self.b.ins().bor(bits, sign);
+        self.b.ins().bitcast(F64X2, little, bits)
+    }
+
+    /// An f64x2 rounded to the 16-bit format, the two results packed in an i32 (lane 0 low).
+    fn round_half_pair(&mut self, v: Value) -> Value {
+        let f = Format::of(self.key.dtype).expect("a 16-bit format");
+        let little = MemFlagsData::new().with_endianness(Endianness::Little);
+        let b = self.b.ins().bitcast(I64X2, little, v);
+        let sign = self.b.ins().ushr_imm_u(b, 48);
+        let m = self.splat_i64(0x8000);
+        let sign = self.b.ins().band(sign, m);
+        let m = self.splat_i64(i64::MAX);
+        let a = self.b.ins().band(b, m);
+        let af = self.b.ins().bitcast(F64X2, little, a);
+        // Normal range, as in `round_half`; the clamp to ∞ compares magnitudes as floats
+        // (2^(bias+1) is where the integer result passes ∞'s pattern).
+        let lsb = self.b.ins().ushr_imm_u(a, i64::from(f.shift()));
+        let one = self.splat_i64(1);
+        let lsb = self.b.ins().band(lsb, one);
+        let add = self.splat_i64(f.normal_add() as i64);
+        let r = self.b.ins().iadd(a, add);
+        let r = self.b.ins().iadd(r, lsb);
+        let r = self.b.ins().ushr_imm_u(r, i64::from(f.shift()));
+        let limit = self.splat(2f64.powi(f.bias as i32 + 1));
+        let over = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, af, limit);
+        let inf = self.splat_i64(i64::from(f.inf_bits()));
+        let r = self.b.ins().bitselect(over, inf, r);
+        // Subnormal range.
+        let c = f.subnormal_magic();
+        let cv = self.splat(c);
+        let sum = self.b.ins().fadd(af, cv);
+        let sum = self.b.ins().bitcast(I64X2, little, sum);
+        let cb = self.splat_i64(c.to_bits() as i64);
+        let sub = self.b.ins().isub(sum, cb);
+        let min_normal = self.splat(f64::from_bits(f.min_normal_bits()));
+        let normal = self
+            .b
+            .ins()
+            .fcmp(FloatCC::GreaterThanOrEqual, af, min_normal);
+        let h = self.b.ins().bitselect(normal, r, sub);
+        let is_nan = self.b.ins().fcmp(FloatCC::Unordered, v, v);
+        let nan = self.splat_i64(i64::from(f.nan_bits()));
+        let h = self.b.ins().bitselect(is_nan, nan, h);
+        let h = self.b.ins().bor(h, sign);
+        let lo = self.b.ins().extractlane(h, 0);
+        let hi = self.b.ins().extractlane(h, 1);
+        let hi = self.b.ins().ishl_imm_u(hi, 16);
+        let both = self.b.ins().bor(lo, hi);
+        self.b.ins().ireduce(I32, both)
+    }
+
+    fn splat_i64(&mut self, x: i64) -> Value {
+        let s = self.b.ins().iconst(I64, x);
+        self.b.ins().splat(I64X2, s)
     }
 
     pub(super) fn data_stride(&self, run: Run) -> Stride {
@@ -62,18 +256,12 @@ impl Translator<'_> {
     pub(super) fn load_at(&mut self, at: Value) -> Value {
         let ty = self.elem_type();
         let x = self.b.ins().load(ty, self.data, at, 0);
-        match self.key.dtype {
-            DType::F64 => x,
-            DType::F32 => self.b.ins().fpromote(F64, x),
-        }
+        self.widen_one(x)
     }
 
     /// Stores an f64 as the element at `at`, rounding once to the element type.
     pub(super) fn store_at(&mut self, v: Value, at: Value) {
-        let v = match self.key.dtype {
-            DType::F64 => v,
-            DType::F32 => self.b.ins().fdemote(F32, v),
-        };
+        let v = self.narrow_one(v);
         self.b.ins().store(self.data, v, at, 0);
     }
 
@@ -95,6 +283,10 @@ impl Translator<'_> {
                 let v = self.b.ins().bitcast(F32X4, little, v);
                 self.b.ins().fvpromote_low(v)
             }
+            DType::F16 | DType::BF16 => {
+                let two = self.b.ins().load(I32, self.data, at, off);
+                self.widen_half_pair(two)
+            }
         }
     }
 
@@ -112,16 +304,17 @@ impl Translator<'_> {
                 let two = self.b.ins().extractlane(wide, 0);
                 self.b.ins().store(self.data, two, at, off);
             }
+            DType::F16 | DType::BF16 => {
+                let two = self.round_half_pair(v);
+                self.b.ins().store(self.data, two, at, off);
+            }
         }
     }
 
     /// Stores lane `lane` of an f64x2 as the element `off + lane` after `at`.
     pub(super) fn store_lane_at(&mut self, v: Value, lane: u8, at: Value, off: i64) {
         let x = self.b.ins().extractlane(v, lane);
-        let x = match self.key.dtype {
-            DType::F64 => x,
-            DType::F32 => self.b.ins().fdemote(F32, x),
-        };
+        let x = self.narrow_one(x);
         let off = ((off + i64::from(lane)) * self.esize) as i32;
         self.b.ins().store(self.data, x, at, off);
     }
@@ -131,10 +324,7 @@ impl Translator<'_> {
         let at = self.elem_addr(base, i, stride);
         let ty = self.elem_type();
         let x = self.b.ins().load(ty, self.data, at, 0);
-        match self.key.dtype {
-            DType::F64 => x,
-            DType::F32 => self.b.ins().fpromote(F64, x),
-        }
+        self.widen_one(x)
     }
 
     /// Whether f32 data is handled four elements at a time in f32 (contiguous f32 runs), where
