@@ -46,7 +46,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 py="$venv/bin/python"
 "$py" -m pip install --quiet --upgrade pip
-"$py" -m pip install --quiet maturin pytest hypothesis numpy
+"$py" -m pip install --quiet maturin pytest hypothesis numpy ml_dtypes
 if [ "${MULTIPROJ_TORCH:-0}" = 1 ]; then
   echo "== python: torch, scikit-learn, matplotlib (MULTIPROJ_TORCH=1)"
   "$py" -m pip install --quiet torch scikit-learn matplotlib

@@ -473,6 +473,8 @@ pub enum ProgressArg {
 pub enum DTypeArg {
     F64,
     F32,
+    F16,
+    Bf16,
 }
 
 impl From<DTypeArg> for DType {
@@ -480,6 +482,8 @@ impl From<DTypeArg> for DType {
         match d {
             DTypeArg::F64 => DType::F64,
             DTypeArg::F32 => DType::F32,
+            DTypeArg::F16 => DType::F16,
+            DTypeArg::Bf16 => DType::BF16,
         }
     }
 }

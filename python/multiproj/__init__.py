@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -135,8 +135,11 @@ class Projection:
         """The projection of ``x`` onto the ball, as a new array.
 
         Args:
-            x: a NumPy array (float32 or float64, any strides: read where it lies), a CPU torch
-                tensor, or any array-like (converted with ``np.asarray``, a copy for lists).
+            x: a NumPy array (float16, float32 or float64, or ``ml_dtypes.bfloat16``; any
+                strides: read where it lies), a CPU torch tensor (float16, bfloat16, float32,
+                float64), or any array-like (converted with ``np.asarray``, a copy for lists).
+                Sums and radii are computed in float64 whatever the dtype; the results are
+                rounded once to it, and lie inside the ball in that precision.
             radius: the radius of the ball, if the spec has no ``<= R``.
             keep: instead of a radius, keep exactly this many *top-level groups* (the rows,
                 columns or channels the outermost norm sums over; it must be l1) and set the
@@ -158,12 +161,12 @@ class Projection:
             ValueError: several of ``radius``, ``keep``, ``sparsity``, ``radius_frac``.
             ShapeError: the spec does not fit ``x``'s shape.
             DataError: ``x`` holds a NaN or an infinity.
-            TypeError: ``x`` is not float32/float64 (e.g. float16: ``x.astype(np.float32)``),
-                or is a torch tensor on a GPU (``x.cpu()``).
+            TypeError: ``x`` is not float16, bfloat16, float32 or float64 (e.g. an integer
+                array: ``x.astype(np.float32)``), or is a torch tensor on a GPU (``x.cpu()``).
         """
-        array, torch = _readable(x)
+        array, back = _readable(x)
         out = self._native.project(array, radius=radius, keep=keep, sparsity=sparsity, radius_frac=radius_frac)
-        return torch.from_numpy(out) if torch is not None else out
+        return back(out)
 
     def project_with_report(
         self,
@@ -175,9 +178,9 @@ class Projection:
         radius_frac: Optional[float] = None,
     ) -> Tuple[Any, Report]:
         """Like :meth:`project`, also returning what happened: ``(array, report)``."""
-        array, torch = _readable(x)
+        array, back = _readable(x)
         out, report = self._native.project_with_report(array, radius=radius, keep=keep, sparsity=sparsity, radius_frac=radius_frac)
-        return (torch.from_numpy(out) if torch is not None else out), report
+        return back(out), report
 
     def project_(
         self,
@@ -194,8 +197,9 @@ class Projection:
         infinity, nothing is written and :class:`DataError` is raised.
 
         Args:
-            x: a writable NumPy array (float32 or float64, any strides whose elements do not
-                overlap), or a CPU torch tensor (an ``nn.Parameter`` inside ``torch.no_grad()``).
+            x: a writable NumPy array (float16, float32, float64 or ``ml_dtypes.bfloat16``, any
+                strides whose elements do not overlap), or a CPU torch tensor of those dtypes
+                (an ``nn.Parameter`` inside ``torch.no_grad()``).
             radius, keep, sparsity, radius_frac: the radius, or the target it is chosen for,
                 as for :meth:`project`.
 
@@ -399,7 +403,16 @@ def norm(spec: str, x: Any, *, backend: str = "jit") -> float:
 
 # --- arrays and tensors -------------------------------------------------------------------------
 
-_SUPPORTED = "multiproj computes on float32 and float64"
+_SUPPORTED = "multiproj computes on float16, bfloat16, float32 and float64"
+
+# NumPy has no bfloat16: a torch bfloat16 tensor or an ml_dtypes.bfloat16 array reaches the
+# native module as a uint16 view of the same memory whose dtype carries this metadata (the
+# native module reads the marker; the values are never converted or copied).
+_BF16_BITS = np.dtype(np.uint16, metadata={"multiproj.dtype": "bfloat16"})
+
+
+def _same(out: Any) -> Any:
+    return out
 
 
 def _is_tensor(x: Any) -> bool:
@@ -414,8 +427,23 @@ def _is_tensor(x: Any) -> bool:
     )
 
 
-def _tensor_array(x: Any, *, writing: bool) -> Tuple[np.ndarray, Any]:
-    """The NumPy array sharing ``x``'s memory, and the torch module; never a copy."""
+def _is_bf16_array(x: np.ndarray) -> bool:
+    """An ``ml_dtypes.bfloat16`` array (told by its dtype's name and size, so that ml_dtypes
+    is never imported here)."""
+    return x.dtype.name == "bfloat16" and x.dtype.itemsize == 2 and x.dtype.fields is None
+
+
+def _ndarray(x: np.ndarray) -> Tuple[np.ndarray, Callable[[np.ndarray], Any]]:
+    """What the native module gets for an ndarray, and how its result comes back."""
+    if _is_bf16_array(x):
+        dtype = x.dtype
+        return x.view(_BF16_BITS), lambda out: out.view(dtype)
+    return x, _same
+
+
+def _tensor_array(x: Any, *, writing: bool) -> Tuple[np.ndarray, Any, Callable[[np.ndarray], Any]]:
+    """The NumPy array sharing ``x``'s memory (never a copy), the torch module, and how a
+    result array becomes a tensor."""
     device = getattr(x.device, "type", str(x.device))
     if device != "cpu":
         raise TypeError(
@@ -425,10 +453,10 @@ def _tensor_array(x: Any, *, writing: bool) -> Tuple[np.ndarray, Any]:
             + " — it is never copied silently"
         )
     dtype = str(x.dtype).replace("torch.", "")
-    if dtype not in ("float32", "float64"):
-        hint = ".float()" if dtype in ("bfloat16", "float16", "half") else ".float() or .double()"
+    if dtype not in ("float16", "bfloat16", "float32", "float64"):
         raise TypeError(
-            f"the tensor has dtype torch.{dtype}; {_SUPPORTED}: convert it with x{hint}"
+            f"the tensor has dtype torch.{dtype}; {_SUPPORTED}: convert it with x.float() or "
+            f"x.double()"
             + (" and copy the result back (x.copy_(y))" if writing else "")
         )
     layout = str(getattr(x, "layout", "torch.strided"))
@@ -443,27 +471,36 @@ def _tensor_array(x: Any, *, writing: bool) -> Tuple[np.ndarray, Any]:
                 "as for any in-place update of a parameter"
             )
     # .detach() shares the storage (and lets .numpy() accept an nn.Parameter); .numpy() of a
-    # CPU tensor shares its memory, strides included.
-    return x.detach().numpy(), torch
+    # CPU tensor shares its memory, strides included. bfloat16 has no NumPy dtype: its bits
+    # are viewed as int16 (torch) and then as marked uint16 (NumPy), the same memory.
+    t = x.detach()
+    if dtype == "bfloat16":
+        bf16 = t.dtype
+        array = t.view(torch.int16).numpy().view(_BF16_BITS)
+        return array, torch, lambda out: torch.from_numpy(out.view(np.int16)).view(bf16)
+    return t.numpy(), torch, torch.from_numpy
 
 
-def _readable(x: Any) -> Tuple[Any, Any]:
-    """What the native module reads: an ndarray (as is), a tensor's memory, or
-    ``np.asarray(x)``; and the torch module when ``x`` is a tensor (else None)."""
+def _readable(x: Any) -> Tuple[Any, Callable[[np.ndarray], Any]]:
+    """What the native module reads (an ndarray as is, a tensor's memory, or
+    ``np.asarray(x)``) and how a result array comes back as the caller's kind (a tensor for
+    a tensor, a bfloat16 array for one)."""
     if isinstance(x, np.ndarray):
-        return x, None
+        return _ndarray(x)
     if _is_tensor(x):
-        return _tensor_array(x, writing=False)
+        array, _, back = _tensor_array(x, writing=False)
+        return array, back
     if not hasattr(x, "__array__") and hasattr(x, "__dlpack__"):
-        return np.from_dlpack(x), None
-    return np.asarray(x), None
+        return _ndarray(np.from_dlpack(x))
+    return _ndarray(np.asarray(x))
 
 
 def _writable(x: Any) -> Tuple[np.ndarray, Any]:
     if isinstance(x, np.ndarray):
-        return x, None
+        return _ndarray(x)[0], None
     if _is_tensor(x):
-        return _tensor_array(x, writing=True)
+        array, torch, _ = _tensor_array(x, writing=True)
+        return array, torch
     raise TypeError(
         f"project_ writes into its argument, so it needs a numpy.ndarray or a CPU torch tensor, "
         f"not {type(x).__module__}.{type(x).__qualname__}; use project() for a new array"
@@ -481,14 +518,18 @@ def _bump_version(torch: Any, x: Any) -> None:
 
 
 def _dtype_name(dtype: Any) -> str:
-    """``"float32"`` or ``"float64"`` for a NumPy or torch dtype, a type or a name."""
+    """``"float16"``, ``"bfloat16"``, ``"float32"`` or ``"float64"`` for a NumPy or torch
+    dtype, a type or a name."""
     if dtype is None:
         return "float64"
+    names = ("float16", "bfloat16", "float32", "float64")
     name = str(dtype).replace("torch.", "")
+    if name == "half":
+        name = "float16"
     try:
-        name = np.dtype(name if name in ("float32", "float64") else dtype).name
+        name = np.dtype(name if name in names else dtype).name
     except TypeError:
         pass
-    if name in ("float32", "float64"):
+    if name in names:
         return name
     raise TypeError(f"{_SUPPORTED}, not {dtype}")

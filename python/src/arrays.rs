@@ -17,6 +17,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use multiproj::{DType, Element};
+use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD};
 
 /// The most dimensions a view can have: rust-numpy's limit (NumPy 2 allows 64).
 const MAX_RANK: usize = 32;
@@ -33,7 +34,9 @@ pub enum Access {
 #[derive(Debug)]
 pub enum Typed<'a, 'py> {
     F16(&'a Bound<'py, PyArrayDyn<half::f16>>),
-    BF16(&'a Bound<'py, PyArrayDyn<half::bf16>>),
+    /// bfloat16 as its bits: a `uint16` array whose dtype carries the metadata
+    /// `{"multiproj.dtype": "bfloat16"}` (see [`BF16_METADATA`]).
+    BF16(&'a Bound<'py, PyArrayDyn<u16>>),
     F32(&'a Bound<'py, PyArrayDyn<f32>>),
     F64(&'a Bound<'py, PyArrayDyn<f64>>),
 }
@@ -62,20 +65,20 @@ impl Layout {
         // The dtype was checked just above, so these casts (which compare dtypes the same way)
         // cannot fail for another reason.
         Ok(match dtype {
-            DType::F16 => Typed::F16(checked(array.cast::<PyArrayDyn<half::f16>>()?, access)?),
-            DType::BF16 => Typed::BF16(checked(array.cast::<PyArrayDyn<half::bf16>>()?, access)?),
-            DType::F32 => Typed::F32(checked(array.cast::<PyArrayDyn<f32>>()?, access)?),
-            DType::F64 => Typed::F64(checked(array.cast::<PyArrayDyn<f64>>()?, access)?),
+            DType::F16 => Typed::F16(checked::<half::f16>(array.cast::<PyArrayDyn<half::f16>>()?, access)?),
+            DType::BF16 => Typed::BF16(checked::<half::bf16>(array.cast::<PyArrayDyn<u16>>()?, access)?),
+            DType::F32 => Typed::F32(checked::<f32>(array.cast::<PyArrayDyn<f32>>()?, access)?),
+            DType::F64 => Typed::F64(checked::<f64>(array.cast::<PyArrayDyn<f64>>()?, access)?),
         })
     }
 }
 
 /// `array` once its layout is known to be one a view can describe.
 fn checked<'a, 'py, T: Float>(
-    array: &'a Bound<'py, PyArrayDyn<T>>,
+    array: &'a Bound<'py, PyArrayDyn<T::Np>>,
     access: Access,
-) -> PyResult<&'a Bound<'py, PyArrayDyn<T>>> {
-    check_aligned(array, access)?;
+) -> PyResult<&'a Bound<'py, PyArrayDyn<T::Np>>> {
+    check_aligned::<T>(array, access)?;
     if access == Access::Write {
         check_no_overlap(array.as_untyped())?;
     }
@@ -104,7 +107,7 @@ fn dtype_of(array: &Bound<'_, PyUntypedArray>) -> PyResult<DType> {
         .map_or_else(|_| "?".to_owned(), |s| s.to_string());
     let native = descr.is_native_byteorder() != Some(false);
     let plain = !descr.has_fields() && !descr.has_subarray();
-    if plain && descr.itemsize() == 2 && shown == "bfloat16" {
+    if plain && descr.kind() == b'u' && descr.itemsize() == 2 && native && is_bf16_bits(&descr) {
         return Ok(DType::BF16);
     }
     match (descr.kind(), descr.itemsize(), native) {
@@ -124,6 +127,19 @@ fn dtype_of(array: &Bound<'_, PyUntypedArray>) -> PyResult<DType> {
     }
 }
 
+/// The key and value of the dtype metadata that marks a `uint16` array as the bits of bfloat16
+/// values: what the Python layer passes for a torch `bfloat16` tensor or an `ml_dtypes`
+/// `bfloat16` array (NumPy has no bfloat16 type), a view of the same memory.
+pub const BF16_METADATA: (&str, &str) = ("multiproj.dtype", "bfloat16");
+
+fn is_bf16_bits(descr: &Bound<'_, numpy::PyArrayDescr>) -> bool {
+    descr
+        .getattr("metadata")
+        .and_then(|m| m.get_item(BF16_METADATA.0))
+        .and_then(|v| v.extract::<String>())
+        .is_ok_and(|v| v == BF16_METADATA.1)
+}
+
 /// `'>f8'`: the dtype with its byte order, which `str(dtype)` leaves out for floats.
 fn descr_str(descr: &Bound<'_, numpy::PyArrayDescr>) -> String {
     descr
@@ -135,7 +151,7 @@ fn descr_str(descr: &Bound<'_, numpy::PyArrayDescr>) -> String {
 /// The data pointer is a multiple of the element's alignment and every stride that is ever
 /// followed (the axis has more than one element) a whole number of elements: what rust-numpy's
 /// view assumes without checking.
-fn check_aligned<T: Float>(array: &Bound<'_, PyArrayDyn<T>>, access: Access) -> PyResult<()> {
+fn check_aligned<T: Float>(array: &Bound<'_, PyArrayDyn<T::Np>>, access: Access) -> PyResult<()> {
     let size = size_of::<T>();
     // An array without elements is never read; the projection refuses it by its shape.
     if array.shape().contains(&0) {
@@ -216,9 +232,54 @@ pub fn numpy_name(dtype: DType) -> &'static str {
     }
 }
 
-/// An element type the bindings compute on: multiproj's and NumPy's.
-pub trait Float: Element + numpy::Element {}
-impl Float for half::f16 {}
-impl Float for half::bf16 {}
-impl Float for f32 {}
-impl Float for f64 {}
+/// An element type the bindings compute on (multiproj's), with the NumPy element type its data
+/// is held as: itself, or `u16` for bfloat16, which NumPy lacks.
+pub trait Float: Element {
+    type Np: numpy::Element + Copy;
+    /// The elements of `v` as `Self`.
+    fn view(v: ArrayViewD<'_, Self::Np>) -> ArrayViewD<'_, Self>;
+    /// The elements of `v` as `Self`, writable.
+    fn view_mut(v: ArrayViewMutD<'_, Self::Np>) -> ArrayViewMutD<'_, Self>;
+    /// A result as NumPy holds it, in the same memory order.
+    fn into_np(a: ArrayD<Self>) -> ArrayD<Self::Np>;
+}
+
+macro_rules! numpy_float {
+    ($($t:ty),*) => {$(
+        impl Float for $t {
+            type Np = $t;
+            fn view(v: ArrayViewD<'_, $t>) -> ArrayViewD<'_, $t> {
+                v
+            }
+            fn view_mut(v: ArrayViewMutD<'_, $t>) -> ArrayViewMutD<'_, $t> {
+                v
+            }
+            fn into_np(a: ArrayD<$t>) -> ArrayD<$t> {
+                a
+            }
+        }
+    )*};
+}
+numpy_float!(half::f16, f32, f64);
+
+impl Float for half::bf16 {
+    type Np = u16;
+    fn view(v: ArrayViewD<'_, u16>) -> ArrayViewD<'_, half::bf16> {
+        let raw = v.raw_view().cast::<half::bf16>();
+        // SAFETY: `half::bf16` is `#[repr(transparent)]` over `u16` (same size, alignment, and
+        // every bit pattern valid), so the raw view's pointer, shape and strides describe
+        // valid `bf16` elements; the lifetime is the borrowed `u16` view's.
+        unsafe { raw.deref_into_view() }
+    }
+    fn view_mut(v: ArrayViewMutD<'_, u16>) -> ArrayViewMutD<'_, half::bf16> {
+        let mut v = v;
+        let raw = v.raw_view_mut().cast::<half::bf16>();
+        // SAFETY: as in `view`; the mutable borrow of the `u16` view is moved into the result,
+        // so the memory has one writer.
+        unsafe { raw.deref_into_view_mut() }
+    }
+    fn into_np(a: ArrayD<half::bf16>) -> ArrayD<u16> {
+        // `map` keeps a contiguous array's memory order.
+        a.map(|v| v.to_bits())
+    }
+}

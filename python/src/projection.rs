@@ -127,10 +127,10 @@ impl Projection {
         let target = chosen(radius, keep, sparsity, radius_frac)?;
         let proj = &self.inner;
         let (out, report) = match Layout::of(x, Access::Read)? {
-            Typed::F16(a) => project_typed(py, proj, a, target)?,
-            Typed::BF16(a) => project_typed(py, proj, a, target)?,
-            Typed::F32(a) => project_typed(py, proj, a, target)?,
-            Typed::F64(a) => project_typed(py, proj, a, target)?,
+            Typed::F16(a) => project_typed::<half::f16>(py, proj, a, target)?,
+            Typed::BF16(a) => project_typed::<half::bf16>(py, proj, a, target)?,
+            Typed::F32(a) => project_typed::<f32>(py, proj, a, target)?,
+            Typed::F64(a) => project_typed::<f64>(py, proj, a, target)?,
         };
         Ok((out, report_to_py(py, report)?))
     }
@@ -149,10 +149,10 @@ impl Projection {
         let target = chosen(radius, keep, sparsity, radius_frac)?;
         let proj = &self.inner;
         let report = match Layout::of(x, Access::Write)? {
-            Typed::F16(a) => project_in_place_typed(py, proj, a, target)?,
-            Typed::BF16(a) => project_in_place_typed(py, proj, a, target)?,
-            Typed::F32(a) => project_in_place_typed(py, proj, a, target)?,
-            Typed::F64(a) => project_in_place_typed(py, proj, a, target)?,
+            Typed::F16(a) => project_in_place_typed::<half::f16>(py, proj, a, target)?,
+            Typed::BF16(a) => project_in_place_typed::<half::bf16>(py, proj, a, target)?,
+            Typed::F32(a) => project_in_place_typed::<f32>(py, proj, a, target)?,
+            Typed::F64(a) => project_in_place_typed::<f64>(py, proj, a, target)?,
         };
         report_to_py(py, report)
     }
@@ -180,10 +180,10 @@ impl Projection {
         let comm = PyComm::new(comm)?;
         let proj = &self.inner;
         let report = match Layout::of(x, Access::Write)? {
-            Typed::F16(a) => project_shard_typed(py, proj, a, axis, &comm, target)?,
-            Typed::BF16(a) => project_shard_typed(py, proj, a, axis, &comm, target)?,
-            Typed::F32(a) => project_shard_typed(py, proj, a, axis, &comm, target)?,
-            Typed::F64(a) => project_shard_typed(py, proj, a, axis, &comm, target)?,
+            Typed::F16(a) => project_shard_typed::<half::f16>(py, proj, a, axis, &comm, target)?,
+            Typed::BF16(a) => project_shard_typed::<half::bf16>(py, proj, a, axis, &comm, target)?,
+            Typed::F32(a) => project_shard_typed::<f32>(py, proj, a, axis, &comm, target)?,
+            Typed::F64(a) => project_shard_typed::<f64>(py, proj, a, axis, &comm, target)?,
         };
         report_to_py(py, report)
     }
@@ -210,10 +210,10 @@ impl Projection {
         let target = chosen(radius, keep, sparsity, radius_frac)?;
         let proj = &self.inner;
         let c = match Layout::of(x, Access::Read)? {
-            Typed::F16(a) => compare_typed(py, proj, a, target)?,
-            Typed::BF16(a) => compare_typed(py, proj, a, target)?,
-            Typed::F32(a) => compare_typed(py, proj, a, target)?,
-            Typed::F64(a) => compare_typed(py, proj, a, target)?,
+            Typed::F16(a) => compare_typed::<half::f16>(py, proj, a, target)?,
+            Typed::BF16(a) => compare_typed::<half::bf16>(py, proj, a, target)?,
+            Typed::F32(a) => compare_typed::<f32>(py, proj, a, target)?,
+            Typed::F64(a) => compare_typed::<f64>(py, proj, a, target)?,
         };
         let side = |s: multiproj::Compared| -> PyResult<Bound<'py, PyDict>> {
             let d = PyDict::new(py);
@@ -234,10 +234,10 @@ impl Projection {
     /// The multi-level norm of the ndarray `x`.
     fn norm(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<f64> {
         match Layout::of(x, Access::Read)? {
-            Typed::F16(a) => norm_typed(py, &self.inner, a),
-            Typed::BF16(a) => norm_typed(py, &self.inner, a),
-            Typed::F32(a) => norm_typed(py, &self.inner, a),
-            Typed::F64(a) => norm_typed(py, &self.inner, a),
+            Typed::F16(a) => norm_typed::<half::f16>(py, &self.inner, a),
+            Typed::BF16(a) => norm_typed::<half::bf16>(py, &self.inner, a),
+            Typed::F32(a) => norm_typed::<f32>(py, &self.inner, a),
+            Typed::F64(a) => norm_typed::<f64>(py, &self.inner, a),
         }
     }
 
@@ -363,7 +363,7 @@ fn stage<'a, T: Float>(shape: &'a [usize]) -> Stage<'a> {
 fn project_typed<'py, T: Float>(
     py: Python<'py>,
     proj: &multiproj::Projection,
-    array: &Bound<'py, PyArrayDyn<T>>,
+    array: &Bound<'py, PyArrayDyn<T::Np>>,
     target: Option<RadiusTarget>,
 ) -> PyResult<(Bound<'py, PyAny>, Report)> {
     let shape = array.shape().to_vec();
@@ -377,19 +377,19 @@ fn project_typed<'py, T: Float>(
         // the shape (a ShapeError) without reading any element.
         run(&empty::<T>(&shape)?.view())
     } else {
-        let view = borrowed.as_array();
+        let view = T::view(borrowed.as_array());
         detached(py, || run(&view))?
     };
     let (out, report) =
         result.map_err(|e| errors::to_py(py, &e, &proj.spec().source, stage::<T>(&shape)))?;
     // The result's buffer becomes the NumPy array's: no copy, the memory order kept.
-    Ok((PyArray::from_owned_array(py, out).into_any(), report))
+    Ok((PyArray::from_owned_array(py, T::into_np(out)).into_any(), report))
 }
 
 fn project_in_place_typed<T: Float>(
     py: Python<'_>,
     proj: &multiproj::Projection,
-    array: &Bound<'_, PyArrayDyn<T>>,
+    array: &Bound<'_, PyArrayDyn<T::Np>>,
     target: Option<RadiusTarget>,
 ) -> PyResult<Report> {
     let shape = array.shape().to_vec();
@@ -401,7 +401,7 @@ fn project_in_place_typed<T: Float>(
     let result = if array.is_empty() {
         run(&mut empty::<T>(&shape)?.view_mut())
     } else {
-        let mut view = borrowed.as_array_mut();
+        let mut view = T::view_mut(borrowed.as_array_mut());
         detached(py, || run(&mut view))?
     };
     result.map_err(|e| errors::to_py(py, &e, &proj.spec().source, stage::<T>(&shape)))
@@ -509,7 +509,7 @@ impl multiproj::runtime::shard::Communicator for PyComm {
 fn project_shard_typed<T: Float>(
     py: Python<'_>,
     proj: &multiproj::Projection,
-    array: &Bound<'_, PyArrayDyn<T>>,
+    array: &Bound<'_, PyArrayDyn<T::Np>>,
     axis: usize,
     comm: &PyComm,
     target: Option<RadiusTarget>,
@@ -519,7 +519,7 @@ fn project_shard_typed<T: Float>(
     let result = if array.is_empty() {
         proj.project_shard_in_place(comm, &mut empty::<T>(&shape)?, axis, target)
     } else {
-        let mut view = borrowed.as_array_mut();
+        let mut view = T::view_mut(borrowed.as_array_mut());
         detached(py, || {
             proj.project_shard_in_place(comm, &mut view, axis, target)
         })?
@@ -530,7 +530,7 @@ fn project_shard_typed<T: Float>(
 fn compare_typed<T: Float>(
     py: Python<'_>,
     proj: &multiproj::Projection,
-    array: &Bound<'_, PyArrayDyn<T>>,
+    array: &Bound<'_, PyArrayDyn<T::Np>>,
     target: Option<RadiusTarget>,
 ) -> PyResult<multiproj::Comparison> {
     let shape = array.shape().to_vec();
@@ -538,7 +538,7 @@ fn compare_typed<T: Float>(
     let result = if array.is_empty() {
         proj.compare(&empty::<T>(&shape)?.view(), target)
     } else {
-        let view = borrowed.as_array();
+        let view = T::view(borrowed.as_array());
         detached(py, || proj.compare(&view, target))?
     };
     result.map_err(|e| errors::to_py(py, &e, &proj.spec().source, stage::<T>(&shape)))
@@ -547,14 +547,14 @@ fn compare_typed<T: Float>(
 fn norm_typed<T: Float>(
     py: Python<'_>,
     proj: &multiproj::Projection,
-    array: &Bound<'_, PyArrayDyn<T>>,
+    array: &Bound<'_, PyArrayDyn<T::Np>>,
 ) -> PyResult<f64> {
     let shape = array.shape().to_vec();
     let borrowed = array.try_readonly().map_err(|e| borrow_error(e, array))?;
     let result = if array.is_empty() {
         proj.norm(&empty::<T>(&shape)?)
     } else {
-        let view = borrowed.as_array();
+        let view = T::view(borrowed.as_array());
         detached(py, || proj.norm(&view))?
     };
     result.map_err(|e| errors::to_py(py, &e, &proj.spec().source, stage::<T>(&shape)))
@@ -566,7 +566,7 @@ fn empty<T: Float>(shape: &[usize]) -> PyResult<ArrayD<T>> {
         .map_err(|e| PyValueError::new_err(format!("an empty array of shape {shape:?}: {e}")))
 }
 
-fn borrow_error<T: Float>(e: BorrowError, array: &Bound<'_, PyArrayDyn<T>>) -> PyErr {
+fn borrow_error<T: numpy::Element>(e: BorrowError, array: &Bound<'_, PyArrayDyn<T>>) -> PyErr {
     match e {
         BorrowError::NotWriteable => PyValueError::new_err(format!(
             "the array is read-only ({} with writeable=False: a broadcast view, an array over \
