@@ -5,8 +5,11 @@
 //! MULTIPROJ_REQUIRE_MPI=1 (CI sets it).
 #![cfg(feature = "mpi")]
 
+use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use ndarray::{ArrayD, Axis, IxDyn, ShapeBuilder, Slice, concatenate};
 use ndarray_npy::{read_npy, write_npy};
@@ -36,7 +39,52 @@ fn mpirun(p: usize, args: &[&str], dir: &Path) -> Option<Output> {
         .arg(p.to_string())
         .arg(BIN)
         .args(args);
-    Some(cmd.output().expect("mpirun runs"))
+    let (out, killed) = output_within(&mut cmd, Duration::from_secs(300));
+    assert!(!killed, "mpirun did not end within 300 s:\n{}", text(&out));
+    Some(out)
+}
+
+/// Runs `cmd` (an `mpirun`) in a process group of its own and returns its output, and whether
+/// it had to be killed: after `limit`, the whole group (mpirun and the processes it started)
+/// gets SIGKILL. mpirun's own `--timeout` lives in its event loop, which was seen wedged for
+/// over ten minutes after a rank was killed (the other rank ended, a zombie mpirun never
+/// reaped); a CI run must not wait for it.
+fn output_within(cmd: &mut Command, limit: Duration) -> (Output, bool) {
+    let mut child = cmd
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mpirun runs");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("piped")));
+    let stderr = drain(Box::new(child.stderr.take().expect("piped")));
+    let start = Instant::now();
+    let mut killed = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for mpirun") {
+            break status;
+        }
+        if !killed && start.elapsed() > limit {
+            let group = rustix::process::Pid::from_child(&child);
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+            killed = true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = Output {
+        status,
+        stdout: stdout.join().expect("stdout"),
+        stderr: stderr.join().expect("stderr"),
+    };
+    (out, killed)
 }
 
 fn text(o: &Output) -> String {
@@ -458,16 +506,19 @@ wait $pid
                 .arg("--oversubscribe")
                 .args(["--timeout", "300"]);
         }
-        let out = cmd
-            .current_dir(dir.path())
+        cmd.current_dir(dir.path())
             .env("RAYON_NUM_THREADS", "1")
             .args(["-n", "2", "sh"])
             .arg(&script)
             .arg(trigger)
             .args([BIN, "project", spec, "w.npy", "--output", output])
-            .args(["--shard-axis", "0", "--radius", "3"])
-            .output()
-            .unwrap();
+            .args(["--shard-axis", "0", "--radius", "3"]);
+        // The job fails within seconds; mpirun itself may then hang (see `output_within`),
+        // which is Open MPI's business: what is checked is what the killed job left behind.
+        let (out, killed) = output_within(&mut cmd, Duration::from_secs(120));
+        if killed {
+            eprintln!("mpirun hung after the job was killed ({trigger}); it was killed");
+        }
         assert!(!out.status.success(), "{}", text(&out));
         assert!(
             temporaries(dir.path()).is_empty(),

@@ -65,8 +65,14 @@ impl Layout {
         // The dtype was checked just above, so these casts (which compare dtypes the same way)
         // cannot fail for another reason.
         Ok(match dtype {
-            DType::F16 => Typed::F16(checked::<half::f16>(array.cast::<PyArrayDyn<half::f16>>()?, access)?),
-            DType::BF16 => Typed::BF16(checked::<half::bf16>(array.cast::<PyArrayDyn<u16>>()?, access)?),
+            DType::F16 => Typed::F16(checked::<half::f16>(
+                array.cast::<PyArrayDyn<half::f16>>()?,
+                access,
+            )?),
+            DType::BF16 => Typed::BF16(checked::<half::bf16>(
+                array.cast::<PyArrayDyn<u16>>()?,
+                access,
+            )?),
             DType::F32 => Typed::F32(checked::<f32>(array.cast::<PyArrayDyn<f32>>()?, access)?),
             DType::F64 => Typed::F64(checked::<f64>(array.cast::<PyArrayDyn<f64>>()?, access)?),
         })

@@ -383,7 +383,10 @@ fn project_typed<'py, T: Float>(
     let (out, report) =
         result.map_err(|e| errors::to_py(py, &e, &proj.spec().source, stage::<T>(&shape)))?;
     // The result's buffer becomes the NumPy array's: no copy, the memory order kept.
-    Ok((PyArray::from_owned_array(py, T::into_np(out)).into_any(), report))
+    Ok((
+        PyArray::from_owned_array(py, T::into_np(out)).into_any(),
+        report,
+    ))
 }
 
 fn project_in_place_typed<T: Float>(
