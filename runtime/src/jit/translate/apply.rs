@@ -3,7 +3,7 @@
 //! pair (`op`), and the max/min selects the reduce pass shares (`pick_if_less`, …).
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::types::{F32, F32X4, F64, F64X2, I32, I64, I64X2};
+use cranelift_codegen::ir::types::{F32, F32X4, F64, F64X2, I16X8, I32, I64, I64X2};
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value};
 
 use super::{ApplyKind, Groups, LANES, Run, Stride, Translator};
@@ -103,11 +103,37 @@ impl Translator<'_> {
         } else {
             (param, offset)
         };
-        let lanes = if clip32 { 4 } else { LANES };
+        // The 16-bit formats clip on their bits, eight at a time: the bound is a value of the
+        // format (rounded toward zero), so `|y| > r` compares magnitude patterns (finite data:
+        // a non-finite element stopped the reduce pass), and a clipped element becomes the
+        // bound's pattern with its own sign — what clipping in f64 and rounding gives.
+        let clip16 = vector && self.key.dtype.is_half() && op == ApplyKind::Clip;
+        let (bound16, mag16, sign16) = if clip16 {
+            let b = self.round_bits16(param);
+            let b = self.b.ins().splat(I16X8, b);
+            (b, self.splat_i16(0x7fff), self.splat_i16(-0x8000))
+        } else {
+            (param, param, param)
+        };
+        let lanes = if clip32 {
+            4
+        } else if clip16 {
+            8
+        } else {
+            LANES
+        };
         let ptrs = [(run.at.data, stride), (run.at.out, out_stride)];
         self.strip_ptrs(run.n, vector, lanes, vec![], &ptrs, &mut |t, c, st| {
             let (src, dst) = (st[0], st[1]);
-            if c.pair && clip32 {
+            if c.pair && clip16 {
+                let y = t.b.ins().load(I16X8, t.data, src, (c.off * 2) as i32);
+                let a = t.b.ins().band(y, mag16);
+                let over = t.b.ins().icmp(IntCC::SignedGreaterThan, a, bound16);
+                let sign = t.b.ins().band(y, sign16);
+                let clipped = t.b.ins().bor(sign, bound16);
+                let r = t.b.ins().bitselect(over, clipped, y);
+                t.b.ins().store(t.data, r, dst, (c.off * 2) as i32);
+            } else if c.pair && clip32 {
                 let y = t.load_f32x4_at(src, c.off);
                 let r = t.op(op, y, param_v, offset_v, true);
                 t.store_f32x4_at(r, dst, c.off);

@@ -43,6 +43,24 @@ impl Translator<'_> {
         }
     }
 
+    /// The bits of a 16-bit element (i16), as f64 (exact).
+    pub(super) fn widen_bits16(&mut self, h: Value) -> Value {
+        debug_assert!(self.key.dtype.is_half());
+        self.widen_one(h)
+    }
+
+    /// An f64 rounded to the 16-bit format, as its bits (i16).
+    pub(super) fn round_bits16(&mut self, v: Value) -> Value {
+        debug_assert!(self.key.dtype.is_half());
+        self.narrow_one(v)
+    }
+
+    /// `x` in every lane of an i16x8.
+    pub(super) fn splat_i16(&mut self, x: i64) -> Value {
+        let s = self.b.ins().iconst(I16, x);
+        self.b.ins().splat(I16X8, s)
+    }
+
     /// An element as loaded ([`elem_type`](Self::elem_type)), as f64 (exact).
     fn widen_one(&mut self, x: Value) -> Value {
         match self.key.dtype {

@@ -4,7 +4,7 @@
 //! rescan (`check_finite`). Also the row offsets of a jammed run, which the apply pass shares.
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::types::{F32X4, F64, F64X2, I64};
+use cranelift_codegen::ir::types::{F32X4, F64, F64X2, I16X8, I64};
 use cranelift_codegen::ir::{Endianness, InstBuilder, MemFlagsData, Value};
 use multiproj_compiler::Norm;
 
@@ -80,9 +80,21 @@ impl Translator<'_> {
         // data runs on f32x4 vectors: four elements per load, no widening. The result is
         // promoted to f64 exactly. Sums (l1, l2) are formed in f64.
         let native = self.native_f32() && norm == Norm::Linf;
-        let lanes = if native { 4 } else { LANES };
+        // The same for the 16-bit formats, on their bits: magnitudes of finite values order as
+        // their bit patterns with the sign cleared, ∞ and NaN above them all, so the largest
+        // pattern, widened once, is max|x| — or non-finite exactly when an element is.
+        let bits16 = vector && self.key.dtype.is_half() && norm == Norm::Linf;
+        let lanes = if native {
+            4
+        } else if bits16 {
+            8
+        } else {
+            LANES
+        };
         let zv = if native {
             self.splat32(0.0)
+        } else if bits16 {
+            self.splat_i16(0)
         } else {
             self.splat(0.0)
         };
@@ -96,13 +108,19 @@ impl Translator<'_> {
         let stride = self.data_stride(run);
         let abs_mask = if native {
             self.abs_mask(F32X4)
+        } else if bits16 {
+            self.splat_i16(0x7fff)
         } else {
             self.abs_mask(F64X2)
         };
         let ptrs = [(run.at.data, stride)];
         let st = self.strip_ptrs(run.n, vector, lanes, state, &ptrs, &mut |t, c, st| {
             let (mut s, data) = (RowState::read(st, l2), st[ptr]);
-            if c.pair {
+            if c.pair && bits16 {
+                let x = t.b.ins().load(I16X8, t.data, data, (c.off * 2) as i32);
+                let abs = t.b.ins().band(x, abs_mask);
+                s.acc[c.u] = t.b.ins().umax(s.acc[c.u], abs);
+            } else if c.pair {
                 let x = if native {
                     t.load_f32x4_at(data, c.off)
                 } else {
@@ -128,7 +146,12 @@ impl Translator<'_> {
         let mut det = s.scalar_det;
         let mut total = s.scalar_acc;
         let mut max = s.scalar_max.unwrap_or(zs);
-        if vector {
+        if bits16 {
+            let m = self.horizontal_bits16(&s.acc);
+            total = self.combine(Norm::Linf, m, total);
+            let d = self.b.ins().fsub(m, m);
+            det = self.b.ins().bor(det, d);
+        } else if vector {
             if native {
                 total = self.horizontal_f32(&s.acc, total);
             } else {
@@ -158,6 +181,20 @@ impl Translator<'_> {
             let new = self.combine(Norm::Linf, old, max);
             self.b.ins().store(self.data, new, slot, 0);
         }
+    }
+
+    /// The largest of the 16-bit magnitude patterns in `vectors` (i16x8), widened to f64.
+    fn horizontal_bits16(&mut self, vectors: &[Value]) -> Value {
+        let mut v = vectors[0];
+        for &w in &vectors[1..] {
+            v = self.b.ins().umax(v, w);
+        }
+        let mut m = self.b.ins().extractlane(v, 0);
+        for lane in 1..8u8 {
+            let x = self.b.ins().extractlane(v, lane);
+            m = self.b.ins().umax(m, x);
+        }
+        self.widen_bits16(m)
     }
 
     /// Folds f32x4 maxima and a scalar f64 maximum into one f64 (exactly: f32 → f64 is exact).
