@@ -250,6 +250,10 @@ fn run_apply(
         table.param32.as_ptr().wrapping_offset(g) as usize,
         table.live32.as_ptr().wrapping_offset(g) as usize,
     );
+    let (param16, live16) = (
+        table.param16.as_ptr().wrapping_offset(g) as usize,
+        table.live16.as_ptr().wrapping_offset(g) as usize,
+    );
     let run = |(begin, end): (usize, usize)| {
         let groups = GroupParams {
             param: param as *const f64,
@@ -258,6 +262,8 @@ fn run_apply(
             live: live as *const u64,
             param32: param32 as *const f32,
             live32: live32 as *const u32,
+            param16: param16 as *const u16,
+            live16: live16 as *const u16,
         };
         // SAFETY: the input (and, out of place, the output) views have the layouts of
         // `plan.tensor()` and `plan.output()` (checked by the callers), so for loop-0 indices in
@@ -288,6 +294,11 @@ struct GroupTable {
     /// column-wise clip.
     param32: Vec<f32>,
     live32: Vec<u32>,
+    /// For 16-bit data only (empty otherwise): `param` as the format's bits (exact for a clip
+    /// bound, which is a value of the format; ∞ for a kept group) and `live` as 16-bit masks,
+    /// for the column-wise clip on the bits.
+    param16: Vec<u16>,
+    live16: Vec<u16>,
 }
 
 impl GroupTable {
@@ -307,7 +318,10 @@ impl GroupTable {
             live: Vec::with_capacity(actions.len()),
             param32: Vec::with_capacity(actions.len()),
             live32: Vec::with_capacity(actions.len()),
+            param16: Vec::new(),
+            live16: Vec::new(),
         };
+        let half = crate::float16::Format::of(plan.tensor().dtype);
         for &a in actions {
             let (param, offset, keep, live) = match (a, op) {
                 // Clip and scale also get the identity parameter (an infinite radius, a
@@ -340,6 +354,10 @@ impl GroupTable {
             t.live.push(live);
             t.param32.push(param as f32);
             t.live32.push(live as u32);
+            if let Some(f) = half {
+                t.param16.push(f.round(param));
+                t.live16.push(live as u16);
+            }
         }
         Ok(t)
     }

@@ -358,7 +358,9 @@ impl Kernel<GatherFn> {
 /// Per-group inputs of an apply kernel, as raw pointers already offset to the group of the
 /// nest's first element (see the module docs for their meaning). The kernel reads the
 /// pointers in this order. `param32` and `live32` are `param` rounded to f32 and `live` as
-/// 32-bit masks, for the f32 column-wise clip, which runs four lanes of f32.
+/// 32-bit masks, for the f32 column-wise clip, which runs four lanes of f32; `param16` and
+/// `live16` the same as 16-bit patterns, for the column-wise clip of f16/bf16 data (eight
+/// lanes of bits; empty arrays for other data).
 #[derive(Clone, Copy, Debug)]
 #[repr(C)]
 pub struct GroupParams {
@@ -368,6 +370,8 @@ pub struct GroupParams {
     pub(crate) live: *const u64,
     pub(crate) param32: *const f32,
     pub(crate) live32: *const u32,
+    pub(crate) param16: *const u16,
+    pub(crate) live16: *const u16,
 }
 
 impl Kernel<ApplyFn> {

@@ -3,7 +3,7 @@
 //! pair (`op`), and the max/min selects the reduce pass shares (`pick_if_less`, …).
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::types::{F32, F32X4, F64, F64X2, I16X8, I32, I64, I64X2};
+use cranelift_codegen::ir::types::{F32, F32X4, F64, F64X2, I16, I16X8, I32, I64, I64X2};
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value};
 
 use super::{ApplyKind, Groups, LANES, Run, Stride, Translator};
@@ -160,6 +160,9 @@ impl Translator<'_> {
     /// is stored. A zero-filled lane's data is loaded with its neighbour's but masked out, so
     /// whatever it holds (even NaN) never reaches the output.
     pub(super) fn apply_cols(&mut self, op: ApplyKind, in_place: bool, g: Groups, run: Run) {
+        if op == ApplyKind::Clip && !in_place && self.bits16_cols() {
+            return self.clip_cols_bits16(g, run);
+        }
         if op == ApplyKind::Clip && !in_place && self.native_f32() {
             return self.clip_cols_f32(g, run);
         }
@@ -344,6 +347,62 @@ impl Translator<'_> {
                     let m = t.b.ins().band(bits, lb);
                     t.b.ins().bitcast(F32, MemFlagsData::new(), m)
                 };
+                let dst = t.offset_ptr(out, o);
+                t.b.ins().store(t.data, r, dst, off);
+            }
+        });
+    }
+
+    /// Whether 16-bit data runs across groups eight lanes of bits at a time (contiguous runs).
+    pub(super) fn bits16_cols(&self) -> bool {
+        self.key.dtype.is_half() && self.key.inner_contiguous
+    }
+
+    /// The column-wise clip of f16/bf16 data out of place, on the bits, eight lanes at a time:
+    /// a magnitude pattern above the group's bound pattern (`param16`) becomes the bound's with
+    /// the element's sign, as in `apply_rows`; then `& live16` (zero-filled groups). A kept
+    /// group's bound is ∞'s pattern, above every finite element.
+    fn clip_cols_bits16(&mut self, g: Groups, run: Run) {
+        let param = self.elem_addr(g.param16, run.at.group, Stride::Const(2));
+        let live = self.elem_addr(g.live16, run.at.group, Stride::Const(2));
+        let (stride, out_stride) = (self.data_stride(run), self.out_stride(run));
+        let data_rows = self.row_offsets(run, false);
+        let out_rows = self.row_offsets(run, true);
+        let ptrs = [
+            (run.at.data, stride),
+            (param, Stride::Const(2)),
+            (live, Stride::Const(2)),
+            (run.at.out, out_stride),
+        ];
+        let (mag_v, sign_v) = (self.splat_i16(0x7fff), self.splat_i16(-0x8000));
+        self.strip_ptrs(run.n, true, 8, vec![], &ptrs, &mut |t, c, st| {
+            let (data, param, live, out) = (st[0], st[1], st[2], st[3]);
+            let (ty, off) = if c.pair {
+                (I16X8, (c.off * 2) as i32)
+            } else {
+                (I16, 0)
+            };
+            let b = t.b.ins().load(ty, t.data, param, off);
+            let l = t.b.ins().load(ty, t.data, live, off);
+            for (&d, &o) in data_rows.iter().zip(&out_rows) {
+                let src = t.offset_ptr(data, d);
+                let y = t.b.ins().load(ty, t.data, src, off);
+                let (a, sign) = if c.pair {
+                    (t.b.ins().band(y, mag_v), t.b.ins().band(y, sign_v))
+                } else {
+                    (
+                        t.b.ins().band_imm_s(y, 0x7fff),
+                        t.b.ins().band_imm_s(y, -0x8000),
+                    )
+                };
+                let over = t.b.ins().icmp(IntCC::SignedGreaterThan, a, b);
+                let clipped = t.b.ins().bor(sign, b);
+                let r = if c.pair {
+                    t.b.ins().bitselect(over, clipped, y)
+                } else {
+                    t.b.ins().select(over, clipped, y)
+                };
+                let r = t.b.ins().band(r, l);
                 let dst = t.offset_ptr(out, o);
                 t.b.ins().store(t.data, r, dst, off);
             }

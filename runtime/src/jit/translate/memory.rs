@@ -49,6 +49,12 @@ impl Translator<'_> {
         self.widen_one(h)
     }
 
+    /// Two 16-bit elements packed in an i32 (the first in the low half), as an f64x2 (exact).
+    pub(super) fn widen_bits16_pair(&mut self, two: Value) -> Value {
+        debug_assert!(self.key.dtype.is_half());
+        self.widen_half_pair(two)
+    }
+
     /// An f64 rounded to the 16-bit format, as its bits (i16).
     pub(super) fn round_bits16(&mut self, v: Value) -> Value {
         debug_assert!(self.key.dtype.is_half());

@@ -158,6 +158,9 @@ struct Groups {
     /// Read only by the f32 column-wise clip (the same values as `param`, `live` elsewhere).
     param32: Value,
     live32: Value,
+    /// Read only by the 16-bit column-wise clip (the same values as `param`, `live` elsewhere).
+    param16: Value,
+    live16: Value,
 }
 
 type RunFn<'f> = dyn FnMut(&mut Translator<'_>, Run) + 'f;
@@ -226,11 +229,17 @@ impl Translator<'_> {
         let rows = self.key.inner_reduced;
         // The f32 arrays only where they are read (see `apply_cols`).
         let f32_clip = op == ApplyKind::Clip && !in_place && !rows && self.native_f32();
+        let half_clip = op == ApplyKind::Clip && !in_place && !rows && self.bits16_cols();
         let flags = MemFlagsData::trusted().with_readonly();
         let mut field = |i: i32| self.b.ins().load(I64, flags, groups, 8 * i);
         let (param, offset, keep, live) = (field(0), field(1), field(2), field(3));
         let (param32, live32) = if f32_clip {
             (field(4), field(5))
+        } else {
+            (param, live)
+        };
+        let (param16, live16) = if half_clip {
+            (field(6), field(7))
         } else {
             (param, live)
         };
@@ -241,6 +250,8 @@ impl Translator<'_> {
             live,
             param32,
             live32,
+            param16,
+            live16,
         };
         self.nest(0, &descs, begin, end, at, &mut |t, run| {
             if rows {

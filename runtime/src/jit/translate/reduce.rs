@@ -4,7 +4,7 @@
 //! rescan (`check_finite`). Also the row offsets of a jammed run, which the apply pass shares.
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::types::{F32X4, F64, F64X2, I16X8, I64};
+use cranelift_codegen::ir::types::{F32X4, F64, F64X2, I16X8, I32X4, I64};
 use cranelift_codegen::ir::{Endianness, InstBuilder, MemFlagsData, Value};
 use multiproj_compiler::Norm;
 
@@ -261,13 +261,49 @@ impl Translator<'_> {
         // exact in f32), widened once per run of rows to meet the f64 accumulators.
         let native_linf = norm == Norm::Linf && self.native_f32();
         let abs32 = native_linf.then(|| self.abs_mask(F32X4));
+        // The 16-bit formats: the largest magnitude pattern through the jammed rows, eight
+        // columns at a time (see `reduce_rows`), widened once per run of rows.
+        let bits16 = norm == Norm::Linf && vector && self.key.dtype.is_half();
+        let mag16 = bits16.then(|| self.splat_i16(0x7fff));
+        let lanes = if native_linf {
+            4
+        } else if bits16 {
+            8
+        } else {
+            LANES
+        };
         let st = self.strip_ptrs(
             run.n,
             vector,
-            if native_linf { 4 } else { LANES },
+            lanes,
             vec![zv, zs],
             &ptrs,
             &mut |t, c, st| {
+                if let (true, Some(mag16)) = (c.pair, mag16) {
+                    let mut m = None;
+                    for &row in &row_offsets {
+                        let at = t.offset_ptr(st[2], row);
+                        let x = t.b.ins().load(I16X8, t.data, at, (c.off * 2) as i32);
+                        let abs = t.b.ins().band(x, mag16);
+                        m = Some(m.map_or(abs, |mm| t.b.ins().umax(mm, abs)));
+                    }
+                    let m = m.expect("a run has rows");
+                    let little = MemFlagsData::new().with_endianness(Endianness::Little);
+                    let words = t.b.ins().bitcast(I32X4, little, m);
+                    for quarter in 0..4u8 {
+                        let two = t.b.ins().extractlane(words, quarter);
+                        let w = t.widen_bits16_pair(two);
+                        let off = (c.off * 8 + 16 * i64::from(quarter)) as i32;
+                        let a = t.b.ins().load(F64X2, t.data, st[3], off);
+                        let a = t.pick_if_less(w, a, true);
+                        // The NaN detector, as below: a non-finite maximum is ∞ or NaN.
+                        let bad = t.b.ins().fsub(w, w);
+                        let a = t.b.ins().bor(a, bad);
+                        t.b.ins().store(t.data, a, st[3], off);
+                        st[0] = t.detect(st[0], a);
+                    }
+                    return;
+                }
                 if let (true, Some(abs32)) = (c.pair, abs32) {
                     let (mut m, mut bad) = (None, None);
                     for &row in &row_offsets {
