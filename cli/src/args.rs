@@ -58,7 +58,7 @@ pub enum Command {
     /// Project a tensor onto the ball of a multi-level norm and write the result.
     #[command(
         long_about = "Project a tensor onto the ball of radius R of a multi-level norm.\n\n\
-            The result keeps the input's shape, dtype (f32 or f64) and memory order (C or\n\
+            The result keeps the input's shape, dtype (f64, f32 or f16) and memory order (C or\n\
             Fortran). It is written to a temporary file next to --output and renamed onto it\n\
             on success: a failed run leaves no output and never touches the input. With\n\
             --in-place the input file is replaced the same way (or, with --in-place=map,\n\
@@ -150,7 +150,7 @@ pub struct CompareArgs {
     #[arg(value_name = "SPEC")]
     pub spec: String,
 
-    /// The tensor: a .npy file holding little-endian f32 or f64 (read, never written).
+    /// The tensor: a .npy file holding little-endian f64, f32 or f16 (read, never written).
     #[arg(value_name = "INPUT.npy")]
     pub input: PathBuf,
 
@@ -203,7 +203,7 @@ pub struct ProjectArgs {
     #[arg(value_name = "SPEC")]
     pub spec: String,
 
-    /// The tensor to project: a .npy file holding little-endian f32 or f64.
+    /// The tensor to project: a .npy file holding little-endian f64, f32 or f16.
     #[arg(value_name = "INPUT.npy")]
     pub input: PathBuf,
 
@@ -310,7 +310,7 @@ pub struct NormArgs {
     #[arg(value_name = "SPEC")]
     pub spec: String,
 
-    /// The tensor: a .npy file holding little-endian f32 or f64.
+    /// The tensor: a .npy file holding little-endian f64, f32 or f16.
     #[arg(value_name = "INPUT.npy")]
     pub input: PathBuf,
 

@@ -1,7 +1,7 @@
 //! Sharded projections (`multiproj_runtime::shard`) over P processes — here threads, with a
 //! test communicator whose collectives combine in rank order — against the single-process
 //! projection of the whole tensor: every spec shape, every shard axis (groups whole, split, an
-//! outer level's axis), uneven and empty shards, f32 and f64, in place and out of place; shards
+//! outer level's axis), uneven and empty shards, f64, f32, f16 and bf16, in place and out of place; shards
 //! that do not fit together; a failure on one process.
 
 use std::sync::{Arc, Barrier, Mutex};
@@ -266,7 +266,7 @@ proptest! {
         p in 1usize..5,
         cuts in prop::collection::vec(0usize..20, 3),
         frac in prop_oneof![Just(0.0), 0.0f64..1.0, Just(1.5)],
-        f32_data in any::<bool>(),
+        dtype in 0usize..4,
         in_place in any::<bool>(),
     ) {
         let spec = SPECS[spec];
@@ -277,11 +277,21 @@ proptest! {
         };
         let axis = axis % shape.len();
         let ext = extents(shape[axis], p, &cuts);
-        if f32_data {
-            let v: Vec<f64> = values.iter().map(|&v| f64::from(v as f32)).collect();
-            check::<f32>(spec, &shape, &v, axis, &ext, frac, in_place)?;
-        } else {
-            check::<f64>(spec, &shape, &values, axis, &ext, frac, in_place)?;
+        // The values as the element type holds them.
+        fn typed<T: Element>(values: &[f64]) -> Vec<f64> {
+            values.iter().map(|&v| T::from_f64(v).to_f64()).collect()
+        }
+        match dtype {
+            0 => check::<f64>(spec, &shape, &values, axis, &ext, frac, in_place)?,
+            1 => check::<f32>(spec, &shape, &typed::<f32>(&values), axis, &ext, frac, in_place)?,
+            2 => {
+                let v = typed::<half::f16>(&values);
+                check::<half::f16>(spec, &shape, &v, axis, &ext, frac, in_place)?
+            }
+            _ => {
+                let v = typed::<half::bf16>(&values);
+                check::<half::bf16>(spec, &shape, &v, axis, &ext, frac, in_place)?
+            }
         }
     }
 }
