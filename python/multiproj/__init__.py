@@ -15,10 +15,11 @@ planned per array layout, and run by a Cranelift JIT (or an interpreter) with th
     >>> report.zeroed
     1
 
-Arrays: NumPy float32 and float64 arrays of any strides and memory order (slices, transposes,
-reversed views) are read where they lie, without a copy; ``project_`` writes into the caller's
-array. Other array-likes are accepted by the out-of-place forms through ``np.asarray`` (a copy
-for lists and the like). CPU torch tensors (float32, float64) are accepted everywhere and
+Arrays: NumPy float16, float32 and float64 arrays (and ``ml_dtypes.bfloat16`` ones) of any
+strides and memory order (slices, transposes, reversed views) are read where they lie, without
+a copy; ``project_`` writes into the caller's array. Other array-likes are accepted by the
+out-of-place forms through ``np.asarray`` (a copy for lists and the like). CPU torch tensors
+(float16, bfloat16, float32, float64) are accepted everywhere and
 ``project`` returns a torch tensor for a torch tensor; ``project_`` works on an
 ``nn.Parameter`` inside ``torch.no_grad()``. A torch ``nn.Linear.weight`` is (out, in), so the
 input features are its columns: ``"l1 over dim1 of linf over dim0"`` selects features.
@@ -59,7 +60,8 @@ __all__ = [
 
 class Projection:
     """A compiled multi-level norm-ball projection: parse and check a spec once, then project
-    any number of arrays (of any shape the spec fits, float32 or float64, any memory layout).
+    any number of arrays (of any shape the spec fits, float16, bfloat16, float32 or float64, any
+    memory layout).
 
     ``Projection(spec, *, backend="jit")``
 
@@ -325,7 +327,8 @@ class Projection:
         Args:
             shape: a shape (``w.shape``), or an array or tensor, whose own shape, dtype and
                 strides are then used.
-            dtype: ``np.float32``/``np.float64`` (or ``"float32"``, a torch dtype, ...);
+            dtype: ``np.float16``/``np.float32``/``np.float64``, ``"bfloat16"`` (or
+                ``"float32"``, a torch dtype, ...);
                 default float64, or the array's.
             order: ``"C"`` (row-major) or ``"F"`` (column-major) for a shape.
 

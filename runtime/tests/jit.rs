@@ -1104,3 +1104,38 @@ fn half_precision_ties_round_to_even_in_the_kernels() {
         }
     }
 }
+
+/// Sums of 16-bit data (l1, l2) are formed in the interpreter's order, to the bit, where the
+/// order matters: values from 2^-24 to 65504, whose squares span more than f64's 53 bits, in
+/// rows of every length from 1 to 40 (every remainder of the eight-element steps).
+#[test]
+fn half_precision_sums_keep_the_interpreters_order() {
+    fn check<T: Element>(spec: &str, cols: usize) {
+        let mut rng = Rng::new(cols as u64);
+        let rows = 6;
+        let values: Vec<T> = (0..rows * cols)
+            .map(|_| {
+                let mag = match rng.below(3) {
+                    0 => 60000.0 * rng.unit(),
+                    1 => 2f64.powi(-24) * rng.below(2000) as f64,
+                    _ => rng.unit() * 3.0,
+                };
+                T::from_f64(if rng.below(2) == 0 { mag } else { -mag })
+            })
+            .collect();
+        let x = Array::from_shape_vec(IxDyn(&[rows, cols]), values).unwrap();
+        let plan = plan_for(spec, info_of(&x.view()));
+        let from_jit = jit::reduce_with(shared_jit(), &plan, &x.view(), &Ticker::none()).unwrap();
+        let from_interp = interp::reduce(&plan, &x.view()).unwrap();
+        assert_reduce_close(&plan, &from_jit, &from_interp);
+    }
+    for cols in 1..=40 {
+        for spec in [
+            "l1 over dim0 of l2 over dim1",
+            "l1 over dim0 of l1 over dim1",
+        ] {
+            check::<half::f16>(spec, cols);
+            check::<half::bf16>(spec, cols);
+        }
+    }
+}

@@ -249,6 +249,7 @@ impl Translator<'_> {
                             i,
                             off,
                             u,
+                            unrolled: true,
                         },
                         &mut c,
                     );
@@ -265,6 +266,7 @@ impl Translator<'_> {
                         i,
                         off: 0,
                         u: 0,
+                        unrolled: false,
                     },
                     &mut c,
                 );
@@ -281,6 +283,7 @@ impl Translator<'_> {
                     i,
                     off: 0,
                     u: 0,
+                    unrolled: false,
                 },
                 &mut c,
             );

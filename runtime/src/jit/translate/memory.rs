@@ -55,6 +55,50 @@ impl Translator<'_> {
         self.widen_half_pair(two)
     }
 
+    /// Eight 16-bit elements (an i16x8 of their bits), widened exactly to four f64x2
+    /// (elements 0–1, 2–3, 4–5, 6–7): through f32x4, which holds every f16 and bf16 value.
+    /// An f16 is moved into an f32 as if its bias were f32's and scaled by `2^(127 − 15)`
+    /// (exact, subnormals included); ∞ and NaN patterns, which that scales to at least 2^16,
+    /// get f32's all-ones exponent instead.
+    pub(super) fn widen_half_x8(&mut self, v: Value) -> [Value; 4] {
+        let little = MemFlagsData::new().with_endianness(Endianness::Little);
+        let words = [self.b.ins().uwiden_low(v), self.b.ins().uwiden_high(v)];
+        let mut out = Vec::with_capacity(4);
+        for w in words {
+            let f = if self.key.dtype == DType::BF16 {
+                let w = self.b.ins().ishl_imm_u(w, 16);
+                self.b.ins().bitcast(F32X4, little, w)
+            } else {
+                let m = self.splat_i32(0x7fff);
+                let a = self.b.ins().band(w, m);
+                let m = self.splat_i32(0x8000);
+                let sign = self.b.ins().band(w, m);
+                let sign = self.b.ins().ishl_imm_u(sign, 16);
+                let moved = self.b.ins().ishl_imm_u(a, 13);
+                let fin = self.b.ins().bitcast(F32X4, little, moved);
+                let scale = self.splat32(2f32.powi(112));
+                let fin = self.b.ins().fmul(fin, scale);
+                let big = self.splat32(65536.0);
+                let special = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, fin, big);
+                let fin = self.b.ins().bitcast(I32X4, little, fin);
+                let ones = self.splat_i32(0x7f80_0000);
+                let spec = self.b.ins().bor(moved, ones);
+                let bits = self.b.ins().bitselect(special, spec, fin);
+                let bits = self.b.ins().bor(bits, sign);
+                self.b.ins().bitcast(F32X4, little, bits)
+            };
+            let (lo, hi) = self.widen_f32x4(f);
+            out.push(lo);
+            out.push(hi);
+        }
+        [out[0], out[1], out[2], out[3]]
+    }
+
+    fn splat_i32(&mut self, x: i64) -> Value {
+        let s = self.b.ins().iconst(I32, x);
+        self.b.ins().splat(I32X4, s)
+    }
+
     /// An f64 rounded to the 16-bit format, as its bits (i16).
     pub(super) fn round_bits16(&mut self, v: Value) -> Value {
         debug_assert!(self.key.dtype.is_half());

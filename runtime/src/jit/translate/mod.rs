@@ -146,6 +146,9 @@ struct Chunk {
     off: i64,
     /// Index of the unrolled pair, for independent accumulators.
     u: usize,
+    /// A vector chunk of the unrolled loop (`false` in the loop of single vectors after it and
+    /// in the scalar tail).
+    unrolled: bool,
 }
 
 /// The per-group arrays of an apply kernel.

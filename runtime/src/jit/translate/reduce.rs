@@ -102,7 +102,15 @@ impl Translator<'_> {
         // One accumulator per unrolled pair: jammed runs, whose strips unroll less, are
         // column-wise and never come here.
         debug_assert_eq!(self.unroll, UNROLL);
-        let state = RowState::zero(zv, zs, l2).values();
+        // Sums of 16-bit data (see below) keep their NaN detector as the largest magnitude
+        // pattern, an i16x8.
+        let sums16 = vector && self.key.dtype.is_half() && norm != Norm::Linf;
+        let mut state = RowState::zero(zv, zs, l2);
+        if sums16 {
+            state.det = self.splat_i16(0);
+        }
+        let mag16 = sums16.then(|| self.splat_i16(0x7fff));
+        let state = state.values();
         // The data pointer follows the state (see `strip_ptrs`).
         let ptr = state.len();
         let stride = self.data_stride(run);
@@ -114,9 +122,38 @@ impl Translator<'_> {
             self.abs_mask(F64X2)
         };
         let ptrs = [(run.at.data, stride)];
+        // Sums of 16-bit data: the unrolled loop's first pair loads all eight elements of its
+        // step and widens their magnitudes to the four pairs that its four pairs would load,
+        // each into that pair's accumulator; the other three pairs then have nothing left to
+        // do, so the sums are formed in the same order as pair by pair (and as the
+        // interpreter's `SumOrder`). The largest magnitude (l2's maximum, and the NaN detector:
+        // non-finite exactly when an element is) is taken on the bits, as for linf.
         let st = self.strip_ptrs(run.n, vector, lanes, state, &ptrs, &mut |t, c, st| {
             let (mut s, data) = (RowState::read(st, l2), st[ptr]);
-            if c.pair && bits16 {
+            if let (true, true, Some(mag16)) = (c.pair, c.unrolled, mag16) {
+                if c.u == 0 {
+                    let v = t.b.ins().load(I16X8, t.data, data, (c.off * 2) as i32);
+                    let a = t.b.ins().band(v, mag16);
+                    s.det = t.b.ins().umax(s.det, a);
+                    let pairs = t.widen_half_x8(a);
+                    for (k, x) in pairs.into_iter().enumerate() {
+                        s.acc[k] = t.fold_abs(norm, s.acc[k], x, x, true);
+                    }
+                }
+            } else if c.pair && sums16 {
+                // The loop of single pairs after the unrolled one: as for other types, but the
+                // detector is the i16x8 above (NaN bits of `x − x` OR-ed into it).
+                let x = t.load_pair_at(data, c.off);
+                let abs = t.b.ins().band(x, abs_mask);
+                s.acc[c.u] = t.fold_abs(norm, s.acc[c.u], x, abs, true);
+                if let Some(max) = &mut s.max {
+                    max[c.u] = t.fold_abs(Norm::Linf, max[c.u], x, abs, true);
+                }
+                let d = t.b.ins().fsub(x, x);
+                let little = MemFlagsData::new().with_endianness(Endianness::Little);
+                let d = t.b.ins().bitcast(I16X8, little, d);
+                s.det = t.b.ins().bor(s.det, d);
+            } else if c.pair && bits16 {
                 let x = t.b.ins().load(I16X8, t.data, data, (c.off * 2) as i32);
                 let abs = t.b.ins().band(x, abs_mask);
                 s.acc[c.u] = t.b.ins().umax(s.acc[c.u], abs);
@@ -149,6 +186,15 @@ impl Translator<'_> {
         if bits16 {
             let m = self.horizontal_bits16(&s.acc);
             total = self.combine(Norm::Linf, m, total);
+            let d = self.b.ins().fsub(m, m);
+            det = self.b.ins().bor(det, d);
+        } else if sums16 {
+            total = self.horizontal(norm, &s.acc, total);
+            let m = self.horizontal_bits16(&[s.det]);
+            if let Some(maxima) = s.max {
+                max = self.horizontal(Norm::Linf, &maxima, max);
+                max = self.combine(Norm::Linf, m, max);
+            }
             let d = self.b.ins().fsub(m, m);
             det = self.b.ins().bor(det, d);
         } else if vector {
@@ -382,7 +428,7 @@ impl Translator<'_> {
     }
 
     /// The four lanes of an f32x4 as two f64x2 (lanes 0 and 1, then 2 and 3), exactly.
-    fn widen_f32x4(&mut self, v: Value) -> (Value, Value) {
+    pub(super) fn widen_f32x4(&mut self, v: Value) -> (Value, Value) {
         let little = MemFlagsData::new().with_endianness(Endianness::Little);
         let lo = self.b.ins().fvpromote_low(v);
         let wide = self.b.ins().bitcast(F64X2, little, v);
