@@ -121,9 +121,30 @@ impl Format {
         f64::from_bits(v.to_bits() | sign)
     }
 
-    /// `v` as stored in this format: rounded to nearest, as a value.
+    /// `v` as stored in this format: rounded to nearest, as a value — `widen(round(v))`,
+    /// computed without the bit pattern (the l1 thresholds check it for every element, many
+    /// times): `(|v| + c) − c` in f64, with `c` the power of two whose ulp is the format's
+    /// spacing at `|v|` (`2^(e + 52 − m)` for `|v|` in `[2^e, 2^(e+1))`, at least the
+    /// subnormal rounding's constant), rounds `|v|` to nearest even at that spacing: the
+    /// addition itself does. Past the largest finite value (half its spacing beyond), ±∞.
+    #[inline]
     pub fn stored(self, v: f64) -> f64 {
-        self.widen(self.round(v))
+        let a = v.abs();
+        // The largest finite value, `2^(bias+1) − 2^(bias−m)`, plus half its spacing.
+        let (bias, m) = (self.bias as i32, self.mant as i32);
+        let limit = 2f64.powi(bias + 1) - 2f64.powi(bias - m - 1);
+        if !(a < limit) {
+            // ∞, NaN, or a value that rounds to ∞ (the tie at max + half a spacing included).
+            return if v.is_nan() {
+                v
+            } else {
+                f64::INFINITY.copysign(v)
+            };
+        }
+        let binade = a.to_bits() & (0x7ffu64 << 52);
+        let c =
+            f64::from_bits(binade + (u64::from(self.shift()) << 52)).max(self.subnormal_magic());
+        ((a + c) - c).copysign(v)
     }
 
     /// `v` rounded toward zero: the format's value of largest magnitude at most `|v|` (finite
@@ -192,6 +213,10 @@ mod tests {
                 let mid = lo + (hi - lo) / 2.0; // exact: both have few significant bits
                 let even = if hl % 2 == 0 { hl } else { hh };
                 assert_eq!(f.round(mid), even, "{f:?} tie {mid:e}");
+                for v in [lo, mid, mid.next_down(), mid.next_up(), -mid] {
+                    let want = f.widen(f.round(v));
+                    assert_eq!(f.stored(v).to_bits(), want.to_bits(), "{f:?} stored {v:e}");
+                }
                 assert_eq!(f.round(-mid), even | 0x8000);
                 assert_eq!(f.round(mid.next_down()), hl, "{f:?} below {mid:e}");
                 assert_eq!(f.round(mid.next_up()), hh, "{f:?} above {mid:e}");
@@ -206,6 +231,21 @@ mod tests {
             assert_eq!(f.round(f64::INFINITY), f.inf_bits());
             assert_eq!(f.round(f64::NEG_INFINITY), f.inf_bits() | 0x8000);
             assert_eq!(f.round(f64::NAN), f.nan_bits());
+            for v in [
+                max + ulp / 2.0,
+                (max + ulp / 2.0).next_down(),
+                1e300,
+                -1e300,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                0.0,
+                -0.0,
+                f64::MIN_POSITIVE,
+            ] {
+                let want = f.widen(f.round(v));
+                assert_eq!(f.stored(v).to_bits(), want.to_bits(), "{f:?} stored {v:e}");
+            }
+            assert!(f.stored(f64::NAN).is_nan());
             // Below half the smallest subnormal: zero, with its sign.
             let tiny = f.widen(1);
             assert_eq!(f.round(tiny / 2.0), 0);
@@ -241,6 +281,12 @@ mod tests {
                 };
                 assert_eq!(f.round(v), want, "{f:?} {v:e}");
                 assert_eq!(f.round(-v), want | 0x8000, "{f:?} {v:e}");
+                assert_eq!(
+                    f.stored(v).to_bits(),
+                    f.widen(want).to_bits(),
+                    "{f:?} {v:e}"
+                );
+                assert_eq!(f.stored(-v).to_bits(), f.widen(want | 0x8000).to_bits());
             }
         }
     }
