@@ -528,6 +528,18 @@ def main():
             out.extend(line.rstrip("\n") for line in f)
         w("")
 
+    # The last run of the element types' benchmark (bench/dtype_bench.py writes it).
+    dtb = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dtype_bench.md")
+    if os.path.exists(dtb):
+        w("## Element types: f64, f32, f16 and bf16 against their own floors\n")
+        w("`bench/dtype_bench.py` (not part of this script's run) times every two-level spec "
+          "with rows or columns as groups in each element type, out of place and in place, "
+          "against the floor of that type's bytes (`multiproj bench --probe-floor`, 1 thread, "
+          "radius 0.1 × the norm, rounds in rotating dtype order, medians). Its last record:\n")
+        with open(dtb) as f:
+            out.extend(line.rstrip("\n") for line in f)
+        w("")
+
     # The last run of the exact projections' benchmark (bench/exact_bench.py writes it).
     exb = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exact_bench.md")
     if os.path.exists(exb):

@@ -311,9 +311,13 @@ impl Translator<'_> {
         // columns at a time (see `reduce_rows`), widened once per run of rows.
         let bits16 = norm == Norm::Linf && vector && self.key.dtype.is_half();
         let mag16 = bits16.then(|| self.splat_i16(0x7fff));
+        // Sums of 16-bit data: eight columns at a time, each row's magnitudes widened through
+        // f32x4 into four pairs of accumulators (each column still adds its rows in order).
+        let sums16 = norm != Norm::Linf && vector && self.key.dtype.is_half();
+        let sum_mag16 = sums16.then(|| self.splat_i16(0x7fff));
         let lanes = if native_linf {
             4
-        } else if bits16 {
+        } else if bits16 || sums16 {
             8
         } else {
             LANES
@@ -347,6 +351,40 @@ impl Translator<'_> {
                         let a = t.b.ins().bor(a, bad);
                         t.b.ins().store(t.data, a, st[3], off);
                         st[0] = t.detect(st[0], a);
+                    }
+                    return;
+                }
+                if let (true, Some(mag16)) = (c.pair, sum_mag16) {
+                    let at_acc = |q: i64| (c.off * 8 + 16 * q) as i32;
+                    let mut accs: Vec<Value> = (0..4)
+                        .map(|q| t.b.ins().load(F64X2, t.data, st[3], at_acc(q)))
+                        .collect();
+                    let mut maxs: Option<Vec<Value>> = l2.then(|| {
+                        (0..4)
+                            .map(|q| t.b.ins().load(F64X2, t.data, st[4], at_acc(q)))
+                            .collect()
+                    });
+                    for &row in &row_offsets {
+                        let at = t.offset_ptr(st[2], row);
+                        let v = t.b.ins().load(I16X8, t.data, at, (c.off * 2) as i32);
+                        let a = t.b.ins().band(v, mag16);
+                        let pairs = t.widen_half_x8(a);
+                        for (q, x) in pairs.into_iter().enumerate() {
+                            accs[q] = t.fold_abs(norm, accs[q], x, x, true);
+                            if let Some(maxs) = &mut maxs {
+                                maxs[q] = t.fold_abs(Norm::Linf, maxs[q], x, x, true);
+                            }
+                        }
+                    }
+                    for (q, a) in accs.into_iter().enumerate() {
+                        // The NaN detector needs nothing more: a non-finite element widens to
+                        // ∞ or NaN and makes its column's sum non-finite (sums of 16-bit
+                        // magnitudes and their squares never overflow f64).
+                        t.b.ins().store(t.data, a, st[3], at_acc(q as i64));
+                        st[0] = t.detect(st[0], a);
+                        if let Some(maxs) = &maxs {
+                            t.b.ins().store(t.data, maxs[q], st[4], at_acc(q as i64));
+                        }
                     }
                     return;
                 }
