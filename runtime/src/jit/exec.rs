@@ -295,8 +295,8 @@ struct GroupTable {
     param32: Vec<f32>,
     live32: Vec<u32>,
     /// For 16-bit data only (empty otherwise): `param` as the format's bits (exact for a clip
-    /// bound, which is a value of the format; ∞ for a kept group) and `live` as 16-bit masks,
-    /// for the column-wise clip on the bits.
+    /// bound, which is a value of the format; `0x7fff`, above every magnitude pattern, for a
+    /// kept group) and `live` as 16-bit masks, for the column-wise clip on the bits.
     param16: Vec<u16>,
     live16: Vec<u16>,
 }
@@ -355,7 +355,14 @@ impl GroupTable {
             t.param32.push(param as f32);
             t.live32.push(live as u32);
             if let Some(f) = half {
-                t.param16.push(f.round(param));
+                // A kept group's bound is above every magnitude pattern, NaN's included, so
+                // that its elements keep their bits (a clip bound is a value of the format,
+                // whose pattern is exact).
+                t.param16.push(if param.is_infinite() {
+                    0x7fff
+                } else {
+                    f.round(param)
+                });
                 t.live16.push(live as u16);
             }
         }

@@ -160,8 +160,8 @@ impl Translator<'_> {
     /// is stored. A zero-filled lane's data is loaded with its neighbour's but masked out, so
     /// whatever it holds (even NaN) never reaches the output.
     pub(super) fn apply_cols(&mut self, op: ApplyKind, in_place: bool, g: Groups, run: Run) {
-        if op == ApplyKind::Clip && !in_place && self.bits16_cols() {
-            return self.clip_cols_bits16(g, run);
+        if op == ApplyKind::Clip && self.bits16_cols() {
+            return self.clip_cols_bits16(g, run, in_place);
         }
         if op == ApplyKind::Clip && !in_place && self.native_f32() {
             return self.clip_cols_f32(g, run);
@@ -358,11 +358,14 @@ impl Translator<'_> {
         self.key.dtype.is_half() && self.key.inner_contiguous
     }
 
-    /// The column-wise clip of f16/bf16 data out of place, on the bits, eight lanes at a time:
-    /// a magnitude pattern above the group's bound pattern (`param16`) becomes the bound's with
-    /// the element's sign, as in `apply_rows`; then `& live16` (zero-filled groups). A kept
-    /// group's bound is ∞'s pattern, above every finite element.
-    fn clip_cols_bits16(&mut self, g: Groups, run: Run) {
+    /// The column-wise clip of f16/bf16 data, on the bits, eight lanes at a time: a magnitude
+    /// pattern above the group's bound pattern (`param16`) becomes the bound's with the
+    /// element's sign, as in `apply_rows`; then `& live16` (zero-filled groups). A kept group's
+    /// bound is `0x7fff`, above every magnitude pattern (NaN's included), so its elements come
+    /// out with their own bits. In place, eight columns that are all kept are not written; where
+    /// kept and other columns share a vector, the kept lanes are stored with the bits they were
+    /// loaded with (integer operations only: nothing can change them).
+    fn clip_cols_bits16(&mut self, g: Groups, run: Run, in_place: bool) {
         let param = self.elem_addr(g.param16, run.at.group, Stride::Const(2));
         let live = self.elem_addr(g.live16, run.at.group, Stride::Const(2));
         let (stride, out_stride) = (self.data_stride(run), self.out_stride(run));
@@ -384,6 +387,19 @@ impl Translator<'_> {
             };
             let b = t.b.ins().load(ty, t.data, param, off);
             let l = t.b.ins().load(ty, t.data, live, off);
+            let join = in_place.then(|| {
+                // Skip the rows when every column here is kept.
+                let kept = if c.pair {
+                    let k = t.b.ins().icmp(IntCC::Equal, b, mag_v);
+                    t.b.ins().vall_true(k)
+                } else {
+                    t.b.ins().icmp_imm_s(IntCC::Equal, b, 0x7fff)
+                };
+                let (write, join) = (t.b.create_block(), t.b.create_block());
+                t.b.ins().brif(kept, join, &[], write, &[]);
+                t.b.switch_to_block(write);
+                join
+            });
             for (&d, &o) in data_rows.iter().zip(&out_rows) {
                 let src = t.offset_ptr(data, d);
                 let y = t.b.ins().load(ty, t.data, src, off);
@@ -405,6 +421,10 @@ impl Translator<'_> {
                 let r = t.b.ins().band(r, l);
                 let dst = t.offset_ptr(out, o);
                 t.b.ins().store(t.data, r, dst, off);
+            }
+            if let Some(join) = join {
+                t.b.ins().jump(join, &[]);
+                t.b.switch_to_block(join);
             }
         });
     }

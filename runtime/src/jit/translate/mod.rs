@@ -232,7 +232,7 @@ impl Translator<'_> {
         let rows = self.key.inner_reduced;
         // The f32 arrays only where they are read (see `apply_cols`).
         let f32_clip = op == ApplyKind::Clip && !in_place && !rows && self.native_f32();
-        let half_clip = op == ApplyKind::Clip && !in_place && !rows && self.bits16_cols();
+        let half_clip = op == ApplyKind::Clip && !rows && self.bits16_cols();
         let flags = MemFlagsData::trusted().with_readonly();
         let mut field = |i: i32| self.b.ins().load(I64, flags, groups, 8 * i);
         let (param, offset, keep, live) = (field(0), field(1), field(2), field(3));
