@@ -133,7 +133,7 @@ impl Format {
         // The largest finite value, `2^(bias+1) − 2^(bias−m)`, plus half its spacing.
         let (bias, m) = (self.bias as i32, self.mant as i32);
         let limit = 2f64.powi(bias + 1) - 2f64.powi(bias - m - 1);
-        if !(a < limit) {
+        if a.partial_cmp(&limit) != Some(std::cmp::Ordering::Less) {
             // ∞, NaN, or a value that rounds to ∞ (the tie at max + half a spacing included).
             return if v.is_nan() {
                 v

@@ -136,10 +136,10 @@ impl ShardLayout {
                 .iter()
                 .map(|e| format!("{e}"))
                 .collect();
-            let dtype = match v.get(1) {
-                Some(&c) if c == 0.0 => "f64",
-                Some(&c) if c == 1.0 => "f32",
-                Some(&c) if c == 2.0 => "f16",
+            let dtype = match v.get(1).map(|&c| c as u8) {
+                Some(0) => "f64",
+                Some(1) => "f32",
+                Some(2) => "f16",
                 _ => "bf16",
             };
             format!("({}) {dtype}, shard axis {}", dims.join(", "), v[0])
