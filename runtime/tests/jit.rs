@@ -393,18 +393,7 @@ fn check_case<T: Element>(jit_: &Jit, rng: &mut Rng, spec: &str, layout: &Layout
         actions_for(&plan, &x.view(), frac),
         random_actions(rng, &plan),
     ] {
-        let mut out_jit = output_for::<T>(&plan);
-        let mut out_interp = output_for::<T>(&plan);
-        jit::apply_with(
-            jit_,
-            &plan,
-            &actions,
-            &x.view(),
-            &mut out_jit.view_mut(),
-            &Ticker::none(),
-        )
-        .unwrap();
-        interp::apply(&plan, &actions, &x.view(), &mut out_interp.view_mut()).unwrap();
+        let (out_jit, out_interp) = applied_by_both(jit_, &plan, &actions, &x);
         assert_bitwise(&ctx, &out_jit.view(), &out_interp.view());
 
         let mut in_jit = x.clone();
@@ -415,6 +404,28 @@ fn check_case<T: Element>(jit_: &Jit, rng: &mut Rng, spec: &str, layout: &Layout
         interp::apply_in_place(&plan, &actions, &mut in_interp_v).unwrap();
         assert_bitwise(&ctx, &in_jit_v.view(), &in_interp_v.view());
     }
+}
+
+/// The apply pass out of place by the JIT and by the interpreter: `(jit, interp)`.
+fn applied_by_both<T: Element>(
+    jit_: &Jit,
+    plan: &Plan,
+    actions: &[GroupAction],
+    x: &ArrayD<T>,
+) -> (ArrayD<T>, ArrayD<T>) {
+    let mut by_jit = output_for::<T>(plan);
+    let mut by_interp = output_for::<T>(plan);
+    jit::apply_with(
+        jit_,
+        plan,
+        actions,
+        &x.view(),
+        &mut by_jit.view_mut(),
+        &Ticker::none(),
+    )
+    .unwrap();
+    interp::apply(plan, actions, &x.view(), &mut by_interp.view_mut()).unwrap();
+    (by_jit, by_interp)
 }
 
 /// A mutable view of `copy` (a clone of `x`) with exactly `x`'s strides, or the clone itself
@@ -702,16 +713,7 @@ fn in_place_apply_never_stores_to_kept_elements() {
                     )
                     .unwrap();
                     interp::apply_in_place(&plan, &actions, &mut by_interp.view_mut()).unwrap();
-                    let mut out = output_for::<T>(&plan);
-                    jit::apply_with(
-                        jit_,
-                        &plan,
-                        &actions,
-                        &x.view(),
-                        &mut out.view_mut(),
-                        &Ticker::none(),
-                    )
-                    .unwrap();
+                    let (out, _) = applied_by_both(jit_, &plan, &actions, &x);
                     let bits = |v: &T| v.to_f64().to_bits();
                     for ((idx, a), (b, before)) in
                         by_jit.indexed_iter().zip(by_interp.iter().zip(&x))
@@ -1111,18 +1113,7 @@ fn half_precision_ties_round_to_even_in_the_kernels() {
         };
         let plan = plan_for(spec, info_of(&x.view()));
         let actions = vec![GroupAction::Scale(factor); plan.groups()];
-        let mut by_jit = output_for::<T>(&plan);
-        let mut by_interp = output_for::<T>(&plan);
-        jit::apply_with(
-            jit_,
-            &plan,
-            &actions,
-            &x.view(),
-            &mut by_jit.view_mut(),
-            &Ticker::none(),
-        )
-        .unwrap();
-        interp::apply(&plan, &actions, &x.view(), &mut by_interp.view_mut()).unwrap();
+        let (by_jit, by_interp) = applied_by_both(jit_, &plan, &actions, &x);
         let mut in_place = x.clone();
         jit::apply_in_place_with(
             jit_,
