@@ -14,6 +14,8 @@ impl Translator<'_> {
     pub(super) fn apply_rows(&mut self, op: ApplyKind, in_place: bool, g: Groups, run: Run) {
         let vector = self.key.inner_contiguous;
         let native = self.native_f32();
+        // Copies and zero fills of contiguous 16-bit runs move eight elements at a time.
+        let half = vector && self.key.dtype.is_half();
         let keep_at = self.elem_addr(g.keep, run.at.group, Stride::Const(8));
         let live_at = self.elem_addr(g.live, run.at.group, Stride::Const(8));
         let param_at = self.elem_addr(g.param, run.at.group, Stride::Const(8));
@@ -35,9 +37,11 @@ impl Translator<'_> {
         if !in_place {
             let (stride, out_stride) = (self.data_stride(run), self.out_stride(run));
             let elem = self.elem_type();
-            // f32: four elements per move.
+            // f32: four elements per move; the 16-bit formats: eight.
             let (raw, lanes) = if native {
                 (F32X4, 4)
+            } else if half {
+                (I16X8, 8)
             } else {
                 (self.raw_pair_type(), LANES)
             };
@@ -59,12 +63,20 @@ impl Translator<'_> {
 
         self.b.switch_to_block(zero_b);
         let out_stride = self.out_stride(run);
-        let lanes = if native { 4 } else { LANES };
+        let lanes = if native {
+            4
+        } else if half {
+            8
+        } else {
+            LANES
+        };
         let ptrs = [(run.at.out, out_stride)];
         self.strip_ptrs(run.n, vector, lanes, vec![], &ptrs, &mut |t, c, st| {
             if c.pair {
                 let zero = if native {
                     t.splat32(0.0)
+                } else if half {
+                    t.splat_i16(0)
                 } else if t.raw_pair_type() == F64X2 {
                     t.splat(0.0)
                 } else {
