@@ -406,6 +406,18 @@ fn check_case<T: Element>(jit_: &Jit, rng: &mut Rng, spec: &str, layout: &Layout
     }
 }
 
+/// The apply pass in place by the JIT, on a copy of `x` (with `x`'s strides).
+fn applied_in_place_by_jit<T: Element>(
+    jit_: &Jit,
+    plan: &Plan,
+    actions: &[GroupAction],
+    x: &ArrayD<T>,
+) -> ArrayD<T> {
+    let mut y = x.clone();
+    jit::apply_in_place_with(jit_, plan, actions, &mut y.view_mut(), &Ticker::none()).unwrap();
+    y
+}
+
 /// The apply pass out of place by the JIT and by the interpreter: `(jit, interp)`.
 fn applied_by_both<T: Element>(
     jit_: &Jit,
@@ -702,16 +714,8 @@ fn in_place_apply_never_stores_to_kept_elements() {
                         x.iter().any(|v| v.to_f64().is_nan())
                             || !actions.contains(&GroupAction::Keep)
                     );
-                    let mut by_jit = x.clone();
+                    let by_jit = applied_in_place_by_jit(jit_, &plan, &actions, &x);
                     let mut by_interp = x.clone();
-                    jit::apply_in_place_with(
-                        jit_,
-                        &plan,
-                        &actions,
-                        &mut by_jit.view_mut(),
-                        &Ticker::none(),
-                    )
-                    .unwrap();
                     interp::apply_in_place(&plan, &actions, &mut by_interp.view_mut()).unwrap();
                     let (out, _) = applied_by_both(jit_, &plan, &actions, &x);
                     let bits = |v: &T| v.to_f64().to_bits();
@@ -783,15 +787,7 @@ fn zero_filled_groups_are_not_read() {
             &Ticker::none(),
         )
         .unwrap();
-        let mut in_place = x.clone();
-        jit::apply_in_place_with(
-            jit_,
-            &plan,
-            &actions,
-            &mut in_place.view_mut(),
-            &Ticker::none(),
-        )
-        .unwrap();
+        let in_place = applied_in_place_by_jit(jit_, &plan, &actions, &x);
         let mut expected = output_for::<T>(&plan);
         interp::apply(&plan, &actions, &x.view(), &mut expected.view_mut()).unwrap();
         for result in [out.view(), in_place.view()] {
@@ -1114,15 +1110,7 @@ fn half_precision_ties_round_to_even_in_the_kernels() {
         let plan = plan_for(spec, info_of(&x.view()));
         let actions = vec![GroupAction::Scale(factor); plan.groups()];
         let (by_jit, by_interp) = applied_by_both(jit_, &plan, &actions, &x);
-        let mut in_place = x.clone();
-        jit::apply_in_place_with(
-            jit_,
-            &plan,
-            &actions,
-            &mut in_place.view_mut(),
-            &Ticker::none(),
-        )
-        .unwrap();
+        let in_place = applied_in_place_by_jit(jit_, &plan, &actions, &x);
         let ctx = format!("{spec}, {} ({})", plan.tensor(), T::DTYPE);
         assert_bitwise(&ctx, &by_jit.view(), &by_interp.view());
         assert_bitwise(&ctx, &in_place.view(), &by_interp.view());
