@@ -295,6 +295,28 @@ impl<'a, T: Element> Groups<'a, T> {
         tiles
     }
 
+    /// The data as `n` rows of `G` groups each, in memory order, when the groups are the
+    /// columns of a C-order matrix (one outer and one inner axis, the groups' axis
+    /// contiguous): the gather pass then reads the memory row by row ([`Columns`]) instead
+    /// of copying each group out.
+    fn columns(&self) -> Option<Columns<'_, T>> {
+        if self.outer != 1 || self.view.ndim() != 2 || self.n == 0 || self.groups == 0 {
+            return None;
+        }
+        let rows = self
+            .view
+            .view()
+            .reversed_axes()
+            .into_dimensionality::<Ix2>()
+            .ok()?;
+        let data = rows.to_slice()?;
+        Some(Columns {
+            data,
+            n: self.n,
+            groups: self.groups,
+        })
+    }
+
     /// Hands `f` the tile's groups, group after group, as f64 values (signed, unscaled): the
     /// data itself when the tile is contiguous f64, else a copy in `buf`.
     fn with_tile<R>(&self, tile: Tile, buf: &mut Vec<f64>, f: impl FnOnce(&[f64]) -> R) -> R {
@@ -693,6 +715,159 @@ fn edges_quantized(
         out_c[j] = ca as f64;
         out_t[j] = (qa - ca * ((j as u64) << quant.shift)) as f64 * delta;
     }
+}
+
+/// The groups as the columns of a C-order matrix, read in memory order by the gather pass:
+/// `n` rows of `groups` entries. The pass splits the columns into blocks, one task each, and
+/// a task reads its block's part of every row (a run of up to [`Columns::BLOCK`] entries),
+/// four rows at a time, keeping each column's counts and sums in cache. Every column is
+/// summed in row order by one task, so nothing depends on the number of threads. (Measured
+/// on 4096² f64, 1 thread: 16 ms, where copying each tile of columns out took 35–41 ms.
+/// The first pass still copies tiles out: its histograms, one table per column, ran at
+/// about 3 ns per entry in memory order, slower than the copy.)
+struct Columns<'a, T> {
+    data: &'a [T],
+    n: usize,
+    groups: usize,
+}
+
+impl<T: Element> Columns<'_, T> {
+    /// Columns per block at most: a 4 KiB run of f64 per row.
+    const BLOCK: usize = 512;
+
+    /// The column blocks: about four per thread, at most [`Columns::BLOCK`] wide (any split
+    /// gives the same results).
+    fn blocks(&self) -> Vec<std::ops::Range<usize>> {
+        let per = (self.groups / (4 * rayon::current_num_threads()).max(1))
+            .next_multiple_of(8)
+            .clamp(8, Self::BLOCK);
+        (0..self.groups)
+            .step_by(per)
+            .map(|a| a..(a + per).min(self.groups))
+            .collect()
+    }
+
+    /// Row `i`'s entries of the columns `cols`.
+    fn run(&self, i: usize, cols: &std::ops::Range<usize>) -> &[T] {
+        &self.data[i * self.groups + cols.start..i * self.groups + cols.end]
+    }
+
+    /// The gather pass in memory order, for the pending groups ([`gather`]'s result).
+    fn gather(&self, reduced: &mut [Reduced], scale: f64, ticker: &Ticker<'_>) {
+        let blocks = self.blocks();
+        let parts = split_ranges(reduced, &blocks);
+        blocks
+            .par_iter()
+            .zip(parts.into_par_iter())
+            .for_each(|(cols, part)| {
+                if !part.iter().any(|r| r.pending) {
+                    return;
+                }
+                // Windows that nothing passes for the other groups.
+                let (lo, hi): (Vec<f64>, Vec<f64>) = part
+                    .iter()
+                    .map(|r| {
+                        if r.pending {
+                            (r.lo, r.hi)
+                        } else {
+                            (f64::INFINITY, f64::INFINITY)
+                        }
+                    })
+                    .unzip();
+                let width = cols.len();
+                let (mut c, mut s) = (vec![0.0f64; width], vec![0.0f64; width]);
+                let mut flags = vec![0u8; width];
+                for r in part.iter_mut().filter(|r| r.pending) {
+                    r.u.clear();
+                }
+                let magnitude = |y: &T| y.to_f64().abs() * scale;
+                // Four rows at a time, as for the maxima; a jam with an entry in a window
+                // is read again, row by row, for it (the windows are narrow: rarely).
+                let mut i = 0;
+                while i < self.n {
+                    let jam = (self.n - i).min(4);
+                    let mut near = false;
+                    if jam == 4 {
+                        let w = width;
+                        let (r0, r1) = (&self.run(i, cols)[..w], &self.run(i + 1, cols)[..w]);
+                        let (r2, r3) = (&self.run(i + 2, cols)[..w], &self.run(i + 3, cols)[..w]);
+                        let (lo, hi) = (&lo[..w], &hi[..w]);
+                        let (c, s) = (&mut c[..w], &mut s[..w]);
+                        // Selections, not branches, so that the loop vectorizes.
+                        let one = |v: f64, h: f64| if v > h { 1.0 } else { 0.0 };
+                        let keep = |v: f64, h: f64| if v > h { v } else { 0.0 };
+                        let window = |v: f64, l: f64, h: f64| (v > l) & (v <= h);
+                        let flags = &mut flags[..w];
+                        let mut hits = 0u8;
+                        for k in 0..w {
+                            let (a, b) = (magnitude(&r0[k]), magnitude(&r1[k]));
+                            let (e, d) = (magnitude(&r2[k]), magnitude(&r3[k]));
+                            let h = hi[k];
+                            c[k] += (one(a, h) + one(b, h)) + (one(e, h) + one(d, h));
+                            s[k] += (keep(a, h) + keep(b, h)) + (keep(e, h) + keep(d, h));
+                            let l = lo[k];
+                            let f = u8::from(window(a, l, h) | window(b, l, h))
+                                | u8::from(window(e, l, h) | window(d, l, h));
+                            flags[k] = f;
+                            hits |= f;
+                        }
+                        if hits != 0 {
+                            // Only the flagged columns of the jam hold window entries.
+                            for k in (0..w).filter(|&k| flags[k] != 0) {
+                                for run in [r0, r1, r2, r3] {
+                                    let v = magnitude(&run[k]);
+                                    if v > lo[k] && v <= hi[k] {
+                                        part[k].u.push(v);
+                                    }
+                                }
+                            }
+                        }
+                    } else {
+                        for r in 0..jam {
+                            for (k, y) in self.run(i + r, cols).iter().enumerate() {
+                                let v = magnitude(y);
+                                let above = v > hi[k];
+                                c[k] += if above { 1.0 } else { 0.0 };
+                                s[k] += if above { v } else { 0.0 };
+                                near |= (v > lo[k]) & !above;
+                            }
+                        }
+                    }
+                    if near {
+                        for r in 0..jam {
+                            for (k, y) in self.run(i + r, cols).iter().enumerate() {
+                                let v = magnitude(y);
+                                if v > lo[k] && v <= hi[k] {
+                                    part[k].u.push(v);
+                                }
+                            }
+                        }
+                    }
+                    i += jam;
+                }
+                for (k, r) in part.iter_mut().enumerate() {
+                    if r.pending {
+                        r.pending = false;
+                        (r.c, r.s) = (c[k], s[k]);
+                    }
+                }
+                ticker.tick(width * self.n);
+            });
+    }
+}
+
+/// Splits `data` into the consecutive pieces `ranges` cover (consecutive, from 0).
+fn split_ranges<'s, U>(
+    mut data: &'s mut [U],
+    ranges: &[std::ops::Range<usize>],
+) -> Vec<&'s mut [U]> {
+    let mut out = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        let (head, tail) = data.split_at_mut(r.len());
+        out.push(head);
+        data = tail;
+    }
+    out
 }
 
 /// The first pass over the data of an exact `l1 of linf` projection, in place of the reduce
@@ -1415,7 +1590,10 @@ pub(crate) fn solve<T: Element>(
     let mut passes = 2;
     let mut bracket = (theta_a, theta_b);
     loop {
-        gather(&groups, &tiles, &mut reduced, scale, ticker);
+        match groups.columns() {
+            Some(columns) => columns.gather(&mut reduced, scale, ticker),
+            None => gather(&groups, &tiles, &mut reduced, scale, ticker),
+        }
         passes += 1;
         let gathered: usize = reduced.iter().map(|g| g.u.len()).sum();
         if fixed.is_none() {
@@ -1656,36 +1834,48 @@ mod tests {
     /// still exact: the safety net runs and agrees with the oracle.
     #[test]
     fn misleading_windows_are_caught() {
-        let (g, n) = (30, 200);
+        let (g, n) = (30, 203);
         let mut rng = SplitMix64::new(7);
         let y: Vec<f64> = (0..g * n).map(|_| rng.next_f64() * 2.0 - 1.0).collect();
-        let x = ArrayD::from_shape_vec(IxDyn(&[g, n]), y.clone()).unwrap();
-        let p = plan(g, n);
-        let sketch = first_pass(&p, &x.view(), 1.0, &Ticker::none()).unwrap();
-        let norm: f64 = sketch.maxes.iter().sum();
-        for frac in [0.05, 0.3, 0.7] {
-            let r = frac * norm;
-            let (theta, want) = l1_linf_exact_clips(&y, g, n, r).unwrap();
-            for mislead in [false, true] {
-                MISLEAD.with(|m| m.set(mislead));
-                let got = solve(
-                    &p,
-                    &x.view(),
-                    &sketch,
-                    0,
-                    ExactGoal::Radius(r),
-                    &Ticker::none(),
-                )
-                .unwrap();
-                MISLEAD.with(|m| m.set(false));
-                assert_eq!(got.passes > 3, mislead, "{got:?}");
-                assert!(
-                    (got.theta - theta).abs() <= 1e-12 * theta,
-                    "{} vs {theta}",
-                    got.theta
-                );
-                for (a, b) in got.clips.iter().zip(&want) {
-                    assert!((a - b).abs() <= 1e-12 * norm, "{a} vs {b}");
+        // The groups as rows, and as the columns of the transposed matrix (read in memory
+        // order, [`Columns`]).
+        let rows = ArrayD::from_shape_vec(IxDyn(&[g, n]), y.clone()).unwrap();
+        let columns = rows.t().as_standard_layout().into_owned();
+        let column_plan = {
+            let spec = multiproj_grammar::parse("exact l1 over dim1 of linf over dim0").unwrap();
+            let info =
+                multiproj_compiler::TensorInfo::c_order(&[n, g], multiproj_compiler::DType::F64);
+            multiproj_compiler::plan(&multiproj_compiler::check(&spec, &info).unwrap())
+        };
+        for (p, x) in [(plan(g, n), rows), (column_plan, columns)] {
+            let by_columns = Groups::new(&p, &x.view()).unwrap().columns().is_some();
+            assert_eq!(by_columns, x.shape()[0] == n);
+            let sketch = first_pass(&p, &x.view(), 1.0, &Ticker::none()).unwrap();
+            let norm: f64 = sketch.maxes.iter().sum();
+            for frac in [0.05, 0.3, 0.7] {
+                let r = frac * norm;
+                let (theta, want) = l1_linf_exact_clips(&y, g, n, r).unwrap();
+                for mislead in [false, true] {
+                    MISLEAD.with(|m| m.set(mislead));
+                    let got = solve(
+                        &p,
+                        &x.view(),
+                        &sketch,
+                        0,
+                        ExactGoal::Radius(r),
+                        &Ticker::none(),
+                    )
+                    .unwrap();
+                    MISLEAD.with(|m| m.set(false));
+                    assert_eq!(got.passes > 3, mislead, "{got:?}");
+                    assert!(
+                        (got.theta - theta).abs() <= 1e-12 * theta,
+                        "columns {by_columns}: {} vs {theta}",
+                        got.theta
+                    );
+                    for (a, b) in got.clips.iter().zip(&want) {
+                        assert!((a - b).abs() <= 1e-12 * norm, "{a} vs {b}");
+                    }
                 }
             }
         }
@@ -1721,18 +1911,33 @@ mod sketch_tests {
         0.0
     }
 
-    fn sketch_of(rows: &[Vec<f64>]) -> Sketch {
+    /// The first pass over `rows` as the groups: the rows of a C-order matrix, or (`columns`)
+    /// the columns of its transpose, which the first pass reads in memory order.
+    fn sketch_of(rows: &[Vec<f64>], columns: bool) -> Sketch {
         let (g, n) = (rows.len(), rows[0].len());
-        let spec = multiproj_grammar::parse("exact l1 over dim0 of linf over dim1").unwrap();
-        let info = multiproj_compiler::TensorInfo::c_order(&[g, n], multiproj_compiler::DType::F64);
+        let (text, shape) = if columns {
+            ("exact l1 over dim1 of linf over dim0", [n, g])
+        } else {
+            ("exact l1 over dim0 of linf over dim1", [g, n])
+        };
+        let spec = multiproj_grammar::parse(text).unwrap();
+        let info = multiproj_compiler::TensorInfo::c_order(&shape, multiproj_compiler::DType::F64);
         let plan = multiproj_compiler::plan(&multiproj_compiler::check(&spec, &info).unwrap());
         let x = ArrayD::from_shape_vec(IxDyn(&[g, n]), rows.concat()).unwrap();
-        first_pass(&plan, &x.view(), 1.0, &Ticker::none()).unwrap()
+        let x = if columns {
+            x.t().as_standard_layout().into_owned()
+        } else {
+            x
+        };
+        let view = x.view();
+        let groups = Groups::new(&plan, &view).unwrap();
+        assert_eq!(groups.columns().is_some(), columns);
+        first_pass(&plan, &view, 1.0, &Ticker::none()).unwrap()
     }
 
     /// The first pass's bounds hold every group's clip level, at every θ, for data made to sit
     /// on the histogram's edges (integers, ties, zeros), across the quantized layouts (groups
-    /// below 2^13, 2^16 and 2^20 entries) and the plain one for small groups.
+    /// below 2^13, 2^16 and 2^20 entries), for groups as rows and as columns.
     #[test]
     fn the_bounds_hold_the_clip_level() {
         let mut rng = SplitMix64::new(11);
@@ -1749,23 +1954,25 @@ mod sketch_tests {
                 .iter()
                 .map(|kind| (0..n).map(|i| kind(&mut rng, i)).collect())
                 .collect();
-            let sketch = sketch_of(&rows);
-            assert_eq!(
-                sketch.err.iter().any(|&e| e > 0.0),
-                Quant::new(n, buckets_for(n)).is_some()
-            );
-            for (g, row) in rows.iter().enumerate() {
-                let s: f64 = row.iter().map(|v| v.abs()).sum();
-                let m = sketch.maxes[g];
-                for k in 0..40 {
-                    let theta = s * (k as f64 / 40.0).powi(3);
-                    let mu = clip_level(row, theta);
-                    let (low, high) = sketch.bounds(g, theta);
-                    let tol = 1e-12 * m;
-                    assert!(
-                        low <= mu + tol && mu <= high + tol,
-                        "n {n}, group {g}, θ {theta}: μ {mu} outside [{low}, {high}]"
-                    );
+            for columns in [false, true] {
+                let sketch = sketch_of(&rows, columns);
+                assert_eq!(
+                    sketch.err.iter().any(|&e| e > 0.0),
+                    Quant::new(n, buckets_for(n)).is_some()
+                );
+                for (g, row) in rows.iter().enumerate() {
+                    let s: f64 = row.iter().map(|v| v.abs()).sum();
+                    let m = sketch.maxes[g];
+                    for k in 0..40 {
+                        let theta = s * (k as f64 / 40.0).powi(3);
+                        let mu = clip_level(row, theta);
+                        let (low, high) = sketch.bounds(g, theta);
+                        let tol = 1e-12 * m;
+                        assert!(
+                            low <= mu + tol && mu <= high + tol,
+                            "n {n}, columns {columns}, group {g}, θ {theta}: μ {mu} outside [{low}, {high}]"
+                        );
+                    }
                 }
             }
         }
