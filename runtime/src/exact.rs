@@ -488,6 +488,23 @@ impl Sketch {
         (low, high.max(low))
     }
 
+    /// One side of [`Sketch::bounds`], the upper one or the lower: for a quantized histogram
+    /// the one search it needs, not both.
+    fn bound(&self, g: usize, theta: f64, upper: bool) -> f64 {
+        let err = self.err[g];
+        if err == 0.0 || !self.hist[g] || theta >= self.l1[g] || self.maxes[g] == 0.0 {
+            let (low, high) = self.bounds(g, theta);
+            return if upper { high } else { low };
+        }
+        if upper {
+            let (low, _) = self.hist_bounds(g, theta + err);
+            let (_, high) = self.hist_bounds(g, (theta - err).max(0.0));
+            high.max(low)
+        } else {
+            self.hist_bounds(g, theta + err).0
+        }
+    }
+
     /// [`Sketch::bounds`] for the data the histogram describes exactly.
     fn hist_bounds(&self, g: usize, theta: f64) -> (f64, f64) {
         let b = self.b;
@@ -500,17 +517,16 @@ impl Sketch {
         if theta <= 0.0 {
             return (m, m);
         }
-        // The bucket j with Θ(e_{j+1}) ≤ θ < Θ(e_j): Θ(e_j) decreases with j, Θ(e_0) > θ.
-        let (mut lo, mut hi) = (0usize, b);
-        while hi - lo > 1 {
-            let mid = (lo + hi) / 2;
-            if t[mid] > theta {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
+        // The bucket j with Θ(e_{j+1}) ≤ θ < Θ(e_j): Θ(e_j) decreases with j, Θ(e_0) > θ ≥
+        // Θ(e_b) = 0. A binary search of fixed steps (b is a power of two), each a
+        // selection rather than a branch: the searches of neighbouring groups do not
+        // predict each other.
+        let mut j = 0;
+        let mut step = b / 2;
+        while step > 0 {
+            j += if t[j + step] > theta { step } else { 0 };
+            step /= 2;
         }
-        let j = lo;
         bucket_bounds(
             theta,
             (self.edge(g, j), self.edge(g, j + 1)),
@@ -526,10 +542,7 @@ impl Sketch {
             .into_par_iter()
             .map(|c| {
                 (c * SUM_CHUNK..((c + 1) * SUM_CHUNK).min(groups))
-                    .map(|g| {
-                        let (l, h) = self.bounds(g, theta);
-                        if upper { h } else { l }
-                    })
+                    .map(|g| self.bound(g, theta, upper))
                     .sum::<f64>()
             })
             .collect();
@@ -1660,8 +1673,10 @@ pub(crate) fn solve<T: Element>(
 
 /// The exact solve's bracket `θ_a ≤ θ* ≤ θ_b` from the sketch's bounds (`r` in its scale).
 fn bracket(sketch: &Sketch, r: f64, top: f64) -> (f64, f64) {
-    // F_lo(0) = F_hi(0) = Σ m_g > r, and both are 0 at the largest group l1 norm.
-    let theta_a = search(|t| sketch.total(t, false), r, 0.0, top, true, 1e-9);
+    // F_lo(0) = F_hi(0) = Σ m_g > r, and both are 0 at the largest group l1 norm. To 1e-6
+    // of θ: the windows come out as narrow as at 1e-9 (the same entries gathered on 4096²
+    // Gaussian data at 0.01, 0.1 and 0.5 × the norm), in fewer evaluations.
+    let theta_a = search(|t| sketch.total(t, false), r, 0.0, top, true, 1e-6);
     // θ_b is close above θ_a (the bounds are a bucket apart at most): find a small bracket
     // first, growing the step from a millionth of θ_a.
     let upper = |t: f64| sketch.total(t, true);
@@ -1673,7 +1688,7 @@ fn bracket(sketch: &Sketch, r: f64, top: f64) -> (f64, f64) {
         step *= 8.0;
         hi_b = (hi_b + step).min(top);
     }
-    let theta_b = search(upper, r, lo_b, hi_b, false, 1e-9).max(theta_a);
+    let theta_b = search(upper, r, lo_b, hi_b, false, 1e-6).max(theta_a);
     (theta_a, theta_b)
 }
 
