@@ -26,11 +26,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 import numpy as np
 
 MULTI = "l1 over dim0 of linf over dim1"
 EXACT = "exact " + MULTI
+# The groups as the columns of C-order data (feature selection on a (out, in) weight).
+MULTI_COLUMNS = "l1 over dim1 of linf over dim0"
+EXACT_COLUMNS = "exact " + MULTI_COLUMNS
 
 
 def bench(binary, spec, path, threads, repeat, radius=None, frac=None):
@@ -44,12 +48,13 @@ def bench(binary, spec, path, threads, repeat, radius=None, frac=None):
     return median, float(solve.group(1)) if solve else None
 
 
-def alternate(binary, path, threads, rounds, repeat, radius=None, frac=None):
+def alternate(binary, path, threads, rounds, repeat, radius=None, frac=None, columns=False):
     """Medians over `rounds` alternating rounds: (multi ms, exact ms, exact-solve ms)."""
+    multi, exact = (MULTI_COLUMNS, EXACT_COLUMNS) if columns else (MULTI, EXACT)
     m, e, s = [], [], []
     for _ in range(rounds):
-        m.append(bench(binary, MULTI, path, threads, repeat, radius, frac)[0])
-        t, solve = bench(binary, EXACT, path, threads, repeat, radius, frac)
+        m.append(bench(binary, multi, path, threads, repeat, radius, frac)[0])
+        t, solve = bench(binary, exact, path, threads, repeat, radius, frac)
         e.append(t)
         s.append(solve)
     return statistics.median(m), statistics.median(e), statistics.median(s)
@@ -90,6 +95,11 @@ def main():
     lines = []
     say = lambda s="": (print(s, flush=True), lines.append(s))
 
+    say(f"Recorded {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, `python3 bench/exact_bench.py"
+        f"{' --quick' if args.quick else ''}` ({rounds} alternating rounds of `multiproj bench "
+        f"--repeat {repeat} --warmup 1` per cell; NumPy writes the data: `standard_normal` or "
+        f"`random`, seed 1).")
+    say()
     say("### Exact l1,∞ against the bi-level projection")
     say()
     say("| shape | data | radius | threads | bi-level ms | exact ms | exact-solve ms | ratio | zero rows bi-level / exact |")
@@ -110,6 +120,25 @@ def main():
             os.remove(path)
     say()
     say(f"Ratio exact / bi-level: median {statistics.median(worst):.2f}×, largest {max(worst):.2f}×.")
+    say()
+    shape = (1024, 1024) if args.quick else (4096, 4096)
+    say(f"### Groups as columns: `{EXACT_COLUMNS}` against `{MULTI_COLUMNS}`, {shape[0]}×{shape[1]}")
+    say()
+    say("| data | radius | threads | bi-level ms | exact ms | exact-solve ms | ratio |")
+    say("|---|---|---|---|---|---|---|")
+    columns = []
+    for kind in ("gaussian", "uniform(0,1)"):
+        path = os.path.join(tmp, "y.npy")
+        np.save(path, data(kind, shape))
+        for frac in (0.01, 0.1, 0.5):
+            for threads in (1, 2):
+                m, e, s = alternate(binary, path, threads, rounds, repeat, frac=frac, columns=True)
+                columns.append(e / m)
+                say(f"| {kind} | {frac} × norm | {threads} | {m:.1f} | {e:.1f} | {s:.1f} | {e / m:.2f}× |")
+        os.remove(path)
+    say()
+    say(f"Ratio exact / bi-level, columns: median {statistics.median(columns):.2f}×, "
+        f"largest {max(columns):.2f}×.")
     say()
     say("### The authors' protocol: 1000×m, uniform(0, 1), radius 1, f64, 2 threads")
     say()

@@ -547,7 +547,7 @@ def main():
         w("`bench/exact_bench.py` (not part of this script's run) times `exact l1 over dim0 of "
           "linf over dim1` against `l1 over dim0 of linf over dim1` on the same data "
           "(`multiproj bench --input`, alternating rounds, medians; the ratio is exact / "
-          "bi-level). Its last record:\n")
+          "bi-level), and the same for groups as columns. Its last record:\n")
         with open(exb) as f:
             out.extend(line.rstrip("\n") for line in f)
         w("")
