@@ -18,7 +18,7 @@
 //! 1. *Histograms.* Each candidate's magnitudes go into `B ≤ 64` buckets of equal width on
 //!    `[0, m_g]`, with the count and sum of each. For groups of fewer than 2^20 entries the
 //!    histogram is made in the first pass itself, from the group in cache right after its
-//!    maximum, and it is *quantized* ([`Quant`]): each magnitude rounded to an integer of
+//!    maximum, and it is *quantized* (`Quant`): each magnitude rounded to an integer of
 //!    24–38 bits, a bucket's count and sum added up in one 64-bit integer (one addition per
 //!    entry instead of two, about half the time), exact for the rounded data, which is
 //!    within `n·δ` of the data in every `Θ_g` (the bounds below widen by that). (When the
