@@ -413,14 +413,15 @@ fn across<T>(view: &ArrayViewD<'_, T>, outer: usize) -> bool {
 }
 
 /// Splits `data` into consecutive pieces of `tile.len · per_group` entries, one per tile.
-fn split_by_tiles<'s, U>(
-    mut data: &'s mut [U],
-    tiles: &[Tile],
-    per_group: usize,
-) -> Vec<&'s mut [U]> {
-    let mut out = Vec::with_capacity(tiles.len());
-    for t in tiles {
-        let (head, tail) = data.split_at_mut(t.len * per_group);
+fn split_by_tiles<'s, U>(data: &'s mut [U], tiles: &[Tile], per_group: usize) -> Vec<&'s mut [U]> {
+    split_lengths(data, tiles.iter().map(|t| t.len * per_group))
+}
+
+/// Splits `data` into consecutive pieces of the given lengths.
+fn split_lengths<U>(mut data: &mut [U], lengths: impl Iterator<Item = usize>) -> Vec<&mut [U]> {
+    let mut out = Vec::new();
+    for len in lengths {
+        let (head, tail) = data.split_at_mut(len);
         out.push(head);
         data = tail;
     }
@@ -768,7 +769,7 @@ impl<T: Element> Columns<'_, T> {
     /// The gather pass in memory order, for the pending groups ([`gather`]'s result).
     fn gather(&self, reduced: &mut [Reduced], scale: f64, ticker: &Ticker<'_>) {
         let blocks = self.blocks();
-        let parts = split_ranges(reduced, &blocks);
+        let parts = split_lengths(reduced, blocks.iter().map(|r| r.len()));
         blocks
             .par_iter()
             .zip(parts.into_par_iter())
@@ -867,20 +868,6 @@ impl<T: Element> Columns<'_, T> {
                 ticker.tick(width * self.n);
             });
     }
-}
-
-/// Splits `data` into the consecutive pieces `ranges` cover (consecutive, from 0).
-fn split_ranges<'s, U>(
-    mut data: &'s mut [U],
-    ranges: &[std::ops::Range<usize>],
-) -> Vec<&'s mut [U]> {
-    let mut out = Vec::with_capacity(ranges.len());
-    for r in ranges {
-        let (head, tail) = data.split_at_mut(r.len());
-        out.push(head);
-        data = tail;
-    }
-    out
 }
 
 /// The first pass over the data of an exact `l1 of linf` projection, in place of the reduce
