@@ -204,7 +204,6 @@ fn buckets_for(n: usize) -> usize {
 struct Quant {
     qb: u32,
     shift: u32,
-    count_shift: u32,
 }
 
 impl Quant {
@@ -219,7 +218,6 @@ impl Quant {
         Some(Quant {
             qb,
             shift: qb - b.trailing_zeros(),
-            count_shift: 64 - cb,
         })
     }
 }
@@ -489,21 +487,15 @@ impl Sketch {
         (low, high.max(low))
     }
 
-    /// One side of [`Sketch::bounds`], the upper one or the lower: for a quantized histogram
-    /// the one search it needs, not both.
+    /// One side of [`Sketch::bounds`], the upper one or the lower: the lower one of a
+    /// quantized histogram needs one search, not two.
     fn bound(&self, g: usize, theta: f64, upper: bool) -> f64 {
         let err = self.err[g];
-        if err == 0.0 || !self.hist[g] || theta >= self.l1[g] || self.maxes[g] == 0.0 {
+        if upper || err == 0.0 || !self.hist[g] || theta >= self.l1[g] || self.maxes[g] == 0.0 {
             let (low, high) = self.bounds(g, theta);
             return if upper { high } else { low };
         }
-        if upper {
-            let (low, _) = self.hist_bounds(g, theta + err);
-            let (_, high) = self.hist_bounds(g, (theta - err).max(0.0));
-            high.max(low)
-        } else {
-            self.hist_bounds(g, theta + err).0
-        }
+        self.hist_bounds(g, theta + err).0
     }
 
     /// [`Sketch::bounds`] for the data the histogram describes exactly.
