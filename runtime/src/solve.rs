@@ -363,10 +363,20 @@ pub fn threshold_action(
     r: f64,
     scratch: &mut Vec<f64>,
 ) -> GroupAction {
-    let f32 = dtype == DType::F32;
-    GroupAction::Shrink(balls::l1_group_threshold(values, r, scratch, f32, |m| {
-        stored(dtype, m)
-    }))
+    // One instance per element type, so that the rounding of the check pass is not a match.
+    let t = match dtype {
+        DType::F64 => balls::l1_group_threshold(values, r, scratch, false, |m| m),
+        DType::F32 => {
+            balls::l1_group_threshold(values, r, scratch, true, |m| stored(DType::F32, m))
+        }
+        DType::F16 => {
+            balls::l1_group_threshold(values, r, scratch, false, |m| stored(DType::F16, m))
+        }
+        DType::BF16 => {
+            balls::l1_group_threshold(values, r, scratch, false, |m| stored(DType::BF16, m))
+        }
+    };
+    GroupAction::Shrink(t)
 }
 
 #[cfg(test)]

@@ -2,8 +2,9 @@
 //! (rounded to the element type, summed in any order) fit the radius, and the scaling that
 //! keeps an overflowing group's sums finite.
 
+use super::l1::l1_soft_threshold_candidates;
 use super::l1_soft_threshold;
-use super::passes::{LANES, Tail, lanes};
+use super::passes::{LANES, Tail, abs_sum_min_max, lanes, one_if};
 use super::{SoftThreshold, norm_l1, norm_linf};
 
 /// The soft threshold of a group with l1 radius `radius > 0` (finite entries, any magnitude)
@@ -31,15 +32,22 @@ pub(crate) fn l1_group_threshold(
     if f32 {
         margin *= 1.0 - f64::from(f32::EPSILON) / 2.0;
     }
-    let total = norm_l1(values);
+    let stats = abs_sum_min_max(values);
+    let total = stats.0;
     if total.is_finite() {
         let target = radius * margin;
-        let t = if total > target && target > 0.0 {
-            l1_soft_threshold(values, target, scratch)
-        } else {
-            SoftThreshold::ZERO
+        if !(total > target && target > 0.0) {
+            return fit_l1(values, radius, SoftThreshold::ZERO, store, true);
+        }
+        let (t, left) = l1_soft_threshold_candidates(values, target, scratch, stats);
+        // Every magnitude outside the candidates is at most their cut, where the threshold
+        // already gives 0 (and raising it keeps 0): the results are those of the candidates.
+        return match left {
+            Some(c) if c.len > 0 && t.shrink(c.cut) == 0.0 => {
+                fit_l1_of(&scratch[..c.len], values.len(), radius, t, store, true)
+            }
+            _ => fit_l1(values, radius, t, store, true),
         };
-        return fit_l1(values, radius, t, store, true);
     }
     let k = overflow_exponent(values.len());
     let down = 2f64.powi(-k);
@@ -76,6 +84,20 @@ pub(crate) fn any_order_bound(sum: f64, n: usize) -> f64 {
 pub(crate) fn fit_l1(
     values: &[f64],
     radius: f64,
+    t: SoftThreshold,
+    store: impl Fn(f64) -> f64,
+    any_order: bool,
+) -> SoftThreshold {
+    fit_l1_of(values, values.len(), radius, t, store, any_order)
+}
+
+/// [`fit_l1`] for a vector of `n` magnitudes of which `values` are the ones the threshold may
+/// leave non-zero (`t.shrink` is 0 for every other one, and stays 0 as `t` rises): the sums
+/// are those of `values`, and the bound for any order is the one for `n` terms.
+fn fit_l1_of(
+    values: &[f64],
+    n: usize,
+    radius: f64,
     mut t: SoftThreshold,
     store: impl Fn(f64) -> f64,
     any_order: bool,
@@ -84,7 +106,7 @@ pub(crate) fn fit_l1(
     for _ in 0..64 {
         let (got, live) = if any_order {
             let (sum, live) = stored_sum(values, t, &store);
-            (any_order_bound(sum, values.len()), live)
+            (any_order_bound(sum, n), live)
         } else {
             values.iter().fold((0.0f64, 0usize), |(s, k), &y| {
                 let x = store(t.shrink(y.abs()));
@@ -111,13 +133,14 @@ pub(crate) fn fit_l1(
 /// `(Σ store(t.shrink(|v_i|)), how many are non-zero)`, in [`LANES`] independent lanes.
 fn stored_sum(values: &[f64], t: SoftThreshold, store: &impl Fn(f64) -> f64) -> (f64, usize) {
     let mut sums = [0.0f64; LANES];
-    let mut live = [0usize; LANES];
+    // Counts as floats (exact below 2^53) stay in the vector registers with the sums.
+    let mut live = [0.0f64; LANES];
     lanes(values, Tail::Spread, |j, y| {
         let x = store(t.shrink(y.abs()));
         sums[j] += x;
-        live[j] += usize::from(x > 0.0);
+        live[j] += one_if(x > 0.0);
     });
-    (sums.iter().sum(), live.iter().sum())
+    (sums.iter().sum(), live.iter().sum::<f64>() as usize)
 }
 
 /// The `k` for which the sum of `n` magnitudes, each at most `f64::MAX`, scaled by `2^-k`

@@ -14,6 +14,7 @@
 
 mod exact;
 mod fit;
+pub(crate) mod histogram;
 mod l1;
 mod norms;
 mod passes;

@@ -44,6 +44,13 @@ pub(super) fn lanes<T>(v: &[T], tail: Tail, mut step: impl FnMut(usize, &T)) {
     }
 }
 
+/// 1.0 if `b`, else 0.0, by a mask: a count kept as a float this way stays a vector add (a
+/// selection between constants may be compiled to a branch per lane).
+#[inline(always)]
+pub(super) fn one_if(b: bool) -> f64 {
+    f64::from_bits(1f64.to_bits() & 0u64.wrapping_sub(u64::from(b)))
+}
+
 /// The minimum of the lanes' minima (+∞ for none).
 fn min_of(mins: &[f64; LANES]) -> f64 {
     mins.iter().fold(f64::INFINITY, |m, &y| f64::min(m, y))
@@ -67,21 +74,30 @@ pub(super) fn abs_sum_min_max(v: &[f64]) -> (f64, f64, f64) {
     )
 }
 
-/// The entries a pass kept: how many, their sum and their minimum (+∞ for none).
+/// The entries a pass kept, those above its cut: how many, their sum, their minimum (+∞ for
+/// none), and the sum of their distances to the cut (NaN when not computed). Near τ the
+/// distances are nearly exact where the sum loses digits.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Kept {
     pub(super) len: usize,
     pub(super) sum: f64,
     pub(super) min: f64,
+    pub(super) spread: f64,
 }
 
 impl Kept {
-    /// `len` entries, from the lanes' sums and minima combined in lane order.
-    fn from_lanes(len: usize, sums: &[f64; LANES], mins: &[f64; LANES]) -> Kept {
+    /// `len` entries, from the lanes' sums, minima and spreads combined in lane order.
+    fn from_lanes(
+        len: usize,
+        sums: &[f64; LANES],
+        mins: &[f64; LANES],
+        spreads: &[f64; LANES],
+    ) -> Kept {
         Kept {
             len,
             sum: sums.iter().sum(),
             min: min_of(mins),
+            spread: spreads.iter().sum(),
         }
     }
 }
@@ -107,11 +123,35 @@ pub(super) fn filter_abs(v: &[f64], cut: f64, dst: &mut [f64]) -> Kept {
     let mut k = 0;
     let mut sums = [0.0; LANES];
     let mut mins = [f64::INFINITY; LANES];
+    let mut spreads = [0.0; LANES];
     lanes(v, Tail::First, |j, x| {
         let y = x.abs();
-        keep_into(dst, &mut k, y, y > cut, &mut sums[j], &mut mins[j]);
+        let keep = y > cut;
+        keep_into(dst, &mut k, y, keep, &mut sums[j], &mut mins[j]);
+        spreads[j] += if keep { y - cut } else { 0.0 };
     });
-    Kept::from_lanes(k, &sums, &mins)
+    Kept::from_lanes(k, &sums, &mins, &spreads)
+}
+
+/// [`filter_abs`] with a branch per entry instead of a store of every entry: faster when few
+/// entries are kept (the branch predicts), slower for a mix. The same lanes in the same
+/// order, so the same result to the bit.
+pub(super) fn filter_abs_sparse(v: &[f64], cut: f64, dst: &mut [f64]) -> Kept {
+    let mut k = 0;
+    let mut sums = [0.0; LANES];
+    let mut mins = [f64::INFINITY; LANES];
+    let mut spreads = [0.0; LANES];
+    lanes(v, Tail::First, |j, x| {
+        let y = x.abs();
+        if y > cut {
+            dst[k] = y;
+            k += 1;
+            sums[j] += y;
+            mins[j] = if y < mins[j] { y } else { mins[j] };
+            spreads[j] += y - cut;
+        }
+    });
+    Kept::from_lanes(k, &sums, &mins, &spreads)
 }
 
 /// Keeps the entries of `set` above `cut` at its front, in order.
@@ -120,27 +160,43 @@ pub(super) fn compact(set: &mut [f64], cut: f64) -> Kept {
     let mut k = 0;
     let mut sums = [0.0; LANES];
     let mut mins = [f64::INFINITY; LANES];
+    let mut spreads = [0.0; LANES];
     lanes(set, Tail::First, |j, y| {
         let y = y.get();
-        keep_into(set, &mut k, y, y > cut, &mut sums[j], &mut mins[j]);
+        let keep = y > cut;
+        keep_into(set, &mut k, y, keep, &mut sums[j], &mut mins[j]);
+        spreads[j] += if keep { y - cut } else { 0.0 };
     });
-    Kept::from_lanes(k, &sums, &mins)
+    Kept::from_lanes(k, &sums, &mins, &spreads)
 }
 
-/// The magnitudes of `set` above `cut`, read only and branch-free.
+/// The magnitudes of `set` above `cut`, read only and branch-free. Their distances to the cut
+/// are summed, not the magnitudes themselves (three accumulators a lane, where four would not
+/// fit the registers): their sum is `spread + len·cut`, rounded.
 pub(super) fn stats_above(set: &[f64], cut: f64) -> Kept {
-    let mut counts = [0u64; LANES];
-    let mut sums = [0.0; LANES];
+    // Counts as floats (exact below 2^53) stay in the vector registers with the rest.
+    let mut counts = [0.0f64; LANES];
     let mut mins = [f64::INFINITY; LANES];
+    let mut spreads = [0.0; LANES];
     lanes(set, Tail::Spread, |j, x| {
         let y = x.abs();
-        let keep = y > cut;
-        counts[j] += u64::from(keep);
-        sums[j] += if keep { y } else { 0.0 };
+        // `y > cut` exactly when `y − cut > 0` (gradual underflow): the distance is computed
+        // for every entry, and selected, so that the loop stays branch-free.
+        let d = y - cut;
+        let keep = d > 0.0;
+        counts[j] += one_if(keep);
         let m = if keep { y } else { f64::INFINITY };
         mins[j] = if m < mins[j] { m } else { mins[j] };
+        spreads[j] += if keep { d } else { 0.0 };
     });
-    Kept::from_lanes(counts.iter().sum::<u64>() as usize, &sums, &mins)
+    let len = counts.iter().sum::<f64>() as usize;
+    let spread: f64 = spreads.iter().sum();
+    Kept {
+        len,
+        sum: spread + len as f64 * cut,
+        min: min_of(&mins),
+        spread,
+    }
 }
 
 /// `Σ (|y| − base)` over the magnitudes of `set` above `cut`, read only.

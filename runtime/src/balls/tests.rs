@@ -1,7 +1,10 @@
 //! Tests of the norms, the projections and the l1 threshold (against the sort-based reference,
 //! on the sphere, optimal), and the timing of the threshold search (ignored; run in release).
 
-use super::l1::{SAMPLE, SAMPLE_FROM, l1_soft_threshold_budget};
+use super::l1::{
+    HISTOGRAM_FROM, SAMPLE, SAMPLE_FROM, l1_soft_threshold_budget, l1_soft_threshold_candidates,
+};
+use super::passes::abs_sum_min_max;
 use super::*;
 use crate::rng::SplitMix64;
 use proptest::prelude::*;
@@ -250,6 +253,139 @@ fn long_vectors() {
     }
 }
 
+/// Vectors of the lengths whose first cut comes from a histogram, on distributions that
+/// mislead it (ties on the bucket edges, magnitudes over many binades, one huge entry) and
+/// radii down to 1e-15 of the norm, where the cut is far from the digits of the actives: the
+/// threshold agrees with sorting and lands on the sphere, and the candidates it reports are
+/// exactly the magnitudes above their cut, which is at most the threshold.
+#[test]
+fn medium_vectors() {
+    let unit = |i: usize| {
+        ((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut scratch = Vec::new();
+    for n in [HISTOGRAM_FROM, 300, 4096, SAMPLE_FROM - 1] {
+        let cases: Vec<Vec<f64>> = vec![
+            (0..n).map(|i| unit(i) - 0.5).collect(),
+            (0..n).map(unit).collect(),
+            (0..n)
+                .map(|i| if i % 3 == 0 { -1.0 } else { 1.0 })
+                .collect(),
+            // Every magnitude on a bucket edge of the histogram (64ths of the maximum).
+            (0..n).map(|i| ((i * 37) % 65) as f64 / 64.0).collect(),
+            (0..n).map(|i| 2f64.powf(-40.0 * unit(i))).collect(),
+            (0..n).map(|i| 0.999f64.powi(i as i32)).collect(),
+            (0..n).map(|i| (n - i) as f64).collect(),
+            (0..n)
+                .map(|i| if i == n / 2 { 1.0 } else { 1e-3 * unit(i) })
+                .collect(),
+            (0..n)
+                .map(|i| if i < 3 { 1e300 } else { unit(i) })
+                .collect(),
+            (0..n).map(|i| 1e6 + (i % 7) as f64).collect(),
+            (0..n)
+                .map(|i| if i % 5 == 0 { unit(i) } else { 0.0 })
+                .collect(),
+        ];
+        for v in &cases {
+            for frac in [0.9, 0.5, 0.1, 0.01, 1e-6, 1e-15] {
+                let r = frac * norm_l1(v);
+                let t = l1_soft_threshold(v, r, &mut scratch);
+                assert_threshold_ok(v, r, t);
+                let (t2, left) =
+                    l1_soft_threshold_candidates(v, r, &mut scratch, abs_sum_min_max(v));
+                assert_eq!(t2, t, "n {n}, frac {frac}");
+                if let Some(c) = left {
+                    let above: Vec<f64> =
+                        v.iter().map(|y| y.abs()).filter(|&y| y > c.cut).collect();
+                    assert_eq!(&scratch[..c.len], &above[..], "n {n}, frac {frac}");
+                    assert!(
+                        t.tau() >= c.cut,
+                        "n {n}, frac {frac}: {t:?} below {}",
+                        c.cut
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The apply pass's thresholds on groups of those lengths: the stored results (f64, or
+/// rounded to f32) sum to at most the radius in every order (here: compensated, and smallest
+/// first and largest first), and to nearly all of it.
+#[test]
+fn group_thresholds_fit_the_radius() {
+    let unit = |i: usize| {
+        ((i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut scratch = Vec::new();
+    for n in [HISTOGRAM_FROM, 1000, 4096] {
+        let cases: Vec<Vec<f64>> = vec![
+            (0..n).map(unit).collect(),
+            (0..n).map(|i| 2f64.powf(-30.0 * unit(i))).collect(),
+            (0..n).map(|i| 1e6 + (i % 7) as f64).collect(),
+            (0..n).map(|i| ((i * 37) % 65) as f64 / 64.0).collect(),
+        ];
+        for v in &cases {
+            for frac in [0.9, 0.3, 0.01, 1e-4, 1e-9] {
+                let r = frac * norm_l1(v);
+                for f32 in [false, true] {
+                    let store = |m: f64| if f32 { f64::from(m as f32) } else { m };
+                    let t = l1_group_threshold(v, r, &mut scratch, f32, store);
+                    let mut x: Vec<f64> = v.iter().map(|&y| store(t.shrink(y.abs()))).collect();
+                    x.sort_by(f64::total_cmp);
+                    let up: f64 = x.iter().sum();
+                    let down: f64 = x.iter().rev().sum();
+                    let exact = compensated_sum(&x);
+                    for s in [up, down, exact] {
+                        assert!(s <= r, "n {n}, frac {frac}, f32 {f32}: {s} > {r}");
+                    }
+                    let slack = if f32 { 1e-6 } else { 1e-11 };
+                    assert!(
+                        exact >= r * (1.0 - slack),
+                        "n {n}, frac {frac}, f32 {f32}: {exact} far below {r}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// `Σ x` compensated (Neumaier).
+fn compensated_sum(x: &[f64]) -> f64 {
+    let (mut sum, mut c) = (0.0f64, 0.0f64);
+    for &y in x {
+        let s = sum + y;
+        c += if sum.abs() >= y.abs() {
+            (sum - s) + y
+        } else {
+            (y - s) + sum
+        };
+        sum = s;
+    }
+    sum + c
+}
+
+fn medium_vector_and_radius() -> impl Strategy<Value = (Vec<f64>, f64)> {
+    (
+        prop::collection::vec(entry(), HISTOGRAM_FROM..SAMPLE_FROM),
+        prop_oneof![0.001..0.99f64, 1e-12..1e-3f64],
+    )
+        .prop_filter_map("needs a positive sum", |(v, frac)| {
+            let s = norm_l1(&v);
+            (s > 0.0).then_some((v, frac * s))
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn medium_vectors_match_sort((v, r) in medium_vector_and_radius()) {
+        assert_threshold_ok(&v, r, l1_soft_threshold(&v, r, &mut Vec::new()));
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(1000))]
 
@@ -449,5 +585,46 @@ fn timing() {
             }
         }
         println!("{line}");
+    }
+}
+
+/// The thresholds of groups of a tensor (a few hundred to a few thousand entries, the apply
+/// pass's [`l1_group_threshold`] with its check of the results), ns per entry, uniform(0, 1)
+/// magnitudes for thresholds from 0.05 to 0.999 (`cargo test --release -p multiproj-runtime
+/// --lib balls::tests::group_timing -- --ignored --nocapture`; `GROUP_N` sets the length).
+#[test]
+#[ignore = "timing; run in release"]
+fn group_timing() {
+    use std::time::Instant;
+    let n: usize = std::env::var("GROUP_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4096);
+    let groups = (1 << 20) / n;
+    let data: Vec<Vec<f64>> = (0..groups)
+        .map(|g| {
+            (0..n as u64)
+                .map(|i| SplitMix64::unit_f64(SplitMix64::nth(g as u64 + 3, i)))
+                .collect()
+        })
+        .collect();
+    let mut scratch = Vec::new();
+    for tau in [0.05, 0.3, 0.6, 0.9, 0.99, 0.999] {
+        let radii: Vec<f64> = data
+            .iter()
+            .map(|v| v.iter().map(|&y| (y - tau).max(0.0)).sum::<f64>())
+            .collect();
+        let mut best = f64::INFINITY;
+        for _ in 0..9 {
+            let t0 = Instant::now();
+            for (v, &r) in data.iter().zip(&radii) {
+                std::hint::black_box(l1_group_threshold(v, r, &mut scratch, false, |m| m));
+            }
+            best = best.min(t0.elapsed().as_secs_f64());
+        }
+        println!(
+            "n {n}, τ {tau:5}: {:.2} ns per entry",
+            best * 1e9 / (n * groups) as f64
+        );
     }
 }
