@@ -6,7 +6,9 @@
 //! tie and then go to even, the wrong way), and its portable path drops the low 32 bits of the
 //! f64 significand before rounding. multiproj's contract is "computed in f64, rounded once to
 //! the element type", and the JIT must give the same bits as the interpreter, so both use the
-//! method here; the JIT emits it as Cranelift instructions (`jit::translate::memory`).
+//! method here; the JIT emits it as Cranelift instructions (`jit::translate::memory`). (The one
+//! result computed otherwise is the l2 scaling, defined in f32 for these formats —
+//! `solve::apply_one_as` — and then rounded once from that f32 by the same method.)
 //!
 //! **Rounding** `v` (|v| with bits `a`):
 //! - `|v|` at least the format's smallest normal: the f64's exponent is rebiased and its

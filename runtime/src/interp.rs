@@ -439,13 +439,14 @@ fn group_of_rest(plan: &Plan, rest: &[usize]) -> usize {
         .sum()
 }
 
-/// The element after applying its group's action, computed in f64 and rounded once.
+/// The element after applying its group's action, computed in f64 (the 16-bit formats'
+/// scaling in f32, see `solve::apply_one_as`) and rounded once.
 #[inline]
 fn applied<T: Element>(action: GroupAction, y: T) -> T {
     match action {
         GroupAction::Keep => y,
         GroupAction::Zero => T::zero(),
-        a => T::from_f64(solve::apply_one(a, y.to_f64())),
+        a => T::from_f64(solve::apply_one_as(T::DTYPE, a, y.to_f64())),
     }
 }
 

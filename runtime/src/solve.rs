@@ -284,6 +284,13 @@ pub(crate) fn scale_factor(dtype: DType, radius: f64, norm: f64, n: usize, down:
         return 0.0;
     }
     let f = (r / norm) * (1.0 - (n + 16.0) * U) * store;
+    if dtype.is_half() {
+        // The 16-bit formats scale in f32 (see `apply_one_as`): the factor rounded toward zero
+        // to f32, and one more rounding of the product to f32, `1 + 2^-24` at most (plus half
+        // an f32 subnormal unit, far below the format's own, which `abs` counts).
+        let f = f * (1.0 - f64::from(f32::EPSILON) / 2.0);
+        return toward_zero(DType::F32, f.max(0.0));
+    }
     if f < f64::MIN_POSITIVE {
         // A subnormal factor (a radius of a few subnormal units over a norm above 1): each of
         // the three roundings above may have added half a subnormal unit, which is not small
@@ -335,6 +342,20 @@ pub(crate) fn toward_zero(dtype: DType, v: f64) -> f64 {
         }
         DType::F16 => float16::F16.toward_zero(v),
         DType::BF16 => float16::BF16.toward_zero(v),
+    }
+}
+
+/// Applies a group action to one element of a tensor of type `dtype`, before the rounding to
+/// the element type: in f64 ([`apply_one`]), except the scaling of the 16-bit formats, which
+/// is in f32: `fl32(y · fl32(f))` (every 16-bit value is an f32; the runtime's factors for
+/// them are f32s already, see `scale_factor`, so that is the exact product rounded to f32).
+/// The JIT scales eight elements at a time so, and both backends round that f32 once more to
+/// the element type.
+#[inline(always)]
+pub fn apply_one_as(dtype: DType, action: GroupAction, y: f64) -> f64 {
+    match action {
+        GroupAction::Scale(f) if dtype.is_half() => f64::from((y as f32) * (f as f32)),
+        a => apply_one(a, y),
     }
 }
 

@@ -1147,6 +1147,92 @@ fn half_precision_ties_round_to_even_in_the_kernels() {
     }
 }
 
+/// The 16-bit formats scale in f32 (`solve::apply_one_as`): the result is the product
+/// `fl32(y·f)` rounded to the format, in every kernel path (eight lanes, single elements, rows
+/// and columns, in and out of place). The factors are chosen so that the exact product lies
+/// within half an f32 ulp of a midpoint of the format (where it rounds to the midpoint in f32,
+/// which then goes to even) on the other side of it from the even neighbour: rounding the exact
+/// product once gives another value for about half of the groups, so a kernel that skipped the
+/// f32 step (or did it twice) is caught.
+#[test]
+fn half_precision_scaling_rounds_the_f32_product() {
+    use multiproj_runtime::float16::{self, Format};
+    fn check<T: Element>(f: Format, spec: &str, columns: bool, fortran: bool) {
+        let jit_ = shared_jit();
+        let one = f.round(1.0);
+        // Group g: every element y_g (a value in [1, 2)), factor f_g with y_g·f_g near the
+        // midpoint above the format's value nearest 0.75·y_g.
+        let (mut ys, mut factors) = (Vec::new(), Vec::new());
+        for k in 0..(1u16 << f.mant).min(200) {
+            let y = f.widen(one + k * 3 % (1 << f.mant));
+            let low = f.widen(f.round(0.75 * y));
+            let mid = (low + f.widen(f.round(low) + 1)) / 2.0;
+            let factor = f64::from((mid / y) as f32);
+            ys.push(y);
+            factors.push(factor);
+        }
+        let groups = ys.len();
+        let len = 7;
+        let shape = if columns {
+            [len, groups]
+        } else {
+            [groups, len]
+        };
+        let values: Vec<T> = (0..groups * len)
+            .map(|i| {
+                let g = if columns { i % groups } else { i / len };
+                T::from_f64(ys[g])
+            })
+            .collect();
+        let x = if fortran {
+            let mut t =
+                Array::from_shape_vec(IxDyn(&shape).f(), vec![T::zero(); groups * len]).unwrap();
+            for (i, v) in t.indexed_iter_mut() {
+                let g = if columns { i[1] } else { i[0] };
+                *v = T::from_f64(ys[g]);
+            }
+            t
+        } else {
+            Array::from_shape_vec(IxDyn(&shape), values).unwrap()
+        };
+        let plan = plan_for(spec, info_of(&x.view()));
+        assert_eq!(plan.groups(), groups);
+        let actions: Vec<GroupAction> = factors.iter().map(|&c| GroupAction::Scale(c)).collect();
+        let (by_jit, by_interp) = applied_by_both(jit_, &plan, &actions, &x);
+        let in_place = applied_in_place_by_jit(jit_, &plan, &actions, &x);
+        let ctx = format!("{spec}, {} ({})", plan.tensor(), T::DTYPE);
+        assert_bitwise(&ctx, &by_jit.view(), &by_interp.view());
+        assert_bitwise(&ctx, &in_place.view(), &by_interp.view());
+        let mut differ = 0;
+        for g in 0..groups {
+            let idx = if columns { [0, g] } else { [g, 0] };
+            let got = by_jit[IxDyn(&idx)].to_f64();
+            let y32 = ys[g] as f32;
+            let want = f.widen(f.round(f64::from(y32 * factors[g] as f32)));
+            assert_eq!(got.to_bits(), want.to_bits(), "{ctx}: group {g}");
+            differ += usize::from(want != f.widen(f.round(ys[g] * factors[g])));
+        }
+        assert!(
+            differ * 4 >= groups,
+            "{ctx}: only {differ} of {groups} groups discriminate"
+        );
+    }
+    for f in [float16::F16, float16::BF16] {
+        for (spec, columns) in [
+            ("l1 over dim0 of l2 over dim1", false),
+            ("l1 over dim1 of l2 over dim0", true),
+        ] {
+            for fortran in [false, true] {
+                if f == float16::F16 {
+                    check::<half::f16>(f, spec, columns, fortran);
+                } else {
+                    check::<half::bf16>(f, spec, columns, fortran);
+                }
+            }
+        }
+    }
+}
+
 /// Sums of 16-bit data (l1, l2) are formed in the interpreter's order, to the bit, where the
 /// order matters: values from 2^-24 to 65504, whose squares span more than f64's 53 bits, in
 /// rows of every length from 1 to 40 (every remainder of the eight-element steps).

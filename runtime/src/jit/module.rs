@@ -358,9 +358,10 @@ impl Kernel<GatherFn> {
 /// Per-group inputs of an apply kernel, as raw pointers already offset to the group of the
 /// nest's first element (see the module docs for their meaning). The kernel reads the
 /// pointers in this order. `param32` and `live32` are `param` rounded to f32 and `live` as
-/// 32-bit masks, for the f32 column-wise clip, which runs four lanes of f32; `param16` and
-/// `live16` the same as 16-bit patterns, for the column-wise clip of f16/bf16 data (eight
-/// lanes of bits; empty arrays for other data).
+/// 32-bit masks, for the f32 column-wise clip, which runs four lanes of f32, and (`param32`
+/// only) the column-wise scaling of f16/bf16 data, whose factors are f32s; `param16` and
+/// `live16` the same as 16-bit patterns, for the column-wise clip and scaling of f16/bf16 data
+/// (eight lanes of bits; empty arrays for other data).
 #[derive(Clone, Copy, Debug)]
 #[repr(C)]
 pub struct GroupParams {

@@ -127,9 +127,18 @@ impl Translator<'_> {
         } else {
             (param, param, param)
         };
+        // The 16-bit formats scale in f32 (`solve::apply_one_as`), eight at a time: widened
+        // exactly to f32, multiplied by the factor (an f32), rounded to the format.
+        let scale16 = vector && self.key.dtype.is_half() && op == ApplyKind::Scale;
+        let factor32 = if scale16 {
+            let p = self.b.ins().fdemote(F32, param);
+            self.b.ins().splat(F32X4, p)
+        } else {
+            param
+        };
         let lanes = if clip32 {
             4
-        } else if clip16 {
+        } else if clip16 || scale16 {
             8
         } else {
             LANES
@@ -137,7 +146,14 @@ impl Translator<'_> {
         let ptrs = [(run.at.data, stride), (run.at.out, out_stride)];
         self.strip_ptrs(run.n, vector, lanes, vec![], &ptrs, &mut |t, c, st| {
             let (src, dst) = (st[0], st[1]);
-            if c.pair && clip16 {
+            if c.pair && scale16 {
+                let y = t.b.ins().load(I16X8, t.data, src, (c.off * 2) as i32);
+                let [a, b] = t.widen_half_x8_f32(y);
+                let a = t.b.ins().fmul(a, factor32);
+                let b = t.b.ins().fmul(b, factor32);
+                let r = t.round_half_f32x4_pair(a, b);
+                t.b.ins().store(t.data, r, dst, (c.off * 2) as i32);
+            } else if c.pair && clip16 {
                 let y = t.b.ins().load(I16X8, t.data, src, (c.off * 2) as i32);
                 let a = t.b.ins().band(y, mag16);
                 let over = t.b.ins().icmp(IntCC::SignedGreaterThan, a, bound16);
@@ -174,6 +190,9 @@ impl Translator<'_> {
     pub(super) fn apply_cols(&mut self, op: ApplyKind, in_place: bool, g: Groups, run: Run) {
         if op == ApplyKind::Clip && self.bits16_cols() {
             return self.clip_cols_bits16(g, run, in_place);
+        }
+        if op == ApplyKind::Scale && self.bits16_cols() {
+            return self.scale_cols_bits16(g, run, in_place);
         }
         if op == ApplyKind::Clip && !in_place && self.native_f32() {
             return self.clip_cols_f32(g, run);
@@ -441,11 +460,109 @@ impl Translator<'_> {
         });
     }
 
+    /// The column-wise scaling of f16/bf16 data, eight lanes at a time in f32
+    /// (`solve::apply_one_as`): each lane's factor from `param32` (an f32 already), the
+    /// product rounded to the format, then `& live16` (zero-filled groups). A kept group's
+    /// factor is 1: its lanes are selected with the bits they were loaded with. In place,
+    /// eight columns that are all kept are not written; where kept and other columns share a
+    /// vector, the kept lanes are stored with those same bits.
+    fn scale_cols_bits16(&mut self, g: Groups, run: Run, in_place: bool) {
+        let param = self.elem_addr(g.param32, run.at.group, Stride::Const(4));
+        let live = self.elem_addr(g.live16, run.at.group, Stride::Const(2));
+        let (stride, out_stride) = (self.data_stride(run), self.out_stride(run));
+        let data_rows = self.row_offsets(run, false);
+        let out_rows = self.row_offsets(run, true);
+        let ptrs = [
+            (run.at.data, stride),
+            (param, Stride::Const(4)),
+            (live, Stride::Const(2)),
+            (run.at.out, out_stride),
+        ];
+        let one = self.splat32(1.0);
+        self.strip_ptrs(run.n, true, 8, vec![], &ptrs, &mut |t, c, st| {
+            let (data, param, live, out) = (st[0], st[1], st[2], st[3]);
+            let (p, l) = if c.pair {
+                let p0 = t.b.ins().load(F32X4, t.data, param, (c.off * 4) as i32);
+                let p1 =
+                    t.b.ins()
+                        .load(F32X4, t.data, param, (c.off * 4 + 16) as i32);
+                let l = t.b.ins().load(I16X8, t.data, live, (c.off * 2) as i32);
+                ([p0, p1], l)
+            } else {
+                let p = t.b.ins().load(F32, t.data, param, 0);
+                let l = t.b.ins().load(I16, t.data, live, 0);
+                ([p, p], l)
+            };
+            // The kept lanes (factor 1): their loaded bits are stored back as they are (a NaN
+            // pattern through f32 would lose its payload).
+            let kept = if c.pair {
+                let k0 = t.b.ins().fcmp(FloatCC::Equal, p[0], one);
+                let k1 = t.b.ins().fcmp(FloatCC::Equal, p[1], one);
+                t.b.ins().snarrow(k0, k1)
+            } else {
+                let one = t.b.ins().f32const(1.0);
+                t.b.ins().fcmp(FloatCC::Equal, p[0], one)
+            };
+            let join = in_place.then(|| {
+                // Skip the rows when every column here is kept.
+                let all = if c.pair {
+                    t.b.ins().vall_true(kept)
+                } else {
+                    kept
+                };
+                let (write, join) = (t.b.create_block(), t.b.create_block());
+                t.b.ins().brif(all, join, &[], write, &[]);
+                t.b.switch_to_block(write);
+                join
+            });
+            for (&d, &o) in data_rows.iter().zip(&out_rows) {
+                let src = t.offset_ptr(data, d);
+                let dst = t.offset_ptr(out, o);
+                if c.pair {
+                    let y = t.b.ins().load(I16X8, t.data, src, (c.off * 2) as i32);
+                    let [a, b] = t.widen_half_x8_f32(y);
+                    let a = t.b.ins().fmul(a, p[0]);
+                    let b = t.b.ins().fmul(b, p[1]);
+                    let r = t.round_half_f32x4_pair(a, b);
+                    let r = t.b.ins().bitselect(kept, y, r);
+                    let r = t.b.ins().band(r, l);
+                    t.b.ins().store(t.data, r, dst, (c.off * 2) as i32);
+                } else {
+                    let raw = t.b.ins().load(I16, t.data, src, 0);
+                    let y = t.widen_bits16(raw);
+                    let y = t.b.ins().fdemote(F32, y);
+                    let r = t.b.ins().fmul(y, p[0]);
+                    let r = t.b.ins().fpromote(F64, r);
+                    let r = t.round_bits16(r);
+                    let r = t.b.ins().select(kept, raw, r);
+                    let r = t.b.ins().band(r, l);
+                    t.b.ins().store(t.data, r, dst, 0);
+                }
+            }
+            if let Some(join) = join {
+                t.b.ins().jump(join, &[]);
+                t.b.switch_to_block(join);
+            }
+        });
+    }
+
     /// The projection of `y` with the group parameters `p` (radius, factor, or the base of the
-    /// threshold) and `o` (the threshold's offset), in f64, exactly as `solve::apply_one`
+    /// threshold) and `o` (the threshold's offset), in f64, exactly as `solve::apply_one_as`
     /// computes it.
     fn op(&mut self, op: ApplyKind, y: Value, p: Value, o: Value, vector: bool) -> Value {
         match op {
+            ApplyKind::Scale if self.key.dtype.is_half() => {
+                // `solve::apply_one_as`: in f32 (`y` is exact there).
+                if vector {
+                    let (y, p) = (self.b.ins().fvdemote(y), self.b.ins().fvdemote(p));
+                    let r = self.b.ins().fmul(y, p);
+                    self.b.ins().fvpromote_low(r)
+                } else {
+                    let (y, p) = (self.b.ins().fdemote(F32, y), self.b.ins().fdemote(F32, p));
+                    let r = self.b.ins().fmul(y, p);
+                    self.b.ins().fpromote(F64, r)
+                }
+            }
             ApplyKind::Scale => self.b.ins().fmul(y, p),
             ApplyKind::Clip => {
                 // `y.clamp(-p, p)`: `if y < -p { -p }`, then `if y > p { p }`.

@@ -61,11 +61,19 @@ impl Translator<'_> {
     /// (exact, subnormals included); ∞ and NaN patterns, which that scales to at least 2^16,
     /// get f32's all-ones exponent instead.
     pub(super) fn widen_half_x8(&mut self, v: Value) -> [Value; 4] {
+        let [a, b] = self.widen_half_x8_f32(v);
+        let (a0, a1) = self.widen_f32x4(a);
+        let (b0, b1) = self.widen_f32x4(b);
+        [a0, a1, b0, b1]
+    }
+
+    /// Eight 16-bit elements (an i16x8 of their bits), widened exactly to two f32x4 (elements
+    /// 0–3, 4–7), as [`Self::widen_half_x8`] describes.
+    pub(super) fn widen_half_x8_f32(&mut self, v: Value) -> [Value; 2] {
         let little = MemFlagsData::new().with_endianness(Endianness::Little);
         let words = [self.b.ins().uwiden_low(v), self.b.ins().uwiden_high(v)];
-        let mut out = Vec::with_capacity(4);
-        for w in words {
-            let f = if self.key.dtype == DType::BF16 {
+        words.map(|w| {
+            if self.key.dtype == DType::BF16 {
                 let w = self.b.ins().ishl_imm_u(w, 16);
                 self.b.ins().bitcast(F32X4, little, w)
             } else {
@@ -86,12 +94,75 @@ impl Translator<'_> {
                 let bits = self.b.ins().bitselect(special, spec, fin);
                 let bits = self.b.ins().bor(bits, sign);
                 self.b.ins().bitcast(F32X4, little, bits)
-            };
-            let (lo, hi) = self.widen_f32x4(f);
-            out.push(lo);
-            out.push(hi);
-        }
-        [out[0], out[1], out[2], out[3]]
+            }
+        })
+    }
+
+    /// Two f32x4 rounded to nearest even in the 16-bit format, packed into an i16x8 of bit
+    /// patterns (`lo`'s lanes first): [`Format::round`] of each f32's value (exact in f64),
+    /// on the f32's bits. bf16 shares f32's exponent range, so cutting the significand rounds
+    /// its normal and subnormal numbers alike; f16's subnormals round by one f32 addition of
+    /// `c = 2^-1`, whose ulp is f16's subnormal unit.
+    pub(super) fn round_half_f32x4_pair(&mut self, lo: Value, hi: Value) -> Value {
+        let h = [lo, hi].map(|v| {
+            let r = self.round_half_f32x4(v);
+            // Sign-extended from 16 bits, so that the signed narrowing keeps every pattern.
+            let r = self.b.ins().ishl_imm_u(r, 16);
+            self.b.ins().sshr_imm_u(r, 16)
+        });
+        self.b.ins().snarrow(h[0], h[1])
+    }
+
+    /// An f32x4 rounded to the 16-bit format, each lane's bits in the low half of an i32.
+    fn round_half_f32x4(&mut self, v: Value) -> Value {
+        let f = Format::of(self.key.dtype).expect("a 16-bit format");
+        let little = MemFlagsData::new().with_endianness(Endianness::Little);
+        // f32 keeps 23 significand bits; the format keeps `mant`.
+        let shift = i64::from(23 - f.mant);
+        let b = self.b.ins().bitcast(I32X4, little, v);
+        let sign = self.b.ins().ushr_imm_u(b, 16);
+        let m = self.splat_i32(0x8000);
+        let sign = self.b.ins().band(sign, m);
+        let m = self.splat_i32(0x7fff_ffff);
+        let a = self.b.ins().band(b, m);
+        // Rebias, round to nearest even (`Format::normal_add` for f32's bits).
+        let lsb = self.b.ins().ushr_imm_u(a, shift);
+        let one = self.splat_i32(1);
+        let lsb = self.b.ins().band(lsb, one);
+        let add = ((f.bias - 127) << 23) + (1 << (shift - 1)) - 1;
+        let add = self.splat_i32(add);
+        let r = self.b.ins().iadd(a, add);
+        let r = self.b.ins().iadd(r, lsb);
+        let r = self.b.ins().ushr_imm_u(r, shift);
+        let af = self.b.ins().bitcast(F32X4, little, a);
+        let r = if f.bias == 127 {
+            // bf16: a carry out of the largest binade is ∞'s pattern, and f32 has nothing
+            // larger; subnormals are cut like normals.
+            r
+        } else {
+            // f16: clamp to ∞ from 2^16 on (65520 and up carry to ∞ by themselves).
+            let limit = self.splat32(2f32.powi(f.bias as i32 + 1));
+            let over = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, af, limit);
+            let inf = self.splat_i32(i64::from(f.inf_bits()));
+            let r = self.b.ins().bitselect(over, inf, r);
+            // Subnormals: `|v| + 2^-1 − 2^-1` on the bits.
+            let c = 2f32.powi(1 - f.bias as i32 - f.mant as i32 + 23);
+            let cv = self.splat32(c);
+            let sum = self.b.ins().fadd(af, cv);
+            let sum = self.b.ins().bitcast(I32X4, little, sum);
+            let cb = self.splat_i32(i64::from(c.to_bits()));
+            let sub = self.b.ins().isub(sum, cb);
+            let min_normal = self.splat32(2f32.powi(1 - f.bias as i32));
+            let normal = self
+                .b
+                .ins()
+                .fcmp(FloatCC::GreaterThanOrEqual, af, min_normal);
+            self.b.ins().bitselect(normal, r, sub)
+        };
+        let is_nan = self.b.ins().fcmp(FloatCC::Unordered, v, v);
+        let nan = self.splat_i32(i64::from(f.nan_bits()));
+        let h = self.b.ins().bitselect(is_nan, nan, r);
+        self.b.ins().bor(h, sign)
     }
 
     fn splat_i32(&mut self, x: i64) -> Value {

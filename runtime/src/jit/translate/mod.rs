@@ -233,15 +233,16 @@ impl Translator<'_> {
         // The f32 arrays only where they are read (see `apply_cols`).
         let f32_clip = op == ApplyKind::Clip && !in_place && !rows && self.native_f32();
         let half_clip = op == ApplyKind::Clip && !rows && self.bits16_cols();
+        let half_scale = op == ApplyKind::Scale && !rows && self.bits16_cols();
         let flags = MemFlagsData::trusted().with_readonly();
         let mut field = |i: i32| self.b.ins().load(I64, flags, groups, 8 * i);
         let (param, offset, keep, live) = (field(0), field(1), field(2), field(3));
-        let (param32, live32) = if f32_clip {
+        let (param32, live32) = if f32_clip || half_scale {
             (field(4), field(5))
         } else {
             (param, live)
         };
-        let (param16, live16) = if half_clip {
+        let (param16, live16) = if half_clip || half_scale {
             (field(6), field(7))
         } else {
             (param, live)
