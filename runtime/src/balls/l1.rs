@@ -120,7 +120,8 @@ pub(super) fn l1_soft_threshold_budget(
 }
 
 /// Where [`l1_soft_threshold_candidates`] left the candidates: `scratch[..len]` holds, in
-/// order, every magnitude of the vector above `cut`, and the threshold is at least `cut`.
+/// order, every magnitude of the vector above `cut`, a lower bound of τ (the threshold found
+/// is above it but for rounding: a caller that relies on it checks `t.shrink(cut) == 0`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Candidates {
     pub(crate) cut: f64,

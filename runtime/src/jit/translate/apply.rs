@@ -8,6 +8,9 @@ use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value};
 
 use super::{ApplyKind, Groups, LANES, Run, Stride, Translator};
 
+/// The offsets of a jammed run's rows from its first (`None` for the first itself).
+type RowOffsets = Vec<Option<Value>>;
+
 impl Translator<'_> {
     /// A run inside one group: decide once per run — untouched (copied out of place, not even
     /// written in place), zero-filled without reading, or projected.
@@ -389,6 +392,30 @@ impl Translator<'_> {
         self.key.dtype.is_half() && self.key.inner_contiguous
     }
 
+    /// What the 16-bit column kernels walk: the jammed rows' offsets (data, output) and the
+    /// pointers along the run — data, the groups' parameters (`params`, `size` bytes each),
+    /// `live16`, output.
+    fn cols16_walk(
+        &mut self,
+        params: Value,
+        size: i64,
+        g: Groups,
+        run: Run,
+    ) -> (RowOffsets, RowOffsets, [(Value, Stride); 4]) {
+        let param = self.elem_addr(params, run.at.group, Stride::Const(size));
+        let live = self.elem_addr(g.live16, run.at.group, Stride::Const(2));
+        let (stride, out_stride) = (self.data_stride(run), self.out_stride(run));
+        let data_rows = self.row_offsets(run, false);
+        let out_rows = self.row_offsets(run, true);
+        let ptrs = [
+            (run.at.data, stride),
+            (param, Stride::Const(size)),
+            (live, Stride::Const(2)),
+            (run.at.out, out_stride),
+        ];
+        (data_rows, out_rows, ptrs)
+    }
+
     /// The column-wise clip of f16/bf16 data, on the bits, eight lanes at a time: a magnitude
     /// pattern above the group's bound pattern (`param16`) becomes the bound's with the
     /// element's sign, as in `apply_rows`; then `& live16` (zero-filled groups). A kept group's
@@ -397,17 +424,7 @@ impl Translator<'_> {
     /// kept and other columns share a vector, the kept lanes are stored with the bits they were
     /// loaded with (integer operations only: nothing can change them).
     fn clip_cols_bits16(&mut self, g: Groups, run: Run, in_place: bool) {
-        let param = self.elem_addr(g.param16, run.at.group, Stride::Const(2));
-        let live = self.elem_addr(g.live16, run.at.group, Stride::Const(2));
-        let (stride, out_stride) = (self.data_stride(run), self.out_stride(run));
-        let data_rows = self.row_offsets(run, false);
-        let out_rows = self.row_offsets(run, true);
-        let ptrs = [
-            (run.at.data, stride),
-            (param, Stride::Const(2)),
-            (live, Stride::Const(2)),
-            (run.at.out, out_stride),
-        ];
+        let (data_rows, out_rows, ptrs) = self.cols16_walk(g.param16, 2, g, run);
         let (mag_v, sign_v) = (self.splat_i16(0x7fff), self.splat_i16(-0x8000));
         self.strip_ptrs(run.n, true, 8, vec![], &ptrs, &mut |t, c, st| {
             let (data, param, live, out) = (st[0], st[1], st[2], st[3]);
@@ -467,17 +484,7 @@ impl Translator<'_> {
     /// eight columns that are all kept are not written; where kept and other columns share a
     /// vector, the kept lanes are stored with those same bits.
     fn scale_cols_bits16(&mut self, g: Groups, run: Run, in_place: bool) {
-        let param = self.elem_addr(g.param32, run.at.group, Stride::Const(4));
-        let live = self.elem_addr(g.live16, run.at.group, Stride::Const(2));
-        let (stride, out_stride) = (self.data_stride(run), self.out_stride(run));
-        let data_rows = self.row_offsets(run, false);
-        let out_rows = self.row_offsets(run, true);
-        let ptrs = [
-            (run.at.data, stride),
-            (param, Stride::Const(4)),
-            (live, Stride::Const(2)),
-            (run.at.out, out_stride),
-        ];
+        let (data_rows, out_rows, ptrs) = self.cols16_walk(g.param32, 4, g, run);
         let one = self.splat32(1.0);
         self.strip_ptrs(run.n, true, 8, vec![], &ptrs, &mut |t, c, st| {
             let (data, param, live, out) = (st[0], st[1], st[2], st[3]);
