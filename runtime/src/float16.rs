@@ -125,28 +125,10 @@ impl Format {
 
     /// `v` as stored in this format: rounded to nearest, as a value — `widen(round(v))`,
     /// computed without the bit pattern (the l1 thresholds check it for every element, many
-    /// times): `(|v| + c) − c` in f64, with `c` the power of two whose ulp is the format's
-    /// spacing at `|v|` (`2^(e + 52 − m)` for `|v|` in `[2^e, 2^(e+1))`, at least the
-    /// subnormal rounding's constant), rounds `|v|` to nearest even at that spacing: the
-    /// addition itself does. Past the largest finite value (half its spacing beyond), ±∞.
+    /// times), by [`stored_at`].
     #[inline]
     pub fn stored(self, v: f64) -> f64 {
-        let a = v.abs();
-        // The largest finite value, `2^(bias+1) − 2^(bias−m)`, plus half its spacing.
-        let (bias, m) = (self.bias as i32, self.mant as i32);
-        let limit = 2f64.powi(bias + 1) - 2f64.powi(bias - m - 1);
-        if a.partial_cmp(&limit) != Some(std::cmp::Ordering::Less) {
-            // ∞, NaN, or a value that rounds to ∞ (the tie at max + half a spacing included).
-            return if v.is_nan() {
-                v
-            } else {
-                f64::INFINITY.copysign(v)
-            };
-        }
-        let binade = a.to_bits() & (0x7ffu64 << 52);
-        let c =
-            f64::from_bits(binade + (u64::from(self.shift()) << 52)).max(self.subnormal_magic());
-        ((a + c) - c).copysign(v)
+        stored_at(v, self.mant, self.bias as i32)
     }
 
     /// `v` rounded toward zero: the format's value of largest magnitude at most `|v|` (finite
@@ -162,9 +144,107 @@ impl Format {
     }
 }
 
+/// `v` rounded to nearest, ties to even, in a binary format with `mant` stored significand
+/// bits and exponent bias `bias` (and f64's range or less), as a value: `(|v| + c) − c` in
+/// f64, with `c` the power of two whose ulp is the format's spacing at `|v|` (`2^(e + 52 −
+/// m)` for `|v|` in `[2^e, 2^(e+1))`, at least the subnormal rounding's constant), rounds
+/// `|v|` to nearest even at that spacing: the addition itself does. Past the largest finite
+/// value (half its spacing beyond), ±∞; NaN stays itself.
+///
+/// Branch-free (the special cases are selected, not branched to), so that loops over many
+/// values — the l1 thresholds' checks — vectorize.
+#[inline(always)]
+fn stored_at(v: f64, mant: u32, bias: i32) -> f64 {
+    let a = v.abs();
+    let m = mant as i32;
+    // The largest finite value, `2^(bias+1) − 2^(bias−m)`, plus half its spacing.
+    let limit = 2f64.powi(bias + 1) - 2f64.powi(bias - m - 1);
+    let subnormal_magic = 2f64.powi(52 + 1 - bias - m);
+    // (For ∞ and NaN, `c` is meaningless, and the result is selected below.)
+    let binade = a.to_bits() & (0x7ffu64 << 52);
+    let c = f64::from_bits(binade + (u64::from(52 - mant) << 52)).max(subnormal_magic);
+    let r = ((a + c) - c).copysign(v);
+    // ∞, or a value that rounds to ∞ (the tie at max + half a spacing included): ±∞.
+    let r = if a >= limit {
+        f64::INFINITY.copysign(v)
+    } else {
+        r
+    };
+    if v.is_nan() { v } else { r }
+}
+
+/// `v` as stored in f32, as a value: `f64::from(v as f32)` for every `v` but NaN (which stays
+/// itself here), computed as [`Format::stored`] does — branch-free, so that the l1 thresholds'
+/// checks of f32 results vectorize (the two conversions do not, and cost two instructions a
+/// value).
+#[inline]
+pub fn stored_f32(v: f64) -> f64 {
+    stored_at(v, 23, 127)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `stored_f32` is `f64::from(v as f32)`: on random bit patterns, every f32 value's ties
+    /// and neighbours (normal, subnormal, around the largest finite), and the special values.
+    #[test]
+    fn stored_f32_is_the_conversion() {
+        let check = |v: f64| {
+            let want = f64::from(v as f32);
+            assert_eq!(stored_f32(v).to_bits(), want.to_bits(), "{v:e}");
+        };
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = f64::from_bits(x);
+            if !v.is_nan() {
+                check(v);
+            }
+            // Near f32's range: exponents from 2^-160 to 2^130.
+            let e = (x >> 52) % 290;
+            let v = f64::from_bits((x & ((1 << 52) - 1)) | ((e + 1023 - 160) << 52));
+            check(v);
+            check(-v);
+        }
+        for bits in (0u32..0x7f80_0000)
+            .step_by(0x1_0001)
+            .chain([1, 2, 3, 0x7f7f_ffff])
+        {
+            let f = f64::from(f32::from_bits(bits));
+            let next = f64::from(f32::from_bits(bits + 1));
+            let tie = (f + next) / 2.0;
+            for v in [
+                f,
+                next,
+                tie,
+                tie.next_up(),
+                tie.next_down(),
+                f.next_up(),
+                next.next_down(),
+            ] {
+                check(v);
+                check(-v);
+            }
+        }
+        let max = f64::from(f32::MAX);
+        let beyond = max + 2f64.powi(103);
+        for v in [
+            0.0,
+            -0.0,
+            max,
+            beyond,
+            beyond.next_down(),
+            f64::MAX,
+            f64::INFINITY,
+        ] {
+            check(v);
+            check(-v);
+        }
+        assert!(stored_f32(f64::NAN).is_nan());
+    }
 
     /// The format's values in increasing order of magnitude, with their bits (finite, ≥ 0).
     fn finite(f: Format) -> impl Iterator<Item = (u16, f64)> {

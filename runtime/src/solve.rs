@@ -387,9 +387,8 @@ pub fn threshold_action(
     // One instance per element type, so that the rounding of the check pass is not a match.
     let t = match dtype {
         DType::F64 => balls::l1_group_threshold(values, r, scratch, false, |m| m),
-        DType::F32 => {
-            balls::l1_group_threshold(values, r, scratch, true, |m| stored(DType::F32, m))
-        }
+        // `stored_f32` is `stored(F32, ·)` (every result is finite), in a form that vectorizes.
+        DType::F32 => balls::l1_group_threshold(values, r, scratch, true, float16::stored_f32),
         DType::F16 => {
             balls::l1_group_threshold(values, r, scratch, false, |m| stored(DType::F16, m))
         }
