@@ -75,18 +75,19 @@ pub fn l1_threshold_with(v: &[f64], radius: f64, scratch: &mut Vec<f64>) -> f64 
 /// `c` with `f(c) ≥ 0`; the magnitudes at or below a lower bound are inactive. The *candidates*
 /// are the magnitudes above the current cut, in `v` or, once worth copying, in `scratch`.
 ///
-/// 1. A first cut. On long vectors, a guess from a strided sample (the sample's threshold for
-///    the proportional radius, moved down by a few standard deviations) is checked with one
-///    read-only pass (the count, minimum and distances to the cut of the candidates give
-///    `f(c)`). If the guess was too high (rare), or on shorter vectors: one read-only pass for
-///    `Σ|v|`, `min|v|`, `max|v|` gives the bounds of the whole set and of the largest entry;
-///    from 256 entries a quantized histogram of the magnitudes (one more
-///    read-only pass, `histogram_cut`) then gives a cut inside the bucket that holds τ,
-///    checked like the sample's, so that the candidates are the active entries and a few
-///    more. (Measured on groups of 4096 uniform magnitudes, the apply pass's whole threshold
-///    with its check, `group_timing`: 1.2–2.5 ns per entry at thresholds from 0.05 to 0.999
-///    of the largest, where the bounds alone took 2.7–7.3 ns.) Few candidates are copied to
-///    `scratch` by a pass that branches on each entry (it predicts), many only counted.
+/// 1. A first cut. One read-only pass for `Σ|v|`, `min|v|`, `max|v|` gives the bounds of the
+///    whole set and of the largest entry. From 256 entries, a quantized histogram of the
+///    magnitudes (one more read-only pass, `histogram_cut`) then gives a cut inside the bucket
+///    that holds τ, checked with the pass that counts its candidates (their count, minimum
+///    and distances to the cut give `f(c)`), so that the candidates are the active entries and
+///    a few more. (Measured on groups of 4096 uniform magnitudes, the apply pass's whole
+///    threshold with its check, `group_timing`: 1.2–2.5 ns per entry at thresholds from 0.05
+///    to 0.999 of the largest, where the bounds alone took 2.7–7.3 ns.) From 2^20 entries,
+///    where the histogram's layouts stop, a guess from a strided sample comes first instead
+///    (the sample's threshold for the proportional radius, moved down by a few standard
+///    deviations), checked the same way. Few candidates are copied to `scratch` by a pass
+///    that branches on each entry (it predicts), many only counted; vectors below 8192
+///    entries are copied at once when the first cut is the bounds'.
 /// 2. Michelot's iteration (Newton's method on `f` from below): the bound of the candidates
 ///    becomes the cut, until their smallest one is above the next bound. The passes are
 ///    branch-free with independent accumulators; they only read the candidates, or copy them
@@ -116,7 +117,20 @@ pub(super) fn l1_soft_threshold_budget(
     scratch: &mut Vec<f64>,
     budget: usize,
 ) -> SoftThreshold {
-    search(v, radius, scratch, budget, None).0
+    search(v, radius, scratch, budget, None, false).0
+}
+
+/// [`l1_soft_threshold_budget`] with the sampled first cut of vectors of [`HISTOGRAM_TO`]
+/// entries or more forced on any of [`SAMPLE_FROM`] or more (so that tests reach it on
+/// vectors they can sort).
+#[cfg(test)]
+pub(super) fn l1_soft_threshold_sampled(
+    v: &[f64],
+    radius: f64,
+    scratch: &mut Vec<f64>,
+    budget: usize,
+) -> SoftThreshold {
+    search(v, radius, scratch, budget, None, true).0
 }
 
 /// Where [`l1_soft_threshold_candidates`] left the candidates: `scratch[..len]` holds, in
@@ -139,17 +153,19 @@ pub(crate) fn l1_soft_threshold_candidates(
     scratch: &mut Vec<f64>,
     stats: (f64, f64, f64),
 ) -> (SoftThreshold, Option<Candidates>) {
-    search(v, radius, scratch, 8 * v.len() + 64, Some(stats))
+    search(v, radius, scratch, 8 * v.len() + 64, Some(stats), false)
 }
 
-/// The search of [`l1_soft_threshold`], with the budget of [`l1_soft_threshold_budget`] and
-/// the statistics of [`l1_soft_threshold_candidates`] when known.
+/// The search of [`l1_soft_threshold`], with the budget of [`l1_soft_threshold_budget`], the
+/// statistics of [`l1_soft_threshold_candidates`] when known, and the sampled first cut forced
+/// (`sampled`, see [`l1_soft_threshold_sampled`]).
 fn search(
     v: &[f64],
     radius: f64,
     scratch: &mut Vec<f64>,
     budget: usize,
     stats: Option<(f64, f64, f64)>,
+    sampled: bool,
 ) -> (SoftThreshold, Option<Candidates>) {
     debug_assert!(v.iter().all(|x| x.is_finite()), "non-finite entry");
     debug_assert!(
@@ -172,7 +188,8 @@ fn search(
     }
 
     // 1. A first cut, and the count, sum and minimum of the candidates.
-    let guessed = sample_cut(v, a).and_then(|c| {
+    let sampled = sampled || n >= HISTOGRAM_TO;
+    let guessed = sampled.then(|| sample_cut(v, a)).flatten().and_then(|c| {
         let kept = stats_above(v, c);
         valid_cut(kept, a).then_some((c, kept))
     });
@@ -199,8 +216,7 @@ fn search(
             } else {
                 // A histogram's cut when it is higher, and how many candidates it leaves at
                 // most; short vectors are copied at once, as are few candidates.
-                let hist = (HISTOGRAM_FROM..SAMPLE_FROM)
-                    .contains(&n)
+                let hist = (!sampled && n >= HISTOGRAM_FROM)
                     .then(|| histogram_cut(v, a, max))
                     .flatten();
                 let (h, above) = hist.unwrap_or((c, n));
@@ -371,6 +387,12 @@ const COPY_BELOW: usize = 4;
 
 /// The shortest vector whose first cut comes from a histogram ([`histogram_cut`]).
 pub(super) const HISTOGRAM_FROM: usize = 256;
+
+/// The shortest vector whose first cut is sampled instead ([`sample_cut`]): the quantized
+/// histogram's layouts stop below 2^20 entries. (Measured on groups of 16384 and 65536 uniform
+/// magnitudes, `group_timing`, thresholds from 0.05 to 0.999 of the largest: 3.0–3.6 and
+/// 1.6–3.6 ns per entry from the histogram, 3.2–6.0 and 2.2–5.9 from the sample.)
+pub(super) const HISTOGRAM_TO: usize = 1 << 20;
 
 /// A lower bound on τ for the radius `a`, from a quantized histogram of the magnitudes of `v`
 /// (whose largest is `max`), and how many magnitudes lie at or above the edge below it. The

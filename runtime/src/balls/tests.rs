@@ -3,6 +3,7 @@
 
 use super::l1::{
     HISTOGRAM_FROM, SAMPLE, SAMPLE_FROM, l1_soft_threshold_budget, l1_soft_threshold_candidates,
+    l1_soft_threshold_sampled,
 };
 use super::passes::abs_sum_min_max;
 use super::*;
@@ -200,8 +201,9 @@ fn assert_threshold_ok(v: &[f64], r: f64, t: SoftThreshold) {
     assert_l1_optimal(v, &x, r);
 }
 
-/// Long vectors (sampled first cut, compacting and read-only passes, the Condat fallback
-/// forced with a zero budget) on the distributions of the timing test and adversarial ones.
+/// Long vectors (the histogram's first cut and, forced, the sampled one; compacting and
+/// read-only passes; the Condat fallback forced with a zero budget) on the distributions of
+/// the timing test and adversarial ones.
 #[test]
 fn long_vectors() {
     let n = 50_000;
@@ -247,6 +249,8 @@ fn long_vectors() {
             let r = frac * norm_l1(v);
             for budget in [usize::MAX, 0] {
                 let t = l1_soft_threshold_budget(v, r, &mut scratch, budget);
+                assert_threshold_ok(v, r, t);
+                let t = l1_soft_threshold_sampled(v, r, &mut scratch, budget);
                 assert_threshold_ok(v, r, t);
             }
         }
@@ -473,7 +477,7 @@ fn vector_and_radius_in(
     )
 }
 
-/// Long vectors (a sampled first cut).
+/// Long vectors (a histogram's first cut, or a sampled one where forced).
 fn long_vector_and_radius() -> impl Strategy<Value = (Vec<f64>, f64)> {
     vector_and_radius_in(SAMPLE_FROM..3 * SAMPLE_FROM, 0.001..0.99f64)
 }
@@ -484,6 +488,7 @@ proptest! {
     #[test]
     fn long_vectors_match_sort((v, r) in long_vector_and_radius()) {
         assert_threshold_ok(&v, r, l1_soft_threshold(&v, r, &mut Vec::new()));
+        assert_threshold_ok(&v, r, l1_soft_threshold_sampled(&v, r, &mut Vec::new(), usize::MAX));
     }
 
     /// Vectors whose first cut comes from a histogram, radii down to 1e-12 of the norm.
