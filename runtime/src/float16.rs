@@ -125,7 +125,7 @@ impl Format {
 
     /// `v` as stored in this format: rounded to nearest, as a value — `widen(round(v))`,
     /// computed without the bit pattern (the l1 thresholds check it for every element, many
-    /// times), by [`stored_at`].
+    /// times), by `stored_at`.
     #[inline]
     pub fn stored(self, v: f64) -> f64 {
         stored_at(v, self.mant, self.bias as i32)
