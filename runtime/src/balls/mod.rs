@@ -3,14 +3,17 @@
 //! aggregates (small next to the tensor, but one threshold per group, so they run in hot loops).
 //!
 //! The l1 projection is the soft threshold `x = sign(v)·max(|v| − τ, 0)` with τ chosen so that
-//! `Σ|x| = r`. τ is found by Condat's algorithm (expected linear time, no sort); the sort-based
-//! method is kept as [`l1_threshold_sorted`], the reference the tests compare against.
+//! `Σ|x| = r`. τ is found from a first cut (a quantized histogram of the magnitudes, or a
+//! sample of very long vectors) by Michelot's passes, with Condat's algorithm as the fallback
+//! (expected linear time, no sort); the sort-based method is kept as [`l1_threshold_sorted`],
+//! the reference the tests compare against.
 //!
 //! All functions expect finite entries; the runtime rejects NaN and ±inf before any projection.
 //!
 //! The items are defined in private submodules and re-exported here: the norms and the l2 and
 //! l∞ projections in `norms`, the l1 threshold search and projection in `l1` (its passes over
-//! the data in `passes`), the thresholds the apply pass uses in `fit`.
+//! the data in `passes`, the histograms of its first cut — shared with the exact l1,∞ solver —
+//! in `histogram`), the thresholds the apply pass uses in `fit`.
 
 mod exact;
 mod fit;
