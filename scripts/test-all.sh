@@ -5,6 +5,7 @@
 #
 #   scripts/test-all.sh                  # both
 #   scripts/test-all.sh --python-only    # only the Python package (build, install, pytest)
+#   scripts/test-all.sh --setup-only     # only the virtual environment and what it installs
 #   scripts/test-all.sh -- -k torch -x   # arguments after `--` go to pytest
 #
 # Environment:
@@ -25,12 +26,14 @@ root=$PWD
 venv="$root/target/py-venv"
 
 run_cargo=1
+setup_only=0
 pytest_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --python-only) run_cargo=0 ;;
+    --setup-only) setup_only=1 ;;
     --) shift; pytest_args=("$@"); break ;;
-    *) echo "usage: scripts/test-all.sh [--python-only] [-- PYTEST-ARGS...]" >&2; exit 2 ;;
+    *) echo "usage: scripts/test-all.sh [--python-only | --setup-only] [-- PYTEST-ARGS...]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -49,7 +52,26 @@ py="$venv/bin/python"
 "$py" -m pip install --quiet maturin pytest hypothesis numpy ml_dtypes
 if [ "${MULTIPROJ_TORCH:-0}" = 1 ]; then
   echo "== python: torch, scikit-learn, matplotlib (MULTIPROJ_TORCH=1)"
+  # One wheel at a time: pip would first download every wheel (about 3 GB for torch's CUDA
+  # libraries) and only then unpack them (about 6 GB), so the disk must hold both at once; a CI
+  # machine ran out of disk there twice. pip resolves the set (from the index's metadata, without
+  # downloading the wheels), then each wheel is fetched, unpacked and its download deleted before
+  # the next; the last command checks the whole set.
+  if ! "$py" -c "import torch, sklearn, matplotlib" 2>/dev/null; then
+    report="$(mktemp "${TMPDIR:-/tmp}/multiproj-pip-report.XXXXXX")"
+    "$py" -m pip install --quiet --dry-run --report "$report" torch scikit-learn matplotlib
+    mapfile -t urls < <("$py" -c 'import json, sys
+for item in json.load(open(sys.argv[1]))["install"]:
+    print(item["download_info"]["url"])' "$report")
+    rm -f "$report"
+    for url in "${urls[@]}"; do
+      "$py" -m pip install --quiet --no-deps "$url"
+    done
+  fi
   "$py" -m pip install --quiet torch scikit-learn matplotlib
+fi
+if [ "$setup_only" = 1 ]; then
+  exit 0
 fi
 
 if [ "$run_cargo" = 1 ]; then
