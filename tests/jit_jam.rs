@@ -1,11 +1,11 @@
-//! Column-wise groups run through *jammed* kernels (four rows of data per pass over the group
-//! arrays, then the leftover rows one at a time). These tests pin that the jammed kernels are
+//! Column-wise groups run through *jammed* kernels (eight rows of data per pass over the group
+//! arrays in the reduce pass, four in the apply pass, then the leftover rows one at a time). These tests pin that the jammed kernels are
 //! the ones chosen, and that they compute exactly what the interpreter computes for every
 //! number of rows around the jam width (all leftovers), every innermost norm, both dtypes, out
 //! of place and in place (bit for bit for linf, to rounding for sums), and that a non-finite element in any row of a jammed block is named
 //! like the interpreter names it.
 
-use multiproj::compiler::{self, DType, Order, TensorInfo};
+use multiproj::compiler::{self, DType, JAM_ROWS_APPLY, JAM_ROWS_REDUCE, Order, TensorInfo};
 use multiproj::runtime::jit;
 use multiproj::runtime::rng::SplitMix64;
 use multiproj::{Backend, Projection};
@@ -76,14 +76,22 @@ fn column_wise_plans_use_jammed_kernels() {
         )
         .unwrap();
         let plan = compiler::plan(&ir);
+        let key = *jit.reduce_kernel(&plan).unwrap().key();
+        assert_eq!(key.jam, JAM_ROWS_REDUCE, "{spec}: reduce");
         assert!(
-            jit.reduce_kernel(&plan).unwrap().key().jam,
-            "{spec}: reduce"
+            key.to_string().ends_with(&format!("_jam{JAM_ROWS_REDUCE}")),
+            "{key}"
         );
         for in_place in [false, true] {
             let key = *jit.apply_kernel(&plan, in_place).unwrap().key();
-            assert!(key.jam, "{spec}: apply (in place: {in_place})");
-            assert!(key.to_string().ends_with("_jam"), "{key}");
+            assert_eq!(
+                key.jam, JAM_ROWS_APPLY,
+                "{spec}: apply (in place: {in_place})"
+            );
+            assert!(
+                key.to_string().ends_with(&format!("_jam{JAM_ROWS_APPLY}")),
+                "{key}"
+            );
         }
     }
     // Row-wise groups are not jammed (the innermost loop stays inside one group).
@@ -93,15 +101,18 @@ fn column_wise_plans_use_jammed_kernels() {
         &TensorInfo::with_order(&[9, 7], DType::F64, Order::C),
     )
     .unwrap();
-    assert!(!jit.reduce_kernel(&compiler::plan(&ir)).unwrap().key().jam);
+    assert_eq!(
+        jit.reduce_kernel(&compiler::plan(&ir)).unwrap().key().jam,
+        0
+    );
 }
 
 #[test]
 fn jammed_kernels_equal_the_interpreter() {
-    // Rows 1..=10 cover no full block, one, two, and every leftover; columns cover the
-    // unrolled vector loop, the single-pair loop and the scalar tail.
+    // Rows 1..=18 cover no full block, one, two, and every leftover of both widths (8 and 4);
+    // columns cover the unrolled vector loop, the single-pair loop and the scalar tail.
     for spec in SPECS {
-        for rows in 1..=10 {
+        for rows in 1..=18 {
             for cols in [1, 2, 3, 9, 17] {
                 let x = data(rows, cols, (rows * 31 + cols) as u64);
                 for frac in [0.05, 0.4, 2.0] {
@@ -131,7 +142,7 @@ fn jammed_kernels_equal_the_interpreter() {
 #[test]
 fn a_non_finite_element_in_any_jammed_row_is_named_like_the_interpreter() {
     let spec = "l1 over dim1 of linf over dim0";
-    for (rows, cols) in [(8, 5), (9, 16), (4, 3)] {
+    for (rows, cols) in [(8, 5), (9, 16), (4, 3), (19, 9)] {
         for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
             for r in 0..rows {
                 for c in [0, cols / 2, cols - 1] {
@@ -156,6 +167,11 @@ fn a_non_finite_element_in_any_jammed_row_is_named_like_the_interpreter() {
                         e_jit.contains(&format!("[{r}, {c}]")),
                         "{bad} at [{r}, {c}]: {e_jit}"
                     );
+                    // f32, whose maxima are taken on the bits (four columns at a time).
+                    let x32 = x.mapv(|v| v as f32);
+                    let e_jit = jit.project(&x32).unwrap_err().to_string();
+                    let e_interp = interp.project(&x32).unwrap_err().to_string();
+                    assert_eq!(e_jit, e_interp, "f32: {bad} at [{r}, {c}] of {rows}x{cols}");
                 }
             }
         }

@@ -44,7 +44,7 @@ fn json_has_the_keys_with_sane_values() {
     let v = json(&[
         BILEVEL,
         "--shape",
-        "40x30",
+        "40x32",
         "--radius-frac",
         "0.25",
         "--repeat",
@@ -78,7 +78,7 @@ fn json_has_the_keys_with_sane_values() {
     assert_eq!(v["backend"], "interp");
     assert_eq!(v["threads"], 1);
     assert_eq!(v["dtype"], "f64");
-    assert_eq!(v["shape"], serde_json::json!([40, 30]));
+    assert_eq!(v["shape"], serde_json::json!([40, 32]));
     assert_eq!(v["repeat"], 2);
     assert_eq!(v["groups"], 40);
     assert_eq!(v["times_ms"].as_array().map(Vec::len), Some(2));
@@ -97,8 +97,8 @@ fn json_has_the_keys_with_sane_values() {
         assert!(stages[stage].as_f64().is_some_and(|t| t >= 0.0), "{stage}");
     }
     // Out of place: the whole tensor is read by reduce; apply reads and writes the clipped rows
-    // and only writes the zeroed ones.
-    let row = 30.0 * 8.0;
+    // and only writes the zeroed ones (rows of four whole cache lines).
+    let row = 32.0 * 8.0;
     let expected = 40.0 * row + 2.0 * num(&v, "projected") * row + num(&v, "zero_groups") * row;
     assert_eq!(num(&v, "bytes_moved"), expected);
     let gbps = num(&v, "bytes_moved") / (med * 1e-3) / 1e9;
@@ -110,7 +110,7 @@ fn in_place_f32_fortran_with_a_zero_fraction() {
     let v = json(&[
         "l1 over dim1 of l1 over dim0",
         "--shape",
-        "20x50",
+        "32x50",
         "--dtype",
         "f32",
         "--order",
@@ -131,9 +131,10 @@ fn in_place_f32_fortran_with_a_zero_fraction() {
     assert!((num(&v, "zero_groups") - 25.0).abs() <= 1.0, "{v}");
     // Innermost l1: shrunk groups are read again for their threshold.
     assert!(v["stages"].get("threshold").is_some(), "{v}");
-    // In place, untouched groups cost nothing beyond the reduce pass.
-    let col = 20.0 * 4.0;
-    let expected = 1000.0 * 4.0
+    // In place, untouched groups cost nothing beyond the reduce pass (columns of two whole
+    // cache lines).
+    let col = 32.0 * 4.0;
+    let expected = 1600.0 * 4.0
         + num(&v, "projected") * col
         + 2.0 * num(&v, "projected") * col
         + num(&v, "zero_groups") * col;
@@ -326,4 +327,34 @@ fn bench_input_refuses_what_is_not_a_regular_file() {
             out.stderr
         );
     }
+}
+
+#[test]
+fn column_groups_of_a_c_order_matrix_are_counted_by_cache_lines() {
+    // Eight f64 columns share each cache line of a row: a line is only written when all eight
+    // columns are zeroed, so about half the columns zeroed leaves nearly every line read and
+    // written.
+    let v = json(&[
+        "l1 over dim1 of linf over dim0",
+        "--shape",
+        "16x64",
+        "--zero-frac",
+        "0.5",
+        "--repeat",
+        "1",
+        "--warmup",
+        "0",
+        "--json",
+    ]);
+    let all = 16.0 * 64.0 * 8.0;
+    let zeroed = num(&v, "zero_groups");
+    assert!((zeroed - 32.0).abs() <= 2.0, "{v}");
+    assert_eq!(num(&v, "bytes_read_only"), all);
+    assert_eq!(
+        num(&v, "bytes_read_write") + num(&v, "bytes_write_only"),
+        all,
+        "{v}"
+    );
+    // Counted by groups, the zeroed columns' bytes would all be written only.
+    assert!(num(&v, "bytes_write_only") < zeroed * 16.0 * 8.0, "{v}");
 }

@@ -658,7 +658,7 @@ fn explain_merged_levels_in_fortran_order() {
         apply chunks:  1 chunk (fewer than 65536 elements)
         reduce chunks: 1 chunk (fewer than 65536 elements)
         kernels:
-          reduce    runs across groups (the innermost loop steps through groups); vectorized (it is contiguous); 4 rows jammed (the loop around it stays inside groups)
+          reduce    runs across groups (the innermost loop steps through groups); vectorized (it is contiguous); 8 rows jammed (the loop around it stays inside groups)
           apply     runs across groups (the innermost loop steps through groups); vectorized (it is contiguous); 4 rows jammed (the loop around it stays inside groups)
           in place  runs across groups (the innermost loop steps through groups); vectorized (it is contiguous); 4 rows jammed (the loop around it stays inside groups)
       radius 1.5 (fixed in the spec)

@@ -21,7 +21,7 @@ pub use multiproj_grammar::{Norm, Span, Spanned};
 pub use normalize::{Normalized, normalize, normalize_exact};
 pub use plan::{ApplyOp, Plan, PlanLevel, Stage, Step, plan};
 pub use schedule::{
-    CHUNK_ELEMENTS, Chunks, GATHER_TILE, JAM_ROWS, KernelShape, Loop, PARALLEL_MIN, PassKind,
-    Schedule, Split, ThresholdSchedule,
+    CHUNK_ELEMENTS, Chunks, GATHER_TILE, JAM_ROWS_APPLY, JAM_ROWS_REDUCE, KernelShape, Loop,
+    MAX_JAM_ROWS, PARALLEL_MIN, PassKind, Schedule, Split, ThresholdSchedule,
 };
 pub use tensor::{DType, Order, TensorInfo};

@@ -16,6 +16,14 @@
 //!   writes the zeroed ones; in place it skips kept groups, reads and writes projected ones and
 //!   only writes zeroed ones.
 //!
+//! The apply pass is counted by cache lines of 64 bytes, in memory order, since memory moves
+//! whole lines: a line only written must hold nothing but zeroed groups' elements, and a line
+//! skipped in place nothing but kept ones; any other line is read and written. For groups as
+//! rows (each group whole lines) that is the rule above. For groups across the contiguous axis
+//! (columns of a C-order matrix), a line holds eight to thirty-two groups, so nearly every line
+//! is read and written whatever the groups became: an implementation that skipped reading the
+//! zeroed columns would still have their lines read, by the cache, to write part of them.
+//!
 //! Bytes are counted as the probe counts them (read plus written). The floor is the time those
 //! bytes take at the probe's rates: read-only bytes at the read rate, read-and-written bytes at
 //! the read+write rate, written-only bytes at the write rate.
@@ -201,7 +209,7 @@ impl<'a> Setup<'a> {
         };
 
         let mut runs: Vec<(Duration, Report)> = Vec::with_capacity(self.args.repeat);
-        if self.args.in_place {
+        let result = if self.args.in_place {
             // The copy the projection overwrites; restored from `x` before every run.
             let mut work = x.clone();
             for i in 0..self.args.warmup + self.args.repeat {
@@ -219,6 +227,7 @@ impl<'a> Setup<'a> {
                     runs.push((t, report));
                 }
             }
+            work
         } else {
             // A clone has the input's layout, and copying into it has touched every page.
             let mut out = x.clone();
@@ -237,8 +246,18 @@ impl<'a> Setup<'a> {
                     runs.push((t, report));
                 }
             }
-        }
-        Ok(Outcome::new(self, runs, radius, norm, probe))
+            out
+        };
+        let (Some(xs), Some(ys)) = (x.as_slice_memory_order(), result.as_slice_memory_order())
+        else {
+            return Err(CliError::new(
+                Failure::Internal,
+                DataError::Internal("the benchmark's tensors are not contiguous in memory".into()),
+            ));
+        };
+        let fates = observed_fates(plan, x.strides(), xs, ys);
+        let traffic = Traffic::model(plan, x.strides(), &fates, self.args.in_place);
+        Ok(Outcome::new(self, runs, radius, norm, probe, traffic))
     }
 }
 
@@ -358,27 +377,54 @@ struct Traffic {
     write: u64,
 }
 
+/// What the apply pass does to one innermost group, for the traffic model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fate {
+    Kept,
+    Zeroed,
+    Projected,
+}
+
+impl Fate {
+    /// Its bit in a cache line's record of what its elements' groups became.
+    fn bit(self) -> u8 {
+        match self {
+            Fate::Kept => 1,
+            Fate::Zeroed => 2,
+            Fate::Projected => 4,
+        }
+    }
+}
+
+/// Bytes per cache line, the unit memory moves in.
+const LINE: u64 = 64;
+
 impl Traffic {
-    fn model(plan: &Plan, report: &Report, in_place: bool) -> Traffic {
+    /// The model of the module docs for a tensor of the plan's shape laid out with `strides`
+    /// (in elements, as ndarray gives them), whose innermost groups became `fates`.
+    fn model(plan: &Plan, strides: &[isize], fates: &[Fate], in_place: bool) -> Traffic {
         let elem = plan.tensor().dtype.size() as u64;
         let group = plan.group_len() as u64 * elem;
         let all = plan.tensor().len() as u64 * elem;
-        let projected = report.projected as u64 * group;
+        let projected = fates.iter().filter(|&&f| f == Fate::Projected).count() as u64;
         let threshold = if plan.innermost().norm == Norm::L1 {
-            projected
+            projected * group
         } else {
             0
         };
-        let kept = if in_place {
-            0
-        } else {
-            report.untouched as u64 * group
-        };
-        Traffic {
+        let mut t = Traffic {
             read: all + threshold,
-            read_write: kept + projected,
-            write: report.zeroed as u64 * group,
+            read_write: 0,
+            write: 0,
+        };
+        for (bytes, seen) in line_fates(plan, strides, fates) {
+            if seen == Fate::Zeroed.bit() {
+                t.write += bytes;
+            } else if !(in_place && seen == Fate::Kept.bit()) {
+                t.read_write += bytes;
+            }
         }
+        t
     }
 
     fn bytes(self) -> u64 {
@@ -392,6 +438,86 @@ impl Traffic {
             + self.write as f64 / (bw.write_gbps * 1e9);
         s * 1e3
     }
+}
+
+/// Visits every element of a tensor of the plan's shape laid out with `strides` (in elements,
+/// as ndarray gives them) with its offset from the lowest element (its index in memory order)
+/// and its innermost group.
+fn for_each_element(plan: &Plan, strides: &[isize], mut f: impl FnMut(usize, usize)) {
+    let shape = &plan.tensor().shape;
+    if shape.contains(&0) {
+        return;
+    }
+    // Axes with a negative stride start at their far end.
+    let base: isize = shape
+        .iter()
+        .zip(strides)
+        .map(|(&n, &s)| if s < 0 { -s * (n as isize - 1) } else { 0 })
+        .sum();
+    let gstrides = plan.group_strides();
+    // An odometer over the logical indices, the last axis fastest, carrying the offset and the
+    // group.
+    let mut idx = vec![0usize; shape.len()];
+    let (mut off, mut g) = (base, 0usize);
+    for _ in 0..plan.tensor().len() {
+        f(off as usize, g);
+        for axis in (0..shape.len()).rev() {
+            idx[axis] += 1;
+            off += strides[axis];
+            g += gstrides[axis];
+            if idx[axis] < shape[axis] {
+                break;
+            }
+            off -= strides[axis] * shape[axis] as isize;
+            g -= gstrides[axis] * shape[axis];
+            idx[axis] = 0;
+        }
+    }
+}
+
+/// What became of every innermost group, read off the input and the result (both in memory
+/// order, laid out with `strides`): kept if every element is unchanged, zeroed if every element
+/// is now zero, projected otherwise.
+fn observed_fates<T: Element>(plan: &Plan, strides: &[isize], x: &[T], y: &[T]) -> Vec<Fate> {
+    let mut changed = vec![false; plan.groups()];
+    let mut nonzero = vec![false; plan.groups()];
+    for_each_element(plan, strides, |off, g| {
+        let (a, b) = (x[off].to_f64(), y[off].to_f64());
+        changed[g] |= a.to_bits() != b.to_bits();
+        nonzero[g] |= b != 0.0;
+    });
+    changed
+        .iter()
+        .zip(&nonzero)
+        .map(|(&c, &n)| match (c, n) {
+            (false, _) => Fate::Kept,
+            (true, false) => Fate::Zeroed,
+            (true, true) => Fate::Projected,
+        })
+        .collect()
+}
+
+/// For every cache line the tensor's elements occupy (from its lowest address, taken as the
+/// start of a line), the bytes of elements in it and the [`Fate::bit`]s of their groups, OR-ed.
+fn line_fates(plan: &Plan, strides: &[isize], fates: &[Fate]) -> Vec<(u64, u8)> {
+    let elem = plan.tensor().dtype.size() as u64;
+    let per_line = (LINE / elem).max(1) as usize;
+    let span = plan
+        .tensor()
+        .shape
+        .iter()
+        .zip(strides)
+        .map(|(&n, &s)| s.unsigned_abs() * n.saturating_sub(1))
+        .sum::<usize>()
+        + 1;
+    let mut lines = vec![(0u64, 0u8); span.div_ceil(per_line)];
+    for_each_element(plan, strides, |off, g| {
+        let line = &mut lines[off / per_line];
+        line.0 += elem;
+        line.1 |= fates[g].bit();
+    });
+    lines.retain(|&(bytes, _)| bytes > 0);
+    lines
 }
 
 /// What a benchmark found.
@@ -444,6 +570,7 @@ impl Outcome {
         radius: f64,
         norm: Option<f64>,
         probe: Option<Bandwidth>,
+        traffic: Traffic,
     ) -> Outcome {
         let times_ms: Vec<f64> = runs.iter().map(|(t, _)| ms(*t)).collect();
         let mut stages: Vec<(Stage, f64)> = Vec::new();
@@ -462,7 +589,6 @@ impl Outcome {
             .last()
             .map(|(_, r)| r)
             .expect("--repeat is at least 1");
-        let traffic = Traffic::model(&setup.plan, &report, setup.args.in_place);
         Outcome {
             spec: setup.spec.canonical(),
             dtype: setup.plan.tensor().dtype,
@@ -673,44 +799,100 @@ mod tests {
         multiproj_compiler::plan(&multiproj_compiler::check(&spec, &tensor).unwrap())
     }
 
-    fn report(groups: usize, zeroed: usize, projected: usize) -> Report {
-        Report {
-            backend: Backend::default(),
-            radius: 1.0,
-            norm_before: 2.0,
-            groups,
-            untouched: groups - zeroed - projected,
-            zeroed,
-            projected,
-            ..Report::default()
-        }
+    /// `n` fates: the first `zeroed` zeroed, the next `projected` projected, the rest kept.
+    fn fates(n: usize, zeroed: usize, projected: usize) -> Vec<Fate> {
+        (0..n)
+            .map(|g| {
+                if g < zeroed {
+                    Fate::Zeroed
+                } else if g < zeroed + projected {
+                    Fate::Projected
+                } else {
+                    Fate::Kept
+                }
+            })
+            .collect()
     }
 
     #[test]
     fn traffic_of_the_bilevel_projection() {
-        // 10 rows of 4 f32 = 16 bytes per row; 5 zeroed, 3 clipped, 2 untouched.
-        let p = plan("l1 over dim0 of linf over dim1", &[10, 4]);
-        let r = report(10, 5, 3);
-        let out = Traffic::model(&p, &r, false);
+        // 10 rows of 16 f32 = one cache line per row; 5 zeroed, 3 clipped, 2 untouched.
+        let p = plan("l1 over dim0 of linf over dim1", &[10, 16]);
+        let f = fates(10, 5, 3);
+        let out = Traffic::model(&p, &[16, 1], &f, false);
         assert_eq!(
             out,
             Traffic {
-                read: 160,
-                read_write: 80,
-                write: 80
+                read: 640,
+                read_write: 320,
+                write: 320
             }
         );
-        assert_eq!(out.bytes(), 160 + 160 + 80);
-        let inp = Traffic::model(&p, &r, true);
-        assert_eq!(inp.read_write, 48);
-        assert_eq!(inp.bytes(), 160 + 96 + 80);
+        assert_eq!(out.bytes(), 640 + 640 + 320);
+        let inp = Traffic::model(&p, &[16, 1], &f, true);
+        assert_eq!(inp.read_write, 192);
+        assert_eq!(inp.bytes(), 640 + 384 + 320);
+    }
+
+    #[test]
+    fn traffic_counts_whole_cache_lines() {
+        // Rows of 4 f32 share lines, four rows a line: a line is only written when its four
+        // rows are all zeroed, and skipped in place when they are all kept.
+        let p = plan("l1 over dim0 of linf over dim1", &[12, 4]);
+        let f = fates(12, 6, 2);
+        // Lines: rows 0-3 zeroed; rows 4-5 zeroed, 6-7 projected; rows 8-11 kept.
+        let out = Traffic::model(&p, &[4, 1], &f, false);
+        assert_eq!((out.read, out.read_write, out.write), (192, 128, 64));
+        let inp = Traffic::model(&p, &[4, 1], &f, true);
+        assert_eq!((inp.read_write, inp.write), (64, 64));
+    }
+
+    #[test]
+    fn traffic_of_column_groups_reads_every_mixed_line() {
+        // 4 rows of 16 f32 (a line each), groups as columns: half the columns zeroed, half kept.
+        let p = plan("l1 over dim1 of linf over dim0", &[4, 16]);
+        let half: Vec<Fate> = (0..16)
+            .map(|g| if g % 2 == 0 { Fate::Zeroed } else { Fate::Kept })
+            .collect();
+        let out = Traffic::model(&p, &[16, 1], &half, false);
+        assert_eq!((out.read, out.read_write, out.write), (256, 256, 0));
+        let inp = Traffic::model(&p, &[16, 1], &half, true);
+        assert_eq!((inp.read_write, inp.write), (256, 0));
+        // Every column zeroed: every line only written; every column kept: in place, nothing.
+        let zero = Traffic::model(&p, &[16, 1], &[Fate::Zeroed; 16], false);
+        assert_eq!((zero.read_write, zero.write), (0, 256));
+        let kept = Traffic::model(&p, &[16, 1], &[Fate::Kept; 16], true);
+        assert_eq!((kept.read_write, kept.write), (0, 0));
+        // The same matrix in Fortran order: four columns a line, so the alternating columns
+        // mix every line, and eight zeroed columns side by side fill two lines.
+        let f_order = Traffic::model(&p, &[1, 4], &half, false);
+        assert_eq!((f_order.read_write, f_order.write), (256, 0));
+        let f_order = Traffic::model(&p, &[1, 4], &fates(16, 8, 0), false);
+        assert_eq!((f_order.read_write, f_order.write), (128, 128));
     }
 
     #[test]
     fn traffic_with_an_innermost_l1_reads_shrunk_groups_again() {
-        let p = plan("l1 over dim0 of l1 over dim1", &[10, 4]);
-        let t = Traffic::model(&p, &report(10, 5, 3), false);
-        assert_eq!(t.read, 160 + 48);
+        let p = plan("l1 over dim0 of l1 over dim1", &[10, 16]);
+        let t = Traffic::model(&p, &[16, 1], &fates(10, 5, 3), false);
+        assert_eq!(t.read, 640 + 192);
+    }
+
+    #[test]
+    fn fates_are_read_off_the_input_and_the_result() {
+        // Columns of a 2×3 matrix: kept, zeroed, clipped; and a negative stride on dim1.
+        let p = plan("l1 over dim1 of linf over dim0", &[2, 3]);
+        let x = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let y = [1.0f32, 0.0, 2.5, 4.0, -0.0, 2.5];
+        assert_eq!(
+            observed_fates(&p, &[3, 1], &x, &y),
+            [Fate::Kept, Fate::Zeroed, Fate::Projected]
+        );
+        // Stride −1 on dim1: column 0 is the last element of each row in memory.
+        assert_eq!(
+            observed_fates(&p, &[3, -1], &x, &y),
+            [Fate::Projected, Fate::Zeroed, Fate::Kept]
+        );
     }
 
     #[test]

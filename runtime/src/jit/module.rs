@@ -56,7 +56,7 @@ use cranelift_frontend::FunctionBuilderContext;
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{Linkage, Module, default_libcall_names};
 
-pub use multiproj_compiler::JAM_ROWS;
+pub use multiproj_compiler::MAX_JAM_ROWS;
 use multiproj_compiler::{ApplyOp, DType, KernelShape, Norm, PassKind, Plan};
 
 use super::{disk, translate};
@@ -127,9 +127,9 @@ pub struct KernelKey {
     /// The innermost loop is contiguous in the data (and in the output, out of place, and in the
     /// group index when it is not reduced), so it is vectorized.
     pub inner_contiguous: bool,
-    /// Column-wise groups are unrolled-and-jammed [`JAM_ROWS`] rows at a time (see
+    /// Column-wise groups are unrolled-and-jammed this many rows at a time, or 0 (see
     /// [`KernelShape::jam`]).
-    pub jam: bool,
+    pub jam: usize,
 }
 
 impl KernelKey {
@@ -179,7 +179,11 @@ impl KernelKey {
             } else {
                 "strided"
             }
-        ) + if self.jam { "_jam" } else { "" }
+        ) + &if self.jam > 0 {
+            format!("_jam{}", self.jam)
+        } else {
+            String::new()
+        }
     }
 }
 

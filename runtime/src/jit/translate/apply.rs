@@ -210,7 +210,7 @@ impl Translator<'_> {
             self.out_stride(run),
             self.group_stride(run),
         );
-        // A jammed run loads each group's parameters and masks once for JAM_ROWS rows.
+        // A jammed run loads each group's parameters and masks once for all its rows.
         let data_rows = self.row_offsets(run, false);
         let out_rows = if in_place {
             data_rows.clone()
@@ -350,7 +350,7 @@ impl Translator<'_> {
         let param = self.elem_addr(g.param32, run.at.group, Stride::Const(4));
         let live = self.elem_addr(g.live32, run.at.group, Stride::Const(4));
         let (stride, out_stride) = (self.data_stride(run), self.out_stride(run));
-        // A jammed run loads each group's radius and mask once for JAM_ROWS rows.
+        // A jammed run loads each group's radius and mask once for all its rows.
         let data_rows = self.row_offsets(run, false);
         let out_rows = self.row_offsets(run, true);
         let ptrs = [

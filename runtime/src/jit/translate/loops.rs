@@ -7,7 +7,7 @@ use cranelift_codegen::ir::types::I64;
 use cranelift_codegen::ir::{BlockArg, InstBuilder, MemFlagsData, Value};
 
 use super::{
-    Chunk, ChunkFn, Cursor, JAM_ROWS, LOOP_DESC_LEN, LoopDesc, Rows, Run, RunFn, Stride,
+    Chunk, ChunkFn, Cursor, LOOP_DESC_LEN, LoopDesc, MAX_JAM_ROWS, Rows, Run, RunFn, Stride,
     Translator, UNROLL, UNROLL_JAM,
 };
 
@@ -91,16 +91,22 @@ impl Translator<'_> {
         }
         let inner_extent = loops[level + 1].extent;
         let mut start = start;
-        if self.key.jam && level + 2 == loops.len() {
-            // Unroll-and-jam: JAM_ROWS runs at a time, then the rest one by one.
+        let jam = self.key.jam;
+        if jam > 0 && level + 2 == loops.len() {
+            // Unroll-and-jam: `jam` runs at a time, then the rest one by one.
             let inner = loops[level + 1];
-            (start, _) = self.for_range(start, end, JAM_ROWS as i64, &[], |t, i, _| {
+            (start, _) = self.for_range(start, end, jam as i64, &[], |t, i, _| {
                 let zero = t.b.ins().iconst(I64, 0);
-                let rows: [Cursor; JAM_ROWS] = std::array::from_fn(|k| {
-                    let ik = t.b.ins().iadd_imm_s(i, k as i64);
-                    let row = t.step(at, l, ik);
-                    t.step(row, inner, zero)
-                });
+                let mut rows: Vec<Cursor> = (0..jam)
+                    .map(|k| {
+                        let ik = t.b.ins().iadd_imm_s(i, k as i64);
+                        let row = t.step(at, l, ik);
+                        t.step(row, inner, zero)
+                    })
+                    .collect();
+                rows.resize(MAX_JAM_ROWS, rows[0]);
+                let rows: [Cursor; MAX_JAM_ROWS] =
+                    rows.try_into().ok().expect("MAX_JAM_ROWS cursors");
                 let n = inner_extent;
                 t.unroll = UNROLL_JAM;
                 run(
@@ -113,6 +119,7 @@ impl Translator<'_> {
                         out_stride: inner.out_stride,
                         rows: Some(Rows {
                             at: rows,
+                            count: jam,
                             stride: l.stride,
                             out_stride: l.out_stride,
                         }),

@@ -15,11 +15,11 @@
 //! reduce, the copy and zero fill of the apply, and clipping (see `apply_rows`).
 //!
 //! Column-wise groups (the innermost loop runs across groups) are *jammed* when the loop around
-//! it stays inside the groups ([`KernelKey::jam`]): [`JAM_ROWS`] consecutive runs go through
-//! one strip, so a group's accumulator (reduce) or parameters and masks (apply) are loaded and
-//! stored once per [`JAM_ROWS`] elements of the group instead of once per element. Each
-//! group's elements are still folded in memory order, so results are bit-identical to one run
-//! at a time. The remaining runs (fewer than [`JAM_ROWS`]) go one at a time.
+//! it stays inside the groups: [`KernelKey::jam`] consecutive runs (8 in the reduce pass, 4 in
+//! the apply pass) go through one strip, so a group's accumulator (reduce) or parameters and
+//! masks (apply) are loaded and stored once per that many elements of the group instead of
+//! once per element. Each group's elements are still folded in memory order, so results are
+//! bit-identical to one run at a time. The remaining runs go one at a time.
 //!
 //! The addresses a strip reads and writes are pointers carried through its loops and advanced
 //! each iteration (`strip_ptrs`): Cranelift would otherwise recompute a base computed outside
@@ -46,7 +46,7 @@ use cranelift_codegen::ir::{
 use cranelift_codegen::isa::TargetFrontendConfig;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
-use super::{ApplyKind, JAM_ROWS, KernelKey, LOOP_DESC_LEN, Pass};
+use super::{ApplyKind, KernelKey, LOOP_DESC_LEN, MAX_JAM_ROWS, Pass};
 use multiproj_compiler::Norm;
 
 mod apply;
@@ -57,7 +57,7 @@ mod reduce;
 
 /// Pairs of elements per iteration of the unrolled loop (independent accumulators in reduce).
 const UNROLL: usize = 4;
-/// The same for jammed runs, whose iterations already take [`JAM_ROWS`] elements per group
+/// The same for jammed runs, whose iterations already take [`KernelKey::jam`] elements per group
 /// (more would only lengthen the code and its compile time: measured no faster).
 const UNROLL_JAM: usize = 1;
 /// Elements per vector: two f64 lanes.
@@ -113,8 +113,8 @@ struct Run {
     stride: Value,
     group_stride: Value,
     out_stride: Value,
-    /// A jammed run ([`KernelKey::jam`]): [`JAM_ROWS`] runs of consecutive indices of the
-    /// enclosing loop, which visit the same groups.
+    /// A jammed run: [`KernelKey::jam`] runs of consecutive indices of the enclosing loop, which
+    /// visit the same groups.
     rows: Option<Rows>,
 }
 
@@ -124,7 +124,9 @@ struct Run {
 /// the cursors they would be recomputed in every iteration.)
 #[derive(Clone, Copy)]
 struct Rows {
-    at: [Cursor; JAM_ROWS],
+    at: [Cursor; MAX_JAM_ROWS],
+    /// How many of `at` are rows of the run ([`KernelKey::jam`]); the rest repeat the first.
+    count: usize,
     stride: Value,
     out_stride: Value,
 }

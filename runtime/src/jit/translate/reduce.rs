@@ -4,11 +4,11 @@
 //! rescan (`check_finite`). Also the row offsets of a jammed run, which the apply pass shares.
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::types::{F32X4, F64, F64X2, I16X8, I32X4, I64};
+use cranelift_codegen::ir::types::{F32X4, F64, F64X2, I16X8, I32, I32X4, I64};
 use cranelift_codegen::ir::{Endianness, InstBuilder, MemFlagsData, Value};
 use multiproj_compiler::Norm;
 
-use super::{JAM_ROWS, LANES, Run, Stride, Translator, UNROLL};
+use super::{LANES, Run, Stride, Translator, UNROLL};
 
 /// What [`Translator::reduce_rows`] carries through the loops of its strip, by name: block
 /// parameters in the order of the fields (the maxima only for l2), then the data pointer.
@@ -168,14 +168,18 @@ impl Translator<'_> {
                 if let Some(max) = &mut s.max {
                     max[c.u] = t.fold_abs(Norm::Linf, max[c.u], x, abs, true);
                 }
-                s.det = t.detect(s.det, x);
+                if norm == Norm::Linf {
+                    s.det = t.detect(s.det, x);
+                }
             } else {
                 let x = t.load_at(data);
                 s.scalar_acc = t.fold(norm, s.scalar_acc, x, false);
                 if let Some(max) = &mut s.scalar_max {
                     *max = t.fold(Norm::Linf, *max, x, false);
                 }
-                s.scalar_det = t.detect(s.scalar_det, x);
+                if norm == Norm::Linf {
+                    s.scalar_det = t.detect(s.scalar_det, x);
+                }
             }
             s.write(st);
         });
@@ -215,6 +219,14 @@ impl Translator<'_> {
             let (lo, hi) = self.lanes(dv);
             let d = self.b.ins().bor(lo, hi);
             det = self.b.ins().bor(d, det);
+        }
+        if norm != Norm::Linf {
+            // Sums detect for themselves: their terms are never negative, so the total is
+            // non-finite exactly when an element is or the sum overflowed (then the rescan
+            // finds nothing and the run carries on, see `check_finite`). One subtraction per
+            // run instead of two instructions per vector.
+            let d = self.b.ins().fsub(total, total);
+            det = self.b.ins().bor(det, d);
         }
         self.check_finite(det, run);
         let slot = self.elem_addr(acc, run.at.group, Stride::Const(8));
@@ -295,7 +307,7 @@ impl Translator<'_> {
         let stride = self.data_stride(run);
         let gstride = self.group_stride(run);
         let abs_mask = self.abs_mask(F64X2);
-        // A jammed run folds the same element of JAM_ROWS rows into one load and store of its
+        // A jammed run folds the same element of its rows into one load and store of its
         // accumulator, row after row: the same order of operations as one run per row.
         let row_offsets = self.row_offsets(run, false);
         // [vector NaN detector, scalar detector; pointers: data, accumulators, (l2) maxima].
@@ -306,7 +318,10 @@ impl Translator<'_> {
         // f32 maxima: four lanes of f32 through the jammed rows (a maximum of f32 values is
         // exact in f32), widened once per run of rows to meet the f64 accumulators.
         let native_linf = norm == Norm::Linf && self.native_f32();
-        let abs32 = native_linf.then(|| self.abs_mask(F32X4));
+        let abs32 = native_linf.then(|| {
+            let bits = self.b.ins().iconst(I32, i64::from(i32::MAX));
+            self.b.ins().splat(I32X4, bits)
+        });
         // The 16-bit formats: the largest magnitude pattern through the jammed rows, eight
         // columns at a time (see `reduce_rows`), widened once per run of rows.
         let bits16 = norm == Norm::Linf && vector && self.key.dtype.is_half();
@@ -389,26 +404,27 @@ impl Translator<'_> {
                     return;
                 }
                 if let (true, Some(abs32)) = (c.pair, abs32) {
-                    let (mut m, mut bad) = (None, None);
+                    // On the bits, as for the 16-bit formats: magnitudes of finite f32 values
+                    // order as their patterns with the sign cleared, ∞ and NaN above them all,
+                    // so the largest pattern is max|x|, or non-finite exactly when an element
+                    // is: one `pmaxud` a row, and no detector until the widened maximum.
+                    let little = MemFlagsData::new().with_endianness(Endianness::Little);
+                    let mut m = None;
                     for &row in &row_offsets {
                         let at = t.offset_ptr(st[2], row);
-                        let x = t.load_f32x4_at(at, c.off);
+                        let x = t.b.ins().load(I32X4, t.data, at, (c.off * 4) as i32);
                         let abs = t.b.ins().band(x, abs32);
-                        m = Some(match m {
-                            None => abs,
-                            Some(mm) => t.pick_if_less(abs, mm, true),
-                        });
-                        let d = t.b.ins().fsub(x, x);
-                        bad = Some(bad.map_or(d, |b| t.b.ins().bor(b, d)));
+                        m = Some(m.map_or(abs, |mm| t.b.ins().umax(mm, abs)));
                     }
-                    let (m, bad) = (m.expect("a run has rows"), bad.expect("a run has rows"));
+                    let m = m.expect("a run has rows");
+                    let m = t.b.ins().bitcast(F32X4, little, m);
                     let (m_lo, m_hi) = t.widen_f32x4(m);
-                    let (bad_lo, bad_hi) = t.widen_f32x4(bad);
-                    for (half, m, bad) in [(0, m_lo, bad_lo), (1, m_hi, bad_hi)] {
+                    for (half, m) in [(0, m_lo), (1, m_hi)] {
                         let off = (c.off * 8 + 16 * half) as i32;
                         let a = t.b.ins().load(F64X2, t.data, st[3], off);
                         let a = t.pick_if_less(m, a, true);
-                        // The NaN detector, as below.
+                        // The NaN detector, as below (a maximum can pass over a NaN).
+                        let bad = t.b.ins().fsub(m, m);
                         let a = t.b.ins().bor(a, bad);
                         t.b.ins().store(t.data, a, st[3], off);
                         st[0] = t.detect(st[0], a);
@@ -439,15 +455,22 @@ impl Translator<'_> {
                     if let Some(mm) = m {
                         m = Some(t.fold_abs(Norm::Linf, mm, x, abs, c.pair));
                     }
-                    let d = t.b.ins().fsub(x, x);
-                    bad = Some(bad.map_or(d, |b| t.b.ins().bor(b, d)));
+                    if norm == Norm::Linf {
+                        let d = t.b.ins().fsub(x, x);
+                        bad = Some(bad.map_or(d, |b| t.b.ins().bor(b, d)));
+                    }
                 }
-                // The NaN detector, through the stored accumulator: `x - x` is +0 for every
-                // finite `x`, so OR-ing it into the accumulator changes nothing, and NaN bits
-                // for a non-finite one, which make the accumulator NaN (it is thrown away with
-                // the error). The detector then only needs the stored value, not every `x`
-                // until the end of the iteration (which would spill them).
-                let a = t.b.ins().bor(a, bad.expect("a run has rows"));
+                // The NaN detector, through the stored accumulator. A maximum can pass over a
+                // NaN, so linf ORs `x - x` into it: +0 for every finite `x`, which changes
+                // nothing, and NaN bits for a non-finite one, which make the accumulator NaN
+                // (it is thrown away with the error). The detector then only needs the stored
+                // value, not every `x` until the end of the iteration (which would spill
+                // them). A sum (l1, l2) needs nothing more: its terms are never negative, so
+                // it is non-finite exactly when an element is or it overflowed (then the
+                // rescan finds nothing and the run carries on, see `check_finite`).
+                if let Some(bad) = bad {
+                    a = t.b.ins().bor(a, bad);
+                }
                 t.b.ins().store(t.data, a, st[3], off);
                 if let Some(m) = m {
                     t.b.ins().store(t.data, m, st[4], off);
@@ -484,7 +507,7 @@ impl Translator<'_> {
             Some(rows) => {
                 let stride = if out { rows.out_stride } else { rows.stride };
                 std::iter::once(None)
-                    .chain((1..JAM_ROWS).map(|k| Some(self.b.ins().imul_imm_s(stride, k as i64))))
+                    .chain((1..rows.count).map(|k| Some(self.b.ins().imul_imm_s(stride, k as i64))))
                     .collect()
             }
         }
@@ -557,7 +580,7 @@ impl Translator<'_> {
         let stride = self.data_stride(run);
         // A jammed run rescans its rows in memory order, so the first one found is the first.
         let rows = match run.rows {
-            Some(rows) => rows.at.to_vec(),
+            Some(rows) => rows.at[..rows.count].to_vec(),
             None => vec![run.at],
         };
         for at in rows {
