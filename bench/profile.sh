@@ -32,10 +32,10 @@ mkdir -p "$OUTDIR"
 
 # id | spec | shape | what to collect (a function glob) | label
 CASES=(
-    "rows|l1 over dim0 of linf over dim1|1024x1024|*Executor::project*|bi-level l1,∞ rows, 1024² f64, ~50% zero"
-    "cols|l1 over dim1 of linf over dim0|1024x1024|*Executor::project*|bi-level l1,∞ columns, 1024² f64, ~50% zero"
-    "l1l1|l1 over dim0 of l1 over dim1|1024x1024|*Executor::project*|l1,1 (innermost l1), 1024² f64, ~50% zero"
-    "l1l2|l1 over dim0 of l2 over dim1|1024x1024|*Executor::project*|l1,2 (group lasso), 1024² f64, ~50% zero"
+    "rows|l1 over dim0 of linf over dim1|1024x1024|*Executor*::run|bi-level l1,∞ rows, 1024² f64, ~50% zero"
+    "cols|l1 over dim1 of linf over dim0|1024x1024|*Executor*::run|bi-level l1,∞ columns, 1024² f64, ~50% zero"
+    "l1l1|l1 over dim0 of l1 over dim1|1024x1024|*Executor*::run|l1,1 (innermost l1), 1024² f64, ~50% zero"
+    "l1l2|l1 over dim0 of l2 over dim1|1024x1024|*Executor*::run|l1,2 (group lasso), 1024² f64, ~50% zero"
 )
 COMPILE=(
     "l1 over dim0 of linf over dim1"
@@ -88,6 +88,9 @@ for line in text.splitlines():
         mem += n
     elif any(k in where for k in ("cranelift", "regalloc2", "codegen::", "translate::")):
         comp += n
+if total == 0:
+    # The toggle glob matched no function (a rename or an inlining): say so, never print zeros.
+    sys.exit(f"profile.sh: callgrind collected nothing for {label}: check the function glob")
 per = lambda n: n / runs / elements
 other = total - jit - l1 - mem - comp
 print(f"| {label} | {per(total - comp):.1f} | {per(jit):.1f} | {per(l1):.1f} | {per(mem):.1f} | "
