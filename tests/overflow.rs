@@ -89,3 +89,71 @@ fn the_norm_beyond_f64_max_is_infinite() {
         .unwrap();
     assert_eq!(norm, f64::INFINITY);
 }
+
+/// The extremes of the narrow formats: a sum of squares of f32, f16 or bf16 values never
+/// overflows f64 nor falls below its normal range, so the JIT keeps no maxima for their l2
+/// groups. Groups of the smallest subnormals, of the largest finite values, and of both, as
+/// rows and as columns (jammed), have the interpreter's norms and projections bit for bit.
+#[test]
+fn narrow_formats_at_their_extremes_have_exact_l2_norms() {
+    use multiproj::runtime::half::{bf16, f16};
+    let tiny = f32::from_bits(1); // 2^-149
+    let huge = f32::MAX;
+    let cols = 19;
+    let x32 = ArrayD::from_shape_fn(IxDyn(&[11, cols]), |i| {
+        let (r, c) = (i[0], i[1]);
+        match c % 4 {
+            0 => tiny * (1 + r % 3) as f32,
+            1 => huge / (1 + r % 2) as f32,
+            2 if r % 2 == 0 => tiny,
+            2 => huge,
+            _ => 0.0,
+        }
+    });
+    for spec in [
+        "l1 over dim0 of l2 over dim1",
+        "l1 over dim1 of l2 over dim0",
+    ] {
+        let jit = Projection::compile(spec)
+            .unwrap()
+            .with_backend(Backend::Jit);
+        let interp = Projection::compile(spec)
+            .unwrap()
+            .with_backend(Backend::Interp);
+        let (a, b) = (jit.norm(&x32).unwrap(), interp.norm(&x32).unwrap());
+        assert_eq!(a.to_bits(), b.to_bits(), "{spec}: norm {a:e} vs {b:e}");
+        assert!(a.is_finite() && a > 0.0, "{spec}: {a:e}");
+        let (jit, interp) = (
+            jit.with_radius(a * 0.3).unwrap(),
+            interp.with_radius(a * 0.3).unwrap(),
+        );
+        let (p, q) = (jit.project(&x32).unwrap(), interp.project(&x32).unwrap());
+        assert!(
+            p.iter().zip(&q).all(|(u, v)| u.to_bits() == v.to_bits()),
+            "{spec}: f32 projections differ"
+        );
+        // The 16-bit formats, at their own extremes.
+        let h = x32.mapv(|v| {
+            if v == 0.0 {
+                f16::ZERO
+            } else if v < 1.0 {
+                f16::from_bits(1)
+            } else {
+                f16::MAX
+            }
+        });
+        let b16 = x32.mapv(|v| {
+            if v == 0.0 {
+                bf16::ZERO
+            } else if v < 1.0 {
+                bf16::from_bits(1)
+            } else {
+                bf16::MAX
+            }
+        });
+        let (a, b) = (jit.norm(&h).unwrap(), interp.norm(&h).unwrap());
+        assert_eq!(a.to_bits(), b.to_bits(), "{spec}: f16 norm {a:e} vs {b:e}");
+        let (a, b) = (jit.norm(&b16).unwrap(), interp.norm(&b16).unwrap());
+        assert_eq!(a.to_bits(), b.to_bits(), "{spec}: bf16 norm {a:e} vs {b:e}");
+    }
+}

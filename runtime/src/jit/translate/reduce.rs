@@ -6,7 +6,7 @@
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::types::{F32X4, F64, F64X2, I16X8, I32, I32X4, I64};
 use cranelift_codegen::ir::{Endianness, InstBuilder, MemFlagsData, Value};
-use multiproj_compiler::Norm;
+use multiproj_compiler::{DType, Norm};
 
 use super::{LANES, Run, Stride, Translator, UNROLL};
 
@@ -75,7 +75,7 @@ impl Translator<'_> {
     /// fold the total into `acc[group]` (and, for l2, the largest magnitude into `aux[group]`).
     pub(super) fn reduce_rows(&mut self, norm: Norm, acc: Value, aux: Value, run: Run) {
         let vector = self.key.inner_contiguous;
-        let l2 = norm == Norm::L2;
+        let l2 = self.keeps_l2_max(norm);
         // max|x| of f32 elements is exact in f32 (it is one of them), so the linf reduce of f32
         // data runs on f32x4 vectors: four elements per load, no widening. The result is
         // promoted to f64 exactly. Sums (l1, l2) are formed in f64.
@@ -241,6 +241,19 @@ impl Translator<'_> {
         }
     }
 
+    /// Whether the reduce pass keeps each group's largest magnitude beside its sum of squares:
+    /// only for an l2 norm of f64 data. The maximum only tells whether a sum of squares lost the
+    /// norm (`interp::sum_of_squares_lost`: it overflowed, or fell below f64's normal range
+    /// while the group is not zero), and neither can happen to an f32, f16 or bf16 group. Every
+    /// nonzero finite magnitude of those formats is at least 2^-149 and below 2^128, so its
+    /// square is exact in f64 and lies in [2^-298, 2^256]; a sum of such squares (fewer than
+    /// 2^64 of them) is either 0 (a zero group, whose maximum is 0) or normal and finite. The
+    /// maxima are then left at 0, which gives the same answer, and the kernels save an AND
+    /// and a maximum per vector (and, across groups, a second array of accumulators).
+    fn keeps_l2_max(&self, norm: Norm) -> bool {
+        norm == Norm::L2 && self.key.dtype == DType::F64
+    }
+
     /// The largest of the 16-bit magnitude patterns in `vectors` (i16x8), widened to f64.
     fn horizontal_bits16(&mut self, vectors: &[Value]) -> Value {
         let mut v = vectors[0];
@@ -299,7 +312,7 @@ impl Translator<'_> {
     /// l2, of maxima `aux[g..]`) updated in place.
     pub(super) fn reduce_cols(&mut self, norm: Norm, acc: Value, aux: Value, run: Run) {
         let vector = self.key.inner_contiguous;
-        let l2 = norm == Norm::L2;
+        let l2 = self.keeps_l2_max(norm);
         let zv = self.splat(0.0);
         let zs = self.b.ins().f64const(0.0);
         let base = self.elem_addr(acc, run.at.group, Stride::Const(8));
