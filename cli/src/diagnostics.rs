@@ -49,6 +49,8 @@ type BoxedDiagnostic = Box<dyn Diagnostic + Send + Sync + 'static>;
 pub struct CliError {
     failure: Failure,
     diagnostic: BoxedDiagnostic,
+    /// Already written to stderr (see [`CliError::report_now`]): not printed again at the end.
+    reported: bool,
 }
 
 impl CliError {
@@ -56,7 +58,23 @@ impl CliError {
         CliError {
             failure,
             diagnostic: Box::new(diagnostic),
+            reported: false,
         }
+    }
+
+    /// Writes the error to stderr now, and marks it so that the command's end does not write it
+    /// again. For a process of an MPI job that fails a step: once it tells the others, mpirun
+    /// may kill it before it gets to the end.
+    pub fn report_now(mut self) -> Self {
+        use std::io::Write as _;
+        let _ = std::io::stderr().lock().write_all(self.render().as_bytes());
+        self.reported = true;
+        self
+    }
+
+    /// Whether [`CliError::report_now`] already wrote it.
+    pub fn reported(&self) -> bool {
+        self.reported
     }
 
     /// A bad combination of arguments that clap cannot see.

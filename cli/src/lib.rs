@@ -104,7 +104,9 @@ fn run() -> ExitCode {
     match dispatch(&cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            say(&e.render());
+            if !e.reported() {
+                say(&e.render());
+            }
             ExitCode::from(e.exit_code())
         }
     }

@@ -84,12 +84,15 @@ mod imp {
     }
 
     /// Whether every process succeeded at a step: one all-reduced flag. A process that did not
-    /// fail returns an error naming the step when another did.
+    /// fail returns an error naming the step when another did. A process that failed writes
+    /// its error before it tells the others: they then fail too, and mpirun, which aborts the
+    /// job when a process exits with an error, could kill it before it wrote anything.
     fn agree<R>(
         comm: &impl Communicator,
         local: Result<R, CliError>,
         step: &str,
     ) -> Result<R, CliError> {
+        let local = local.map_err(CliError::report_now);
         let mut flag = [if local.is_err() { 1.0 } else { 0.0 }];
         comm.all_reduce(&mut flag, ReduceOp::Max)
             .map_err(|e| CliError::from(DataError::Comm(e)))?;
