@@ -6,6 +6,7 @@
 //! like the interpreter names it.
 
 use multiproj::compiler::{self, DType, JAM_ROWS_APPLY, JAM_ROWS_REDUCE, Order, TensorInfo};
+use multiproj::runtime::half;
 use multiproj::runtime::jit;
 use multiproj::runtime::rng::SplitMix64;
 use multiproj::{Backend, Projection};
@@ -172,6 +173,33 @@ fn a_non_finite_element_in_any_jammed_row_is_named_like_the_interpreter() {
                     let e_jit = jit.project(&x32).unwrap_err().to_string();
                     let e_interp = interp.project(&x32).unwrap_err().to_string();
                     assert_eq!(e_jit, e_interp, "f32: {bad} at [{r}, {c}] of {rows}x{cols}");
+                    // The 16-bit formats, eight columns at a time: maxima on the bits, and sums
+                    // whose magnitudes widen without regard for ∞ and NaN (detected on the
+                    // bits instead).
+                    for sum_spec in [
+                        spec,
+                        "l1 over dim1 of l2 over dim0",
+                        "l1 over dim1 of l1 over dim0",
+                    ] {
+                        let jit = Projection::compile(sum_spec)
+                            .unwrap()
+                            .with_radius(1.0)
+                            .unwrap()
+                            .with_backend(Backend::Jit);
+                        let interp = Projection::compile(sum_spec)
+                            .unwrap()
+                            .with_radius(1.0)
+                            .unwrap()
+                            .with_backend(Backend::Interp);
+                        let h = x.mapv(half::f16::from_f64);
+                        let e_jit = jit.project(&h).unwrap_err().to_string();
+                        let e_interp = interp.project(&h).unwrap_err().to_string();
+                        assert_eq!(e_jit, e_interp, "{sum_spec} f16: {bad} at [{r}, {c}]");
+                        let b = x.mapv(half::bf16::from_f64);
+                        let e_jit = jit.project(&b).unwrap_err().to_string();
+                        let e_interp = interp.project(&b).unwrap_err().to_string();
+                        assert_eq!(e_jit, e_interp, "{sum_spec} bf16: {bad} at [{r}, {c}]");
+                    }
                 }
             }
         }

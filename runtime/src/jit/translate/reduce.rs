@@ -343,6 +343,14 @@ impl Translator<'_> {
         // f32x4 into four pairs of accumulators (each column still adds its rows in order).
         let sums16 = norm != Norm::Linf && vector && self.key.dtype.is_half();
         let sum_mag16 = sums16.then(|| self.splat_i16(0x7fff));
+        // The largest finite magnitude pattern of the format, for the sums' detector.
+        let finite16 = if sums16 {
+            let f = crate::float16::Format::of(self.key.dtype).expect("a 16-bit format");
+            self.splat_i16(i64::from(f.inf_bits() - 1))
+        } else {
+            zs
+        };
+        let little16 = MemFlagsData::new().with_endianness(Endianness::Little);
         let lanes = if native_linf {
             4
         } else if bits16 || sums16 {
@@ -383,37 +391,32 @@ impl Translator<'_> {
                     return;
                 }
                 if let (true, Some(mag16)) = (c.pair, sum_mag16) {
+                    // (No maxima: `keeps_l2_max` is false for the 16-bit formats.)
                     let at_acc = |q: i64| (c.off * 8 + 16 * q) as i32;
                     let mut accs: Vec<Value> = (0..4)
                         .map(|q| t.b.ins().load(F64X2, t.data, st[3], at_acc(q)))
                         .collect();
-                    let mut maxs: Option<Vec<Value>> = l2.then(|| {
-                        (0..4)
-                            .map(|q| t.b.ins().load(F64X2, t.data, st[4], at_acc(q)))
-                            .collect()
-                    });
+                    let mut top = None;
                     for &row in &row_offsets {
                         let at = t.offset_ptr(st[2], row);
                         let v = t.b.ins().load(I16X8, t.data, at, (c.off * 2) as i32);
                         let a = t.b.ins().band(v, mag16);
-                        let pairs = t.widen_half_x8(a);
+                        top = Some(top.map_or(a, |m| t.b.ins().umax(m, a)));
+                        let pairs = t.widen_half_mag_x8(a);
                         for (q, x) in pairs.into_iter().enumerate() {
                             accs[q] = t.fold_abs(norm, accs[q], x, x, true);
-                            if let Some(maxs) = &mut maxs {
-                                maxs[q] = t.fold_abs(Norm::Linf, maxs[q], x, x, true);
-                            }
                         }
                     }
                     for (q, a) in accs.into_iter().enumerate() {
-                        // The NaN detector needs nothing more: a non-finite element widens to
-                        // ∞ or NaN and makes its column's sum non-finite (sums of 16-bit
-                        // magnitudes and their squares never overflow f64).
                         t.b.ins().store(t.data, a, st[3], at_acc(q as i64));
-                        st[0] = t.detect(st[0], a);
-                        if let Some(maxs) = &maxs {
-                            t.b.ins().store(t.data, maxs[q], st[4], at_acc(q as i64));
-                        }
                     }
+                    // The NaN detector, on the bits: the magnitudes widen without regard for ∞
+                    // and NaN, whose patterns are the largest; a lane above the largest finite
+                    // pattern sets every bit of its lane of the mask.
+                    let top = top.expect("a run has rows");
+                    let bad = t.b.ins().icmp(IntCC::UnsignedGreaterThan, top, finite16);
+                    let bad = t.b.ins().bitcast(F64X2, little16, bad);
+                    st[0] = t.b.ins().bor(st[0], bad);
                     return;
                 }
                 if let (true, Some(abs32)) = (c.pair, abs32) {
