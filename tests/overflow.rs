@@ -133,27 +133,24 @@ fn narrow_formats_at_their_extremes_have_exact_l2_norms() {
             "{spec}: f32 projections differ"
         );
         // The 16-bit formats, at their own extremes.
-        let h = x32.mapv(|v| {
-            if v == 0.0 {
-                f16::ZERO
-            } else if v < 1.0 {
-                f16::from_bits(1)
-            } else {
-                f16::MAX
-            }
-        });
-        let b16 = x32.mapv(|v| {
-            if v == 0.0 {
-                bf16::ZERO
-            } else if v < 1.0 {
-                bf16::from_bits(1)
-            } else {
-                bf16::MAX
-            }
-        });
+        let h = at_extremes(&x32, [f16::ZERO, f16::from_bits(1), f16::MAX]);
+        let b16 = at_extremes(&x32, [bf16::ZERO, bf16::from_bits(1), bf16::MAX]);
         let (a, b) = (jit.norm(&h).unwrap(), interp.norm(&h).unwrap());
         assert_eq!(a.to_bits(), b.to_bits(), "{spec}: f16 norm {a:e} vs {b:e}");
         let (a, b) = (jit.norm(&b16).unwrap(), interp.norm(&b16).unwrap());
         assert_eq!(a.to_bits(), b.to_bits(), "{spec}: bf16 norm {a:e} vs {b:e}");
     }
+}
+
+/// `x` with its zeros, small values and large values replaced by `[zero, tiny, huge]`.
+fn at_extremes<T: Copy>(x: &ArrayD<f32>, [zero, tiny, huge]: [T; 3]) -> ArrayD<T> {
+    x.mapv(|v| {
+        if v == 0.0 {
+            zero
+        } else if v < 1.0 {
+            tiny
+        } else {
+            huge
+        }
+    })
 }
