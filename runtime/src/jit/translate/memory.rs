@@ -61,10 +61,8 @@ impl Translator<'_> {
     /// (exact, subnormals included); ∞ and NaN patterns, which that scales to at least 2^16,
     /// get f32's all-ones exponent instead.
     pub(super) fn widen_half_x8(&mut self, v: Value) -> [Value; 4] {
-        let [a, b] = self.widen_half_x8_f32(v);
-        let (a0, a1) = self.widen_f32x4(a);
-        let (b0, b1) = self.widen_f32x4(b);
-        [a0, a1, b0, b1]
+        let halves = self.widen_half_x8_f32(v);
+        self.widen_f32x4_pair(halves)
     }
 
     /// Eight 16-bit *magnitudes* (an i16x8 of bit patterns with the sign bits clear), widened
@@ -74,19 +72,22 @@ impl Translator<'_> {
     /// instructions per four f16 elements (widen, shift, scale) where the general one takes
     /// eleven; bf16 is the same shift either way.
     pub(super) fn widen_half_mag_x8(&mut self, v: Value) -> [Value; 4] {
+        if self.key.dtype == DType::BF16 {
+            return self.widen_half_x8(v);
+        }
         let little = MemFlagsData::new().with_endianness(Endianness::Little);
         let words = [self.b.ins().uwiden_low(v), self.b.ins().uwiden_high(v)];
-        let [a, b] = words.map(|w| {
-            if self.key.dtype == DType::BF16 {
-                let w = self.b.ins().ishl_imm_u(w, 16);
-                self.b.ins().bitcast(F32X4, little, w)
-            } else {
-                let moved = self.b.ins().ishl_imm_u(w, 13);
-                let f = self.b.ins().bitcast(F32X4, little, moved);
-                let scale = self.splat32(2f32.powi(112));
-                self.b.ins().fmul(f, scale)
-            }
+        let halves = words.map(|w| {
+            let moved = self.b.ins().ishl_imm_u(w, 13);
+            let f = self.b.ins().bitcast(F32X4, little, moved);
+            let scale = self.splat32(2f32.powi(112));
+            self.b.ins().fmul(f, scale)
         });
+        self.widen_f32x4_pair(halves)
+    }
+
+    /// Two f32x4 as four f64x2 (lanes 0–1, 2–3 of the first, then of the second), exactly.
+    fn widen_f32x4_pair(&mut self, [a, b]: [Value; 2]) -> [Value; 4] {
         let (a0, a1) = self.widen_f32x4(a);
         let (b0, b1) = self.widen_f32x4(b);
         [a0, a1, b0, b1]
