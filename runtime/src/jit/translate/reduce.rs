@@ -194,11 +194,8 @@ impl Translator<'_> {
             det = self.b.ins().bor(det, d);
         } else if sums16 {
             total = self.horizontal(norm, &s.acc, total);
+            // No maxima to merge: `keeps_l2_max` is false for the 16-bit formats.
             let m = self.horizontal_bits16(&[s.det]);
-            if let Some(maxima) = s.max {
-                max = self.horizontal(Norm::Linf, &maxima, max);
-                max = self.combine(Norm::Linf, m, max);
-            }
             let d = self.b.ins().fsub(m, m);
             det = self.b.ins().bor(det, d);
         } else if vector {
@@ -344,13 +341,10 @@ impl Translator<'_> {
         let sums16 = norm != Norm::Linf && vector && self.key.dtype.is_half();
         let sum_mag16 = sums16.then(|| self.splat_i16(0x7fff));
         // The largest finite magnitude pattern of the format, for the sums' detector.
-        let finite16 = if sums16 {
+        let finite16 = sums16.then(|| {
             let f = crate::float16::Format::of(self.key.dtype).expect("a 16-bit format");
             self.splat_i16(i64::from(f.inf_bits() - 1))
-        } else {
-            zs
-        };
-        let little16 = MemFlagsData::new().with_endianness(Endianness::Little);
+        });
         let lanes = if native_linf {
             4
         } else if bits16 || sums16 {
@@ -390,7 +384,7 @@ impl Translator<'_> {
                     }
                     return;
                 }
-                if let (true, Some(mag16)) = (c.pair, sum_mag16) {
+                if let (true, Some(mag16), Some(finite16)) = (c.pair, sum_mag16, finite16) {
                     // (No maxima: `keeps_l2_max` is false for the 16-bit formats.)
                     let at_acc = |q: i64| (c.off * 8 + 16 * q) as i32;
                     let mut accs: Vec<Value> = (0..4)
@@ -415,7 +409,8 @@ impl Translator<'_> {
                     // pattern sets every bit of its lane of the mask.
                     let top = top.expect("a run has rows");
                     let bad = t.b.ins().icmp(IntCC::UnsignedGreaterThan, top, finite16);
-                    let bad = t.b.ins().bitcast(F64X2, little16, bad);
+                    let little = MemFlagsData::new().with_endianness(Endianness::Little);
+                    let bad = t.b.ins().bitcast(F64X2, little, bad);
                     st[0] = t.b.ins().bor(st[0], bad);
                     return;
                 }
